@@ -1,0 +1,296 @@
+//! The agent: scan every pool, then keep them labeled from inotify events until told to stop.
+//!
+//! One engine thread owns everything that must not be shared (the libselinux handle, the
+//! SQLite connection, the inotify instance). The main thread only waits for SIGTERM or
+//! SIGINT and wakes the engine through a pipe.
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use sd_notify::NotifyState;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::lock;
+use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
+use crate::state::{HolderIndex, Store};
+use crate::watch::{Change, Watcher};
+
+/// How often missing pools are looked for and the watchdog is fed.
+const TICK: Duration = Duration::from_secs(1);
+/// How often a pool whose tree could not be fully watched is rescanned.
+const DEGRADED_RESCAN: Duration = Duration::from_secs(30);
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub fn run(settings: Settings) -> Result<()> {
+    let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::failed(format!("pipe: {e}")))?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let engine = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            let result = Engine::new(&settings).and_then(|mut e| e.run(stop_read));
+            let _ = done_tx.send(());
+            result
+        })
+        .map_err(|e| Error::failed(format!("cannot start the engine thread: {e}")))?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("tokio runtime: {e}")))?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+            _ = done_rx => {}
+        }
+    });
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    // Wake the engine; if it already ended, the write fails harmlessly.
+    let _ = rustix::io::write(&stop_write, b"x");
+    engine
+        .join()
+        .map_err(|_| Error::failed("the engine thread panicked"))?
+}
+
+struct Engine<'s> {
+    settings: &'s Settings,
+    reconciler: Reconciler<'s>,
+    store: Store,
+    watcher: Watcher,
+    /// Pools whose root directory is absent; looked for on every tick.
+    missing: Vec<bool>,
+    /// Pools not fully watched (watch limit reached): rescanned periodically instead.
+    degraded: Vec<bool>,
+    last_degraded_rescan: Instant,
+}
+
+impl<'s> Engine<'s> {
+    fn new(settings: &'s Settings) -> Result<Self> {
+        lock::ensure_state_dir(&settings.state_dir)?;
+        let n = settings.pools.len();
+        Ok(Engine {
+            settings,
+            reconciler: Reconciler::new(settings, Apply::Write).map_err(Error::failed)?,
+            store: Store::open(&settings.state_dir)?,
+            watcher: Watcher::new().map_err(|e| Error::failed(format!("inotify_init: {e}")))?,
+            missing: vec![false; n],
+            degraded: vec![false; n],
+            last_degraded_rescan: Instant::now(),
+        })
+    }
+
+    fn run(&mut self, stop: OwnedFd) -> Result<()> {
+        let started = Instant::now();
+        let total = {
+            let _lock = lock::acquire(&self.settings.state_dir)?;
+            self.scan_all()?
+        };
+        tracing::info!(%total, elapsed_ms = started.elapsed().as_millis() as u64, "initial scan done");
+        let status = format!(
+            "watching {} directories; initial scan: {total}",
+            self.watcher.len()
+        );
+        let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+        let watchdog = sd_notify::watchdog_enabled();
+
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let timeout = Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_nanos()),
+            };
+            let (inotify_ready, stop_ready) = {
+                let inotify_fd = self.watcher.fd();
+                let mut fds = [
+                    PollFd::new(&inotify_fd, PollFlags::IN),
+                    PollFd::new(&stop, PollFlags::IN),
+                ];
+                match rustix::event::poll(&mut fds, Some(&timeout)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(Error::failed(format!("poll: {e}"))),
+                }
+                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+            };
+            if stop_ready {
+                tracing::info!("engine stopped");
+                return Ok(());
+            }
+            if inotify_ready {
+                let changes = self
+                    .watcher
+                    .read_changes()
+                    .map_err(|e| Error::failed(format!("reading inotify events: {e}")))?;
+                if !changes.is_empty() {
+                    self.handle(changes)?;
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.tick()?;
+                if watchdog.is_some() {
+                    let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                }
+                next_tick = Instant::now() + TICK;
+            }
+        }
+    }
+
+    /// Scans every pool (the lock must be held). Returns the totals.
+    fn scan_all(&mut self) -> Result<Summary> {
+        let index = self.store.holder_index()?;
+        let mut total = Summary::default();
+        for idx in 0..self.settings.pools.len() {
+            if let Some(summary) = self.scan_tree(idx, Path::new(""), &index) {
+                total.merge(&summary);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Watches and reconciles everything below `rel` of pool `idx` (the lock must be held).
+    ///
+    /// `None` when the pool's root is absent (it is then looked for on every tick).
+    fn scan_tree(&mut self, idx: usize, rel: &Path, index: &HolderIndex) -> Option<Summary> {
+        let pool = &self.settings.pools[idx];
+        let mut summary = Summary::default();
+        let watcher = &mut self.watcher;
+        let degraded = &mut self.degraded[idx];
+        let result = self.reconciler.scan(
+            idx,
+            rel,
+            index,
+            &mut |dir, fd| {
+                if let Err(e) = watcher.add(idx, dir, fd)
+                    && !*degraded
+                {
+                    *degraded = true;
+                    tracing::warn!(pool = %pool.name, dir = %dir.display(), error = %e,
+                        "cannot watch directory (fs.inotify.max_user_watches?); rescanning the pool every {}s instead",
+                        DEGRADED_RESCAN.as_secs());
+                }
+            },
+            &mut |path, ex| {
+                summary.add(ex);
+                log_outcome(&pool.name, path, ex, tracing::Level::DEBUG);
+            },
+        );
+        match result {
+            Ok(()) => {
+                self.missing[idx] = false;
+                tracing::info!(pool = %pool.name, path = %rel.display(), %summary, "scanned");
+                Some(summary)
+            }
+            Err(e) => {
+                if !self.missing[idx] {
+                    tracing::warn!(pool = %pool.name, dir = %pool.path.display(), error = %e,
+                        "pool directory unavailable; waiting for it to appear");
+                }
+                self.missing[idx] = true;
+                self.reconciler.forget_root(idx);
+                None
+            }
+        }
+    }
+
+    /// Acts on a batch of changes under the lock.
+    fn handle(&mut self, changes: Vec<Change>) -> Result<()> {
+        let _lock = lock::acquire(&self.settings.state_dir)?;
+        if changes.contains(&Change::Overflow) {
+            tracing::warn!("inotify queue overflowed: rescanning every pool");
+            self.scan_all()?;
+            return Ok(());
+        }
+        let mut entries: BTreeSet<(usize, PathBuf)> = BTreeSet::new();
+        let mut index: Option<HolderIndex> = None;
+        for change in changes {
+            match change {
+                Change::Entry { pool, rel } => {
+                    entries.insert((pool, rel));
+                }
+                Change::NewTree { pool, rel } => {
+                    if index.is_none() {
+                        index = Some(self.store.holder_index()?);
+                    }
+                    let index = index.as_ref().expect("just loaded");
+                    self.scan_tree(pool, &rel, index);
+                }
+                Change::GoneTree { pool, rel } => self.watcher.remove_tree(pool, &rel),
+                Change::RootGone { pool } => {
+                    let p = &self.settings.pools[pool];
+                    tracing::warn!(pool = %p.name, dir = %p.path.display(), "pool directory removed; waiting for it to appear");
+                    self.watcher.remove_tree(pool, Path::new(""));
+                    self.reconciler.forget_root(pool);
+                    self.missing[pool] = true;
+                }
+                Change::Overflow => unreachable!("handled above"),
+            }
+        }
+        for (idx, rel) in entries {
+            if self.missing[idx] {
+                continue;
+            }
+            let pool = &self.settings.pools[idx];
+            let holders = self.store.holders(&pool.name, rel.as_os_str().as_bytes())?;
+            let ex = self.reconciler.reconcile_path(idx, &rel, &holders);
+            log_outcome(&pool.name, &rel, &ex, tracing::Level::INFO);
+        }
+        Ok(())
+    }
+
+    /// Periodic work: pools that came back, and pools that cannot be watched fully.
+    fn tick(&mut self) -> Result<()> {
+        let rescan_degraded = self.last_degraded_rescan.elapsed() >= DEGRADED_RESCAN;
+        let due: Vec<usize> = (0..self.settings.pools.len())
+            .filter(|i| {
+                (self.missing[*i] && self.settings.pools[*i].path.is_dir())
+                    || (rescan_degraded && self.degraded[*i])
+            })
+            .collect();
+        if rescan_degraded {
+            self.last_degraded_rescan = Instant::now();
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let _lock = lock::acquire(&self.settings.state_dir)?;
+        let index = self.store.holder_index()?;
+        for idx in due {
+            if self.missing[idx] {
+                tracing::info!(pool = %self.settings.pools[idx].name, "pool directory is back");
+            }
+            self.scan_tree(idx, Path::new(""), &index);
+        }
+        Ok(())
+    }
+}
+
+/// Logs what happened to an entry: failures always, relabels at `relabel_level`
+/// (a scan relabeling 100,000 files logs its summary instead).
+fn log_outcome(pool: &str, path: &Path, ex: &Examined, relabel_level: tracing::Level) {
+    match &ex.outcome {
+        Outcome::Failed(e) => {
+            tracing::warn!(pool, path = %path.display(), error = %e, "cannot label");
+        }
+        Outcome::Skipped(reason) => {
+            tracing::debug!(pool, path = %path.display(), reason = reason.as_str(), "skipped");
+        }
+        Outcome::Relabeled => {
+            let to = ex.desired.as_ref().map_or("", |c| c.as_str());
+            if relabel_level == tracing::Level::INFO {
+                tracing::info!(pool, path = %path.display(), from = ?ex.current, to, "relabeled");
+            } else {
+                tracing::debug!(pool, path = %path.display(), from = ?ex.current, to, "relabeled");
+            }
+        }
+        Outcome::Unchanged | Outcome::Missing => {}
+    }
+}

@@ -1,0 +1,126 @@
+//! The command line: every subcommand and flag, as clap parses them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::labels::Mode;
+
+/// Keeps the SELinux labels of virtual-machine storage pools right for sVirt.
+#[derive(Parser, Debug)]
+#[command(name = "svirt-pool", version, about)]
+pub struct Cli {
+    /// Configuration file [default: $SVIRT_POOL_CONFIG, else /etc/svirt-pool/svirt-pool.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan every pool, then keep labels right from inotify events until SIGTERM.
+    Agent,
+    /// Reconcile every pool once and print what was done.
+    Scan {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Define, show, list or undefine guests and their MCS pairs.
+    #[command(subcommand)]
+    Guest(GuestCommand),
+    /// Give a guest a volume of a pool (labels it before returning).
+    Attach {
+        /// The guest's UUID.
+        #[arg(long, value_name = "UUID")]
+        guest: String,
+        /// Path of the volume, inside a configured pool.
+        #[arg(long, value_name = "PATH")]
+        volume: PathBuf,
+        /// How the guest uses it.
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+    },
+    /// Take a volume back from a guest (restores its label before returning).
+    Detach {
+        /// The guest's UUID.
+        #[arg(long, value_name = "UUID")]
+        guest: String,
+        /// Path of the volume, inside a configured pool.
+        #[arg(long, value_name = "PATH")]
+        volume: PathBuf,
+    },
+    /// Take every volume back from a guest.
+    Release {
+        /// The guest's UUID.
+        #[arg(long, value_name = "UUID")]
+        guest: String,
+    },
+    /// Show each pool's volumes, attachments, current and desired labels, and drift.
+    Status {
+        /// Print JSON (every volume).
+        #[arg(long)]
+        json: bool,
+        /// List every volume, not only attached or drifting ones.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `guest` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum GuestCommand {
+    /// Define a guest (idempotent for the same UUID) and print it as JSON.
+    Define {
+        /// libvirt's domain UUID.
+        #[arg(long, value_name = "UUID")]
+        uuid: String,
+        /// A name for people (default: the UUID).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print one guest as JSON.
+    Show {
+        /// The guest's UUID.
+        uuid: String,
+    },
+    /// Print every guest as JSON.
+    List,
+    /// Forget a guest and free its pair.
+    Undefine {
+        /// The guest's UUID.
+        uuid: String,
+        /// Release its attachments first instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `--mode` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    /// Private read/write.
+    Rw,
+    /// Read-only content.
+    Ro,
+    /// Read/write shared by several guests.
+    Shared,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Rw => Mode::Rw,
+            ModeArg::Ro => Mode::Ro,
+            ModeArg::Shared => Mode::Shared,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `svirt-pool attach|detach|release`: change who holds a volume, then label it
+//! before returning, all under the state lock.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::{parse_uuid, shown};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::filecon;
+use crate::fsys::{self, NodeKind, OpenError};
+use crate::labels::Mode;
+use crate::lock;
+use crate::reconcile::{Apply, Examined, Outcome, Reconciler};
+use crate::state::{Attachment, Store};
+
+/// A volume named on the command line: its pool and its path inside it.
+struct Volume {
+    pool: usize,
+    rel: PathBuf,
+    path: PathBuf,
+}
+
+impl Volume {
+    fn key(&self) -> &[u8] {
+        self.rel.as_os_str().as_bytes()
+    }
+}
+
+/// Finds the pool a user's path lies in; refuses `..` and paths outside every pool.
+fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
+    let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
+    let path = fsys::normalize_user_path(input, &cwd).map_err(Error::refused)?;
+    settings
+        .pools
+        .iter()
+        .enumerate()
+        .find_map(|(pool, p)| {
+            p.relative(&path).map(|rel| Volume {
+                pool,
+                rel: rel.to_path_buf(),
+                path: path.clone(),
+            })
+        })
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "{} is not inside any configured pool",
+                shown(&path)
+            ))
+        })
+}
+
+/// Refuses a volume that must not be handed to a guest: anything but a regular file
+/// with one link, reached without a symlink, on a filesystem that stores labels.
+fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<()> {
+    let pool = &rec.settings().pools[vol.pool];
+    let cross_fs = pool.cross_filesystems;
+    let root = rec
+        .root(vol.pool)
+        .map_err(|e| Error::failed(format!("pool {}: {e}", pool.name)))?;
+    let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", shown(&vol.path)));
+    let node = fsys::open_beneath(root, &vol.rel, cross_fs).map_err(|e| match e {
+        OpenError::Symlink => refuse("it is or goes through a symlink".into()),
+        e => refuse(e.to_string()),
+    })?;
+    match node.kind {
+        NodeKind::Regular { links: 1 } => {}
+        NodeKind::Regular { links } => {
+            return Err(refuse(format!(
+                "it has {links} hard links (one may be a file outside the pool)"
+            )));
+        }
+        NodeKind::Symlink => return Err(refuse("it is a symlink".into())),
+        _ => return Err(refuse("it is not a regular file".into())),
+    }
+    use std::os::fd::AsFd;
+    filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
+    Ok(())
+}
+
+/// Checks that reconciling gave the volume its desired label.
+fn labeled(ex: &Examined) -> std::result::Result<String, String> {
+    let desired = ex
+        .desired
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    match &ex.outcome {
+        Outcome::Unchanged | Outcome::Relabeled => Ok(desired),
+        Outcome::Skipped(reason) => Err(reason.as_str().to_string()),
+        Outcome::Missing => Err("it no longer exists".into()),
+        Outcome::Failed(e) => Err(e.clone()),
+    }
+}
+
+/// Gives a guest a volume and labels it; on a labeling failure the state is put back.
+pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Result<()> {
+    let uuid = parse_uuid(guest)?;
+    let vol = locate(settings, volume)?;
+    let pool_name = settings.pools[vol.pool].name.clone();
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let mut store = Store::open(&settings.state_dir)?;
+    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
+    if store.guest(&uuid)?.is_none() {
+        return Err(Error::refused(format!(
+            "guest {uuid} is not defined (svirt-pool guest define --uuid {uuid})"
+        )));
+    }
+    check_attachable(&mut rec, &vol)?;
+    let att = Attachment {
+        guest: uuid.clone(),
+        pool: pool_name.clone(),
+        volume: vol.key().to_vec(),
+        mode,
+    };
+    // State first, label second: after a crash in between, a rescan converges.
+    let previous = store.attach(&att)?;
+    let ex = rec.reconcile_path(vol.pool, &vol.rel, &store.holders(&pool_name, vol.key())?);
+    match labeled(&ex) {
+        Ok(label) => {
+            tracing::info!(guest = %uuid, volume = %shown(&vol.path), %mode, %label, "attached");
+            println!(
+                "attached {} to guest {uuid} ({mode}): {label}",
+                shown(&vol.path)
+            );
+            Ok(())
+        }
+        Err(why) => {
+            // Put the state back as it was, and the label with it.
+            match previous {
+                Some(old) => store.attach(&Attachment { mode: old, ..att })?,
+                None => store.detach(&uuid, &pool_name, vol.key())?,
+            };
+            let holders = store.holders(&pool_name, vol.key())?;
+            rec.reconcile_path(vol.pool, &vol.rel, &holders);
+            Err(Error::failed(format!(
+                "cannot label {}: {why}; the attachment was not recorded",
+                shown(&vol.path)
+            )))
+        }
+    }
+}
+
+/// Takes a volume back from a guest and restores the label it must now carry.
+pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<()> {
+    let uuid = parse_uuid(guest)?;
+    let vol = locate(settings, volume)?;
+    let pool_name = &settings.pools[vol.pool].name;
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let mut store = Store::open(&settings.state_dir)?;
+    if store.detach(&uuid, pool_name, vol.key())?.is_none() {
+        return Err(Error::refused(format!(
+            "guest {uuid} does not hold {}",
+            shown(&vol.path)
+        )));
+    }
+    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
+    let ex = rec.reconcile_path(vol.pool, &vol.rel, &store.holders(pool_name, vol.key())?);
+    tracing::info!(guest = %uuid, volume = %shown(&vol.path), "detached");
+    match (&ex.outcome, labeled(&ex)) {
+        (Outcome::Missing, _) => {
+            println!(
+                "detached {} from guest {uuid}: it no longer exists",
+                shown(&vol.path)
+            );
+            Ok(())
+        }
+        (_, Ok(label)) => {
+            println!("detached {} from guest {uuid}: {label}", shown(&vol.path));
+            Ok(())
+        }
+        (_, Err(why)) => Err(Error::failed(format!(
+            "detached {} from guest {uuid}, but its label could not be restored: {why}",
+            shown(&vol.path)
+        ))),
+    }
+}
+
+/// Takes every volume back from a guest.
+pub fn release(settings: &Settings, guest: &str) -> Result<()> {
+    let uuid = parse_uuid(guest)?;
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let mut store = Store::open(&settings.state_dir)?;
+    let released = store.release(&uuid)?;
+    tracing::info!(guest = %uuid, released = released.len(), "released");
+    restore_released(settings, &store, &released)?;
+    println!("released {} volume(s) of guest {uuid}", released.len());
+    Ok(())
+}
+
+/// Relabels volumes whose attachments were just removed (the lock must be held).
+///
+/// Tries every volume and reports every failure, not only the first.
+pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachment]) -> Result<()> {
+    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
+    let mut failures = Vec::new();
+    for att in released {
+        let Some(idx) = settings.pools.iter().position(|p| p.name == att.pool) else {
+            tracing::warn!(pool = %att.pool, "released a volume of a pool that is no longer configured");
+            continue;
+        };
+        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&att.volume));
+        let ex = rec.reconcile_path(idx, &rel, &store.holders(&att.pool, &att.volume)?);
+        if let (false, Err(why)) = (ex.outcome == Outcome::Missing, labeled(&ex)) {
+            failures.push(format!(
+                "{}: {why}",
+                shown(&settings.pools[idx].path.join(&rel))
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::failed(format!(
+            "released, but some labels could not be restored: {}",
+            failures.join("; ")
+        )))
+    }
+}

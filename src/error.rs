@@ -1,0 +1,50 @@
+//! The error type of commands, and how each kind maps to an exit status.
+
+use std::fmt;
+
+/// A failed command. The kind decides the exit status: 2 for usage or config
+/// errors, 1 for a refused or failed operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line was wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The configuration file was wrong (exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// The request was understood and refused; nothing was changed (exit 1).
+    #[error("{0}")]
+    Refused(String),
+    /// The request failed while being carried out (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Config(_) => 2,
+            Error::Refused(_) | Error::Failed(_) => 1,
+        }
+    }
+
+    /// A refusal with the given message.
+    pub fn refused(msg: impl fmt::Display) -> Self {
+        Error::Refused(msg.to_string())
+    }
+
+    /// A failure with the given message.
+    pub fn failed(msg: impl fmt::Display) -> Self {
+        Error::Failed(msg.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Failed(format!("state database: {e}"))
+    }
+}
+
+/// Shorthand for results of commands.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

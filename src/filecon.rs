@@ -1,0 +1,58 @@
+//! Reading and writing a file's label through an open descriptor (libselinux
+//! `fgetfilecon_raw` / `fsetfilecon_raw`, which accept `O_PATH` descriptors).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use crate::context::Context;
+use crate::policy::{io_error_of, trim_nul};
+
+/// Why a label could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelError {
+    /// The filesystem stores no extended attributes (`EOPNOTSUPP`).
+    Unsupported,
+    /// The filesystem is mounted read-only (`EROFS`).
+    ReadOnly,
+    /// Any other error, as text.
+    Io(String),
+}
+
+impl std::fmt::Display for LabelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelError::Unsupported => {
+                f.write_str("filesystem does not support labels (EOPNOTSUPP)")
+            }
+            LabelError::ReadOnly => f.write_str("read-only filesystem (EROFS)"),
+            LabelError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+fn label_error(e: &selinux::errors::Error) -> LabelError {
+    match io_error_of(e).and_then(io::Error::raw_os_error) {
+        Some(libc::EOPNOTSUPP) => LabelError::Unsupported,
+        Some(libc::EROFS) => LabelError::ReadOnly,
+        Some(errno) => LabelError::Io(io::Error::from_raw_os_error(errno).to_string()),
+        None => LabelError::Io(e.to_string()),
+    }
+}
+
+/// The current label of the object behind `fd`, as raw bytes; `None` when it has none.
+pub fn read(fd: BorrowedFd<'_>) -> Result<Option<Vec<u8>>, LabelError> {
+    match selinux::SecurityContext::of_file(&fd, true) {
+        Ok(Some(con)) => Ok(Some(trim_nul(con.as_bytes()).to_vec())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(label_error(&e)),
+    }
+}
+
+/// Writes `label` on the object behind `fd`.
+pub fn write(fd: BorrowedFd<'_>, label: &Context) -> Result<(), LabelError> {
+    let text = CString::new(label.as_str()).expect("validated contexts contain no NUL");
+    selinux::SecurityContext::from_c_str(&text, true)
+        .set_for_file(&fd)
+        .map_err(|e| label_error(&e))
+}

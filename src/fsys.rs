@@ -1,0 +1,339 @@
+//! Safe access to the files of a dir pool: never through a symlink, never out of the pool.
+//!
+//! Every open goes through a descriptor of the pool's root: `openat2` with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` (and `RESOLVE_NO_XDEV` unless the pool may
+//! cross filesystems), or `openat` with `O_NOFOLLOW` relative to a directory that was
+//! itself opened that way. Labels are then read and written through the descriptor,
+//! so a path swapped under us cannot redirect the write.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
+
+/// What kind of object a pool entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A regular file, with its link count.
+    Regular {
+        /// `st_nlink`.
+        links: u64,
+    },
+    /// A directory.
+    Directory,
+    /// A symbolic link (never followed, never labeled).
+    Symlink,
+    /// A block device node.
+    BlockDevice,
+    /// Anything else: FIFO, socket, character device.
+    Other,
+}
+
+/// An entry of a pool, opened without following links.
+pub struct Node {
+    /// An `O_PATH` descriptor (or `O_DIRECTORY` for directories) of the entry itself.
+    pub fd: OwnedFd,
+    /// What it is.
+    pub kind: NodeKind,
+    /// Device of the filesystem it lives on.
+    pub dev: u64,
+}
+
+impl Node {
+    fn from_fd(fd: OwnedFd) -> io::Result<Node> {
+        let st = rustix::fs::fstat(&fd)?;
+        Ok(Node {
+            kind: kind_of(&st),
+            dev: st.st_dev,
+            fd,
+        })
+    }
+}
+
+fn kind_of(st: &Stat) -> NodeKind {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => NodeKind::Regular { links: st.st_nlink },
+        FileType::Directory => NodeKind::Directory,
+        FileType::Symlink => NodeKind::Symlink,
+        FileType::BlockDevice => NodeKind::BlockDevice,
+        _ => NodeKind::Other,
+    }
+}
+
+/// Opens a pool's root directory; refuses a path with a symlink in any component.
+pub fn open_pool_root(path: &Path) -> Result<OwnedFd, String> {
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    );
+    fd.map_err(|e| match e {
+        rustix::io::Errno::LOOP => "is or goes through a symlink".to_string(),
+        rustix::io::Errno::NOTDIR => "is not a directory".to_string(),
+        rustix::io::Errno::NOENT => "does not exist".to_string(),
+        e => io::Error::from(e).to_string(),
+    })
+}
+
+/// Checks that a volume path given by a user is lexically clean: no `..`, no empty name.
+///
+/// `.` components and repeated slashes are dropped; the result is absolute
+/// (relative input is taken from `cwd`).
+pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, String> {
+    if input.as_os_str().is_empty() {
+        return Err("the path is empty".into());
+    }
+    let joined = if input.is_absolute() {
+        input.to_path_buf()
+    } else {
+        cwd.join(input)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                return Err(format!(
+                    "{}: '..' is not allowed in a volume path",
+                    input.display()
+                ));
+            }
+            Component::Prefix(_) => unreachable!("no path prefixes on Unix"),
+        }
+    }
+    Ok(out)
+}
+
+fn resolve_flags(cross_filesystems: bool) -> ResolveFlags {
+    let flags = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    if cross_filesystems {
+        flags
+    } else {
+        flags | ResolveFlags::NO_XDEV
+    }
+}
+
+/// Why an entry below a pool could not be reached.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// It does not exist (any more).
+    Missing,
+    /// A component of the path is a symlink.
+    Symlink,
+    /// A component is on another filesystem.
+    OtherFilesystem,
+    /// Anything else.
+    Io(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Missing => f.write_str("does not exist"),
+            OpenError::Symlink => f.write_str("is or goes through a symlink"),
+            OpenError::OtherFilesystem => f.write_str("is on another filesystem"),
+            OpenError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+fn open_error(e: rustix::io::Errno) -> OpenError {
+    match e {
+        rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => OpenError::Missing,
+        rustix::io::Errno::LOOP => OpenError::Symlink,
+        rustix::io::Errno::XDEV => OpenError::OtherFilesystem,
+        e => OpenError::Io(io::Error::from(e).to_string()),
+    }
+}
+
+/// Opens `rel` below `root` without following any symlink or leaving the pool.
+///
+/// The entry itself is opened `O_PATH`, so opening a device node or FIFO has no effect.
+pub fn open_beneath(root: BorrowedFd<'_>, rel: &Path, cross_fs: bool) -> Result<Node, OpenError> {
+    let fd = rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve_flags(cross_fs),
+    )
+    .map_err(open_error)?;
+    Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string()))
+}
+
+/// Opens directory `rel` below `root` for reading its entries (`rel` empty: the root).
+pub fn open_dir_beneath(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    cross_fs: bool,
+) -> Result<OwnedFd, OpenError> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve_flags(cross_fs),
+    )
+    .map_err(open_error)
+}
+
+/// One entry met by [`walk`].
+pub enum Visit<'a> {
+    /// A directory of the pool, opened for reading (the root comes first, with an empty path).
+    Directory {
+        /// Its path relative to the pool root.
+        rel: &'a Path,
+        /// Its open descriptor.
+        fd: BorrowedFd<'a>,
+    },
+    /// Any other entry, opened `O_PATH | O_NOFOLLOW` beneath its directory.
+    Entry {
+        /// Its path relative to the pool root.
+        rel: &'a Path,
+        /// The opened entry.
+        node: Node,
+    },
+    /// An entry that could not be opened or read.
+    Error {
+        /// Its path relative to the pool root.
+        rel: &'a Path,
+        /// What went wrong.
+        error: OpenError,
+    },
+}
+
+/// Walks the tree below `start` (relative to the pool root) and calls `visit` for
+/// every directory and entry.
+///
+/// Directories are opened one at a time from the root with `openat2` (so a directory
+/// swapped for a symlink mid-walk is refused by the kernel, and deep trees need no
+/// more than two descriptors); entries are opened relative to their directory with
+/// `O_NOFOLLOW`. Mount points are not crossed unless `cross_fs`.
+pub fn walk(root: BorrowedFd<'_>, start: &Path, cross_fs: bool, visit: &mut dyn FnMut(Visit<'_>)) {
+    let root_dev = match rustix::fs::fstat(root) {
+        Ok(st) => st.st_dev,
+        Err(e) => {
+            visit(Visit::Error {
+                rel: start,
+                error: OpenError::Io(io::Error::from(e).to_string()),
+            });
+            return;
+        }
+    };
+    let mut pending = vec![start.to_path_buf()];
+    let mut child = PathBuf::new();
+    while let Some(dir_rel) = pending.pop() {
+        let dir = match open_dir_beneath(root, &dir_rel, cross_fs) {
+            Ok(fd) => fd,
+            Err(error) => {
+                visit(Visit::Error {
+                    rel: &dir_rel,
+                    error,
+                });
+                continue;
+            }
+        };
+        visit(Visit::Directory {
+            rel: &dir_rel,
+            fd: dir.as_fd(),
+        });
+        let mut entries = match rustix::fs::Dir::read_from(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                let error = OpenError::Io(io::Error::from(e).to_string());
+                visit(Visit::Error {
+                    rel: &dir_rel,
+                    error,
+                });
+                continue;
+            }
+        };
+        while let Some(entry) = entries.read() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let error = OpenError::Io(io::Error::from(e).to_string());
+                    visit(Visit::Error {
+                        rel: &dir_rel,
+                        error,
+                    });
+                    break;
+                }
+            };
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            child.clear();
+            child.push(&dir_rel);
+            child.push(OsStr::from_bytes(name));
+            let opened = rustix::fs::openat(
+                &dir,
+                entry.file_name(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            match opened
+                .map_err(open_error)
+                .and_then(|fd| Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string())))
+            {
+                Ok(node) if node.kind == NodeKind::Directory => {
+                    if node.dev != root_dev && !cross_fs {
+                        visit(Visit::Error {
+                            rel: &child,
+                            error: OpenError::OtherFilesystem,
+                        });
+                    } else {
+                        pending.push(child.clone());
+                    }
+                }
+                Ok(node) => visit(Visit::Entry { rel: &child, node }),
+                Err(OpenError::Missing) => {} // removed while we walked: nothing to label
+                Err(error) => visit(Visit::Error { rel: &child, error }),
+            }
+        }
+    }
+}
+
+/// Whether an entry exists at `rel` beneath `dir` (not following a final symlink).
+pub fn exists_beneath(dir: BorrowedFd<'_>, rel: &Path) -> bool {
+    rustix::fs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+/// The `/proc/self/fd/N` path of a descriptor, to hand a safely opened object to an
+/// API that takes paths (inotify) without resolving the original path again.
+pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_paths_are_normalized_and_dotdot_refused() {
+        let cwd = Path::new("/var/lib/libvirt/images");
+        assert_eq!(
+            normalize_user_path(Path::new("a//./b.img"), cwd).unwrap(),
+            Path::new("/var/lib/libvirt/images/a/b.img")
+        );
+        assert!(
+            normalize_user_path(Path::new("/pool/../etc/shadow"), cwd)
+                .unwrap_err()
+                .contains("'..'")
+        );
+        assert!(normalize_user_path(Path::new(""), cwd).is_err());
+    }
+}

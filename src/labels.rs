@@ -1,0 +1,257 @@
+//! The one place that decides labels: which label a volume must carry given its
+//! attachments, and which new attachments are allowed.
+//!
+//! Everything here is pure: no syscalls, no database. The reconciler, the CLI and the
+//! udev hook all call these functions.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::context::{Context, Pair};
+
+/// How a guest uses a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Private read/write: the image context with the guest's categories.
+    Rw,
+    /// Read/write for several guests: the image context at `s0`.
+    Shared,
+    /// Read-only content: the content context at `s0`.
+    Ro,
+}
+
+impl Mode {
+    /// The name used in the CLI, the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Rw => "rw",
+            Mode::Shared => "shared",
+            Mode::Ro => "ro",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rw" => Ok(Mode::Rw),
+            "shared" => Ok(Mode::Shared),
+            "ro" => Ok(Mode::Ro),
+            other => Err(format!("mode {other:?} is not one of rw, ro, shared")),
+        }
+    }
+}
+
+/// One guest's hold on a volume, as the label decision needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The guest's UUID.
+    pub guest: String,
+    /// The guest's MCS pair.
+    pub pair: Pair,
+    /// How it uses the volume.
+    pub mode: Mode,
+}
+
+/// The base contexts guests' labels are built from (from the policy or the config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestContexts {
+    /// Image context (`svirt_image_t`); with a guest's pair for `rw`, at `s0` for `shared`.
+    pub image: Context,
+    /// Content context (`virt_content_t`) for read-only media, at `s0`.
+    pub content: Context,
+    /// Process context (`svirt_t`) that QEMU runs as, with the guest's pair.
+    pub process: Context,
+}
+
+impl GuestContexts {
+    /// The label of a guest's private images: the image context with its pair.
+    pub fn image_label(&self, pair: Pair) -> Context {
+        self.at_level(&self.image, &pair.level())
+    }
+
+    /// The label QEMU runs as for this guest: the process context with its pair.
+    pub fn process_label(&self, pair: Pair) -> Context {
+        self.at_level(&self.process, &pair.level())
+    }
+
+    /// The label of volumes shared read/write: the image context at `s0`.
+    pub fn shared_label(&self) -> Context {
+        self.at_level(&self.image, "s0")
+    }
+
+    /// The label of read-only content: the content context at `s0`.
+    pub fn content_label(&self) -> Context {
+        self.at_level(&self.content, "s0")
+    }
+
+    fn at_level(&self, base: &Context, level: &str) -> Context {
+        // Both parts were validated: a valid context with a valid level is valid.
+        base.with_level(level)
+            .expect("a validated context at a valid level")
+    }
+}
+
+/// What a volume should carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// No guest holds it: the pool's resting label (configured or file_contexts default).
+    Resting,
+    /// This label.
+    Label(Context),
+}
+
+/// A set of attachments that cannot be labeled (`rw` together with anything else).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("volume is attached rw to guest {rw_guest} and also to {others} other attachment(s)")]
+pub struct Conflict {
+    /// The guest holding it `rw`.
+    pub rw_guest: String,
+    /// How many other attachments there are.
+    pub others: usize,
+}
+
+/// The label a volume must carry given everyone who holds it.
+///
+/// - none → resting label;
+/// - exactly one `rw` → that guest's image label;
+/// - any `shared`, no `rw` → the shared image label;
+/// - only `ro` → the content label;
+/// - `rw` with anything else → a conflict (it is refused at attach time, so it only
+///   appears in a state edited by hand; the volume is then left as it is).
+pub fn desired_label(holders: &[Holder], contexts: &GuestContexts) -> Result<Target, Conflict> {
+    if let Some(rw) = holders.iter().find(|h| h.mode == Mode::Rw) {
+        if holders.len() > 1 {
+            return Err(Conflict {
+                rw_guest: rw.guest.clone(),
+                others: holders.len() - 1,
+            });
+        }
+        return Ok(Target::Label(contexts.image_label(rw.pair)));
+    }
+    if holders.iter().any(|h| h.mode == Mode::Shared) {
+        return Ok(Target::Label(contexts.shared_label()));
+    }
+    if holders.is_empty() {
+        return Ok(Target::Resting);
+    }
+    Ok(Target::Label(contexts.content_label()))
+}
+
+/// Whether `guest` may hold a volume in `mode` given the other holders.
+///
+/// The guest's own previous attachment does not count: attaching again changes its mode.
+/// Returns the refusal message naming the guest that blocks it.
+pub fn check_attach(existing: &[Holder], guest: &str, mode: Mode) -> Result<(), String> {
+    let others = existing.iter().filter(|h| h.guest != guest);
+    for other in others {
+        if other.mode == Mode::Rw {
+            return Err(format!("is attached rw to guest {}", other.guest));
+        }
+        if mode == Mode::Rw {
+            return Err(format!(
+                "is attached {} to guest {}; rw needs sole use",
+                other.mode, other.guest
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contexts() -> GuestContexts {
+        GuestContexts {
+            image: "system_u:object_r:svirt_image_t:s0".parse().unwrap(),
+            content: "system_u:object_r:virt_content_t:s0".parse().unwrap(),
+            process: "system_u:system_r:svirt_t:s0".parse().unwrap(),
+        }
+    }
+
+    fn holder(guest: &str, a: u16, b: u16, mode: Mode) -> Holder {
+        Holder {
+            guest: guest.into(),
+            pair: Pair::new(a, b).unwrap(),
+            mode,
+        }
+    }
+
+    fn label(t: Result<Target, Conflict>) -> String {
+        match t.unwrap() {
+            Target::Label(c) => c.to_string(),
+            Target::Resting => "resting".into(),
+        }
+    }
+
+    #[test]
+    fn no_attachment_rests() {
+        assert_eq!(label(desired_label(&[], &contexts())), "resting");
+    }
+
+    #[test]
+    fn rw_gets_the_guests_pair() {
+        let h = [holder("g1", 3, 870, Mode::Rw)];
+        assert_eq!(
+            label(desired_label(&h, &contexts())),
+            "system_u:object_r:svirt_image_t:s0:c3,c870"
+        );
+    }
+
+    #[test]
+    fn shared_wins_over_ro_and_has_no_categories() {
+        let h = [
+            holder("g1", 1, 2, Mode::Ro),
+            holder("g2", 3, 4, Mode::Shared),
+        ];
+        assert_eq!(
+            label(desired_label(&h, &contexts())),
+            "system_u:object_r:svirt_image_t:s0"
+        );
+    }
+
+    #[test]
+    fn only_ro_is_content() {
+        let h = [holder("g1", 1, 2, Mode::Ro), holder("g2", 3, 4, Mode::Ro)];
+        assert_eq!(
+            label(desired_label(&h, &contexts())),
+            "system_u:object_r:virt_content_t:s0"
+        );
+    }
+
+    #[test]
+    fn rw_with_another_holder_is_a_conflict() {
+        let h = [holder("g1", 1, 2, Mode::Rw), holder("g2", 3, 4, Mode::Ro)];
+        let err = desired_label(&h, &contexts()).unwrap_err();
+        assert_eq!(err.rw_guest, "g1");
+    }
+
+    #[test]
+    fn attach_rules() {
+        let ro = [holder("g1", 1, 2, Mode::Ro)];
+        assert!(check_attach(&ro, "g2", Mode::Ro).is_ok());
+        assert!(check_attach(&ro, "g2", Mode::Shared).is_ok());
+        assert!(
+            check_attach(&ro, "g2", Mode::Rw)
+                .unwrap_err()
+                .contains("g1")
+        );
+        // The holder itself may change its mode.
+        assert!(check_attach(&ro, "g1", Mode::Rw).is_ok());
+        let rw = [holder("g1", 1, 2, Mode::Rw)];
+        assert_eq!(
+            check_attach(&rw, "g2", Mode::Ro).unwrap_err(),
+            "is attached rw to guest g1"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! svirt-pool: owns the SELinux labels of virtual-machine storage pools for sVirt.
+//!
+//! Layout: `context` (labels as values), `policy` and `filecon` (libselinux),
+//! `config`, `state` (SQLite), `mcs` (pairs), `labels` (the one label decision),
+//! `fsys` (safe access beneath a pool), `reconcile`, `watch` (inotify), `agent`,
+//! `lock`, `cli` and `commands`.
+#![deny(missing_docs)]
+
+pub mod agent;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod filecon;
+pub mod fsys;
+pub mod labels;
+pub mod lock;
+pub mod mcs;
+pub mod policy;
+pub mod reconcile;
+pub mod state;
+pub mod watch;

@@ -1,0 +1,50 @@
+//! The `svirt-pool` command: parse arguments, load the config, run the subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use svirt_pool::cli::{Cli, Command};
+use svirt_pool::config::{self, Settings};
+use svirt_pool::error::Error;
+
+/// Logs go to stderr (the journal, under systemd). The agent reports at info level;
+/// one-shot commands only warn, since their result is on stdout.
+fn init_logging(verbose: u8, is_agent: bool) {
+    let default = match verbose {
+        0 if is_agent => "info",
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// `--config`, else `$SVIRT_POOL_CONFIG`, else the system default.
+fn config_path(cli: &Cli) -> PathBuf {
+    cli.config
+        .clone()
+        .or_else(|| std::env::var_os("SVIRT_POOL_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, matches!(cli.command, Command::Agent));
+    let result =
+        Settings::load(&config_path(&cli)).and_then(|s| svirt_pool::commands::run(cli.command, s));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("svirt-pool: {e}");
+            ExitCode::from(u8::try_from(Error::exit_code(&e)).unwrap_or(1))
+        }
+    }
+}

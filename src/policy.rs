@@ -1,0 +1,142 @@
+//! What the installed SELinux policy says: the sVirt contexts and file_contexts defaults.
+//!
+//! This module and `filecon` are the only places that call libselinux.
+
+use std::ffi::{CString, c_int};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use selinux::label::{Labeler, back_end};
+
+use crate::context::{CategorySet, Context};
+
+/// File type bits passed to `selabel_lookup`, as in `st_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular file (`S_IFREG`).
+    Regular,
+    /// A directory (`S_IFDIR`).
+    Directory,
+    /// A block device node (`S_IFBLK`).
+    BlockDevice,
+}
+
+impl FileKind {
+    fn mode(self) -> c_int {
+        let mode = match self {
+            FileKind::Regular => libc::S_IFREG,
+            FileKind::Directory => libc::S_IFDIR,
+            FileKind::BlockDevice => libc::S_IFBLK,
+        };
+        mode as c_int
+    }
+}
+
+/// The io::Error inside a libselinux error, if any.
+pub fn io_error_of(e: &selinux::errors::Error) -> Option<&io::Error> {
+    std::error::Error::source(e).and_then(|s| s.downcast_ref::<io::Error>())
+}
+
+/// The policy's root folder (`/etc/selinux/<SELINUXTYPE>`), if libselinux knows one.
+pub fn policy_root() -> Option<PathBuf> {
+    selinux::policy::root_path().ok().map(Path::to_path_buf)
+}
+
+/// Reads line `line` (0-based) of `contexts/<name>` under the policy root.
+///
+/// `virtual_image_context` holds the image context on line 1 and the content
+/// context on line 2; `virtual_domain_context` holds the process context.
+pub fn installed_context(name: &str, line: usize) -> Result<Context, String> {
+    let root = policy_root().ok_or("no SELinux policy is installed (selinux_policy_root)")?;
+    let path = root.join("contexts").join(name);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .nth(line)
+        .ok_or_else(|| format!("{} has no line {}", path.display(), line + 1))?;
+    value
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The categories the agent may hand out by default: its own range, else `c0.c1023`.
+pub fn default_categories() -> CategorySet {
+    selinux::SecurityContext::current(true)
+        .ok()
+        .and_then(|c| c.to_c_string().ok().flatten().map(|s| s.into_owned()))
+        .and_then(|s| s.to_str().ok().and_then(|s| s.parse::<Context>().ok()))
+        .map(|c| c.high_categories())
+        .filter(|set| set.len() >= 2)
+        .unwrap_or_else(CategorySet::full)
+}
+
+/// A loaded file_contexts database (`selabel_open` on the file back end).
+///
+/// Not `Send`: libselinux handles stay on the thread that opened them.
+pub struct FileContexts {
+    labeler: Labeler<back_end::File>,
+    path: Option<PathBuf>,
+}
+
+impl FileContexts {
+    /// Opens `path`, or the policy's own file_contexts when `None`.
+    pub fn open(path: Option<&Path>) -> Result<Self, String> {
+        let labeler = match path {
+            Some(p) => {
+                let c = CString::new(p.as_os_str().as_bytes())
+                    .map_err(|_| format!("{}: path has a NUL byte", p.display()))?;
+                let opts = [(selinux_sys::SELABEL_OPT_PATH as c_int, c.as_ptr().cast())];
+                Labeler::new(&opts, true)
+            }
+            None => Labeler::new(&[], true),
+        };
+        let labeler = labeler.map_err(|e| {
+            let what = path.map_or("the policy's file_contexts".into(), |p| {
+                p.display().to_string()
+            });
+            let cause = io_error_of(&e).map_or(e.to_string(), ToString::to_string);
+            format!("cannot load {what}: {cause}")
+        })?;
+        Ok(Self {
+            labeler,
+            path: path.map(Path::to_path_buf),
+        })
+    }
+
+    /// The file this database was loaded from, if one was named.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The default context for `path` (absolute) of type `kind`, as `matchpathcon` gives it.
+    ///
+    /// `Ok(None)` when file_contexts has no entry, or `<<none>>`, for that path.
+    pub fn lookup(&self, path: &Path, kind: FileKind) -> Result<Option<Context>, String> {
+        let key = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{}: path has a NUL byte", path.display()))?;
+        match self.labeler.look_up(&key, kind.mode()) {
+            Ok(con) => {
+                let bytes = trim_nul(con.as_bytes());
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| format!("{}: file_contexts entry is not UTF-8", path.display()))?;
+                text.parse()
+                    .map(Some)
+                    .map_err(|e| format!("{}: file_contexts entry: {e}", path.display()))
+            }
+            Err(e) if io_error_of(&e).and_then(io::Error::raw_os_error) == Some(libc::ENOENT) => {
+                Ok(None)
+            }
+            Err(e) => Err(format!("{}: selabel_lookup: {e}", path.display())),
+        }
+    }
+}
+
+/// Drops the trailing NUL bytes libselinux may include in a context's length.
+pub fn trim_nul(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    &bytes[..end]
+}

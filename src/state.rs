@@ -1,0 +1,487 @@
+//! The state database (SQLite, WAL): guests, their MCS pairs, and attachments.
+//!
+//! The only module that runs SQL. Every change is one transaction; readers (the
+//! udev hook, `status`) never block the writer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::context::{CategorySet, Pair};
+use crate::error::{Error, Result};
+use crate::labels::{self, Holder, Mode};
+use crate::mcs;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE guests (
+    uuid      TEXT PRIMARY KEY,
+    name      TEXT NOT NULL,
+    cat_low   INTEGER NOT NULL,
+    cat_high  INTEGER NOT NULL,
+    created   INTEGER NOT NULL DEFAULT (unixepoch()),
+    UNIQUE (cat_low, cat_high),
+    CHECK (cat_low >= 0 AND cat_low < cat_high AND cat_high <= 1023)
+);
+CREATE TABLE attachments (
+    guest    TEXT NOT NULL REFERENCES guests(uuid),
+    pool     TEXT NOT NULL,
+    volume   BLOB NOT NULL,
+    mode     TEXT NOT NULL CHECK (mode IN ('rw', 'shared', 'ro')),
+    created  INTEGER NOT NULL DEFAULT (unixepoch()),
+    PRIMARY KEY (guest, pool, volume)
+);
+CREATE INDEX attachments_by_volume ON attachments (pool, volume);
+";
+
+/// The database file's name inside the state directory.
+pub const DB_FILE: &str = "state.db";
+
+/// A guest the agent knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guest {
+    /// libvirt's domain UUID, lower case.
+    pub uuid: String,
+    /// Its name (the UUID when none was given).
+    pub name: String,
+    /// Its MCS pair.
+    pub pair: Pair,
+}
+
+/// One attachment: a guest holds a volume of a pool in a mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The guest's UUID.
+    pub guest: String,
+    /// The pool's name.
+    pub pool: String,
+    /// The volume's path relative to the pool root, as bytes.
+    pub volume: Vec<u8>,
+    /// How the guest uses it.
+    pub mode: Mode,
+}
+
+/// Every attachment: pool name → volume path → holders.
+pub type HolderIndex = HashMap<String, HashMap<Vec<u8>, Vec<Holder>>>;
+
+/// An open state database.
+pub struct Store {
+    conn: Connection,
+}
+
+fn mode_of(text: &str) -> rusqlite::Result<Mode> {
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn pair_of(low: i64, high: i64) -> rusqlite::Result<Pair> {
+    u16::try_from(low)
+        .ok()
+        .zip(u16::try_from(high).ok())
+        .and_then(|(l, h)| Pair::new(l, h))
+        .ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Integer,
+                format!("bad MCS pair c{low},c{high}").into(),
+            )
+        })
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `state_dir` for reading and writing.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        let path = state_dir.join(DB_FILE);
+        let conn = Connection::open(&path)
+            .map_err(|e| Error::failed(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate(&path)?;
+        Ok(store)
+    }
+
+    /// Opens an existing database read-only (the udev hook, while the agent writes).
+    pub fn open_read_only(state_dir: &Path) -> Result<Store> {
+        let path = state_dir.join(DB_FILE);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::failed(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_millis(500))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(Error::failed(format!(
+                "{}: schema version {version}, expected {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        Ok(Store { conn })
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => {
+                tx.execute_batch(SCHEMA_V1)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            SCHEMA_VERSION => {}
+            newer => {
+                return Err(Error::failed(format!(
+                    "{}: schema version {newer} is newer than this svirt-pool supports ({SCHEMA_VERSION})",
+                    path.display()
+                )));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Defines a guest, or returns the existing one with the same UUID.
+    ///
+    /// A new guest gets a random free pair from `categories`; `name` updates the name
+    /// of an existing guest. Returns the guest and whether it was created.
+    pub fn define_guest(
+        &mut self,
+        uuid: &str,
+        name: Option<&str>,
+        categories: &CategorySet,
+    ) -> Result<(Guest, bool)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(mut guest) = guest_in(&tx, uuid)? {
+            if let Some(name) = name.filter(|n| *n != guest.name) {
+                tx.execute(
+                    "UPDATE guests SET name = ?1 WHERE uuid = ?2",
+                    params![name, uuid],
+                )?;
+                guest.name = name.to_owned();
+            }
+            tx.commit()?;
+            return Ok((guest, false));
+        }
+        let mut taken_stmt =
+            tx.prepare("SELECT 1 FROM guests WHERE cat_low = ?1 AND cat_high = ?2")?;
+        let pair = mcs::pick_pair(categories, &mut rand::rng(), |p| {
+            taken_stmt.exists(params![p.low(), p.high()])
+        })?
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "no free MCS pair is left: all {} pairs of categories {categories} are in use",
+                mcs::pair_count(categories)
+            ))
+        })?;
+        drop(taken_stmt);
+        let name = name.unwrap_or(uuid);
+        tx.execute(
+            "INSERT INTO guests (uuid, name, cat_low, cat_high) VALUES (?1, ?2, ?3, ?4)",
+            params![uuid, name, pair.low(), pair.high()],
+        )?;
+        tx.commit()?;
+        let guest = Guest {
+            uuid: uuid.to_owned(),
+            name: name.to_owned(),
+            pair,
+        };
+        Ok((guest, true))
+    }
+
+    /// The guest with this UUID.
+    pub fn guest(&self, uuid: &str) -> Result<Option<Guest>> {
+        Ok(guest_in(&self.conn, uuid)?)
+    }
+
+    /// Every guest, ordered by name then UUID.
+    pub fn guests(&self) -> Result<Vec<Guest>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT uuid, name, cat_low, cat_high FROM guests ORDER BY name, uuid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Guest {
+                uuid: r.get(0)?,
+                name: r.get(1)?,
+                pair: pair_of(r.get(2)?, r.get(3)?)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes a guest and all its attachments in one transaction; returns those attachments.
+    ///
+    /// Refused while it has attachments unless `force`.
+    pub fn undefine_guest(&mut self, uuid: &str, force: bool) -> Result<Vec<Attachment>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if guest_in(&tx, uuid)?.is_none() {
+            return Err(Error::refused(format!("guest {uuid} is not defined")));
+        }
+        let held = attachments_of(&tx, uuid)?;
+        if !held.is_empty() && !force {
+            return Err(Error::refused(format!(
+                "guest {uuid} still has {} attachment(s); detach them, or use --force to release them",
+                held.len()
+            )));
+        }
+        tx.execute("DELETE FROM attachments WHERE guest = ?1", [uuid])?;
+        tx.execute("DELETE FROM guests WHERE uuid = ?1", [uuid])?;
+        tx.commit()?;
+        Ok(held)
+    }
+
+    /// Everyone holding a volume.
+    pub fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
+        Ok(holders_in(&self.conn, pool, volume)?)
+    }
+
+    /// Every attachment of every volume, for a scan.
+    pub fn holder_index(&self) -> Result<HolderIndex> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.pool, a.volume, a.guest, g.cat_low, g.cat_high, a.mode
+             FROM attachments a JOIN guests g ON g.uuid = a.guest ORDER BY a.guest",
+        )?;
+        let mut index = HolderIndex::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let holder = Holder {
+                guest: r.get(2)?,
+                pair: pair_of(r.get(3)?, r.get(4)?)?,
+                mode: mode_of(&r.get::<_, String>(5)?)?,
+            };
+            index
+                .entry(r.get(0)?)
+                .or_default()
+                .entry(r.get(1)?)
+                .or_default()
+                .push(holder);
+        }
+        Ok(index)
+    }
+
+    /// Every attachment, optionally of one guest only.
+    pub fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>> {
+        match guest {
+            Some(uuid) => Ok(attachments_of(&self.conn, uuid)?),
+            None => {
+                let mut stmt = self.conn.prepare(
+                    "SELECT guest, pool, volume, mode FROM attachments ORDER BY pool, volume, guest",
+                )?;
+                let rows = stmt.query_map([], attachment_row)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+        }
+    }
+
+    /// Records that `guest` holds a volume in `mode`, if the other holders allow it.
+    ///
+    /// Check and insert are one transaction. Returns the previous mode, if the guest
+    /// already held the volume.
+    pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if guest_in(&tx, &att.guest)?.is_none() {
+            return Err(Error::refused(format!(
+                "guest {} is not defined",
+                att.guest
+            )));
+        }
+        let holders = holders_in(&tx, &att.pool, &att.volume)?;
+        labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| {
+            Error::refused(format!(
+                "volume {} {why}",
+                String::from_utf8_lossy(&att.volume)
+            ))
+        })?;
+        let previous = holders
+            .iter()
+            .find(|h| h.guest == att.guest)
+            .map(|h| h.mode);
+        tx.execute(
+            "INSERT INTO attachments (guest, pool, volume, mode) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode",
+            params![att.guest, att.pool, att.volume, att.mode.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(previous)
+    }
+
+    /// Removes one attachment; returns its mode, `None` if there was none.
+    pub fn detach(&mut self, guest: &str, pool: &str, volume: &[u8]) -> Result<Option<Mode>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mode: Option<String> = tx
+            .query_row(
+                "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
+                params![guest, pool, volume],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.commit()?;
+        mode.map(|m| mode_of(&m)).transpose().map_err(Error::from)
+    }
+
+    /// Removes every attachment of `guest`; returns them.
+    pub fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if guest_in(&tx, guest)?.is_none() {
+            return Err(Error::refused(format!("guest {guest} is not defined")));
+        }
+        let held = attachments_of(&tx, guest)?;
+        tx.execute("DELETE FROM attachments WHERE guest = ?1", [guest])?;
+        tx.commit()?;
+        Ok(held)
+    }
+
+    /// Runs SQLite's own consistency check; `Ok` when it answers "ok".
+    pub fn integrity_check(&self) -> Result<()> {
+        let answer: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if answer == "ok" {
+            Ok(())
+        } else {
+            Err(Error::failed(format!("integrity_check: {answer}")))
+        }
+    }
+}
+
+fn guest_in(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<Guest>> {
+    conn.query_row(
+        "SELECT uuid, name, cat_low, cat_high FROM guests WHERE uuid = ?1",
+        [uuid],
+        |r| {
+            Ok(Guest {
+                uuid: r.get(0)?,
+                name: r.get(1)?,
+                pair: pair_of(r.get(2)?, r.get(3)?)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn holders_in(conn: &Connection, pool: &str, volume: &[u8]) -> rusqlite::Result<Vec<Holder>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.guest, g.cat_low, g.cat_high, a.mode FROM attachments a
+         JOIN guests g ON g.uuid = a.guest WHERE a.pool = ?1 AND a.volume = ?2 ORDER BY a.guest",
+    )?;
+    let rows = stmt.query_map(params![pool, volume], |r| {
+        Ok(Holder {
+            guest: r.get(0)?,
+            pair: pair_of(r.get(1)?, r.get(2)?)?,
+            mode: mode_of(&r.get::<_, String>(3)?)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachment> {
+    Ok(Attachment {
+        guest: r.get(0)?,
+        pool: r.get(1)?,
+        volume: r.get(2)?,
+        mode: mode_of(&r.get::<_, String>(3)?)?,
+    })
+}
+
+fn attachments_of(conn: &Connection, uuid: &str) -> rusqlite::Result<Vec<Attachment>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT guest, pool, volume, mode FROM attachments WHERE guest = ?1 ORDER BY pool, volume",
+    )?;
+    let rows = stmt.query_map([uuid], attachment_row)?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
+        Attachment {
+            guest: guest.into(),
+            pool: "p".into(),
+            volume: volume.as_bytes().to_vec(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn attach_detach_release_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let cats = CategorySet::full();
+        let (g1, created) = store.define_guest("g1", Some("one"), &cats).unwrap();
+        assert!(created);
+        let (again, created) = store.define_guest("g1", None, &cats).unwrap();
+        assert!(!created);
+        assert_eq!(again, g1);
+        store.define_guest("g2", None, &cats).unwrap();
+
+        assert_eq!(store.attach(&att("g1", "a.img", Mode::Ro)).unwrap(), None);
+        assert_eq!(store.attach(&att("g2", "a.img", Mode::Ro)).unwrap(), None);
+        let refused = store.attach(&att("g2", "a.img", Mode::Rw)).unwrap_err();
+        assert!(
+            refused.to_string().contains("attached ro to guest g1"),
+            "{refused}"
+        );
+        assert_eq!(store.holders("p", b"a.img").unwrap().len(), 2);
+
+        assert_eq!(store.detach("g2", "p", b"a.img").unwrap(), Some(Mode::Ro));
+        assert_eq!(store.detach("g2", "p", b"a.img").unwrap(), None);
+        // The sole holder may switch to rw.
+        assert_eq!(
+            store.attach(&att("g1", "a.img", Mode::Rw)).unwrap(),
+            Some(Mode::Ro)
+        );
+        assert!(store.undefine_guest("g1", false).is_err());
+        assert_eq!(store.release("g1").unwrap().len(), 1);
+        assert!(store.holders("p", b"a.img").unwrap().is_empty());
+        store.integrity_check().unwrap();
+    }
+
+    #[test]
+    fn state_survives_reopening_and_read_only_readers_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = {
+            let mut store = Store::open(dir.path()).unwrap();
+            let (g, _) = store
+                .define_guest("g1", None, &CategorySet::full())
+                .unwrap();
+            store.attach(&att("g1", "x", Mode::Rw)).unwrap();
+            g.pair
+        };
+        let ro = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.guest("g1").unwrap().unwrap().pair, pair);
+        assert_eq!(ro.holders("p", b"x").unwrap()[0].mode, Mode::Rw);
+    }
+
+    #[test]
+    fn exhaustion_is_a_clear_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let cats = CategorySet::parse("c0.c2").unwrap();
+        for g in ["a", "b", "c"] {
+            store.define_guest(g, None, &cats).unwrap();
+        }
+        let err = store.define_guest("d", None, &cats).unwrap_err();
+        assert!(err.to_string().contains("no free MCS pair"), "{err}");
+        assert_eq!(err.exit_code(), 1);
+    }
+}
