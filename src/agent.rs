@@ -224,13 +224,7 @@ impl<'s> Engine<'s> {
                     self.scan_tree(pool, &rel, index);
                 }
                 Change::GoneTree { pool, rel } => self.watcher.remove_tree(pool, &rel),
-                Change::RootGone { pool } => {
-                    let p = &self.settings.pools[pool];
-                    tracing::warn!(pool = %p.name, dir = %p.path.display(), "pool directory removed; waiting for it to appear");
-                    self.watcher.remove_tree(pool, Path::new(""));
-                    self.reconciler.forget_root(pool);
-                    self.missing[pool] = true;
-                }
+                Change::RootGone { pool } => self.root_gone(pool),
                 Change::Overflow => unreachable!("handled above"),
             }
         }
@@ -246,8 +240,27 @@ impl<'s> Engine<'s> {
         Ok(())
     }
 
-    /// Periodic work: pools that came back, and pools that cannot be watched fully.
+    /// Pool `idx`'s directory was removed or replaced: stop watching the old tree and
+    /// look for the path again on every tick.
+    fn root_gone(&mut self, idx: usize) {
+        if self.missing[idx] {
+            return;
+        }
+        let p = &self.settings.pools[idx];
+        tracing::warn!(pool = %p.name, dir = %p.path.display(), "pool directory removed or replaced; waiting for it to appear");
+        self.watcher.remove_tree(idx, Path::new(""));
+        self.reconciler.forget_root(idx);
+        self.missing[idx] = true;
+    }
+
+    /// Periodic work: pools removed or replaced, pools that came back, and pools that
+    /// cannot be watched fully.
     fn tick(&mut self) -> Result<()> {
+        for idx in 0..self.settings.pools.len() {
+            if !self.missing[idx] && !self.reconciler.root_is_current(idx) {
+                self.root_gone(idx);
+            }
+        }
         let rescan_degraded = self.last_degraded_rescan.elapsed() >= DEGRADED_RESCAN;
         let due: Vec<usize> = (0..self.settings.pools.len())
             .filter(|i| {

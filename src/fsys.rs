@@ -72,8 +72,13 @@ pub fn open_pool_root(path: &Path) -> Result<OwnedFd, String> {
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     );
+    let is_symlink = || {
+        rustix::fs::statat(rustix::fs::CWD, path, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    };
     fd.map_err(|e| match e {
-        rustix::io::Errno::LOOP => "is or goes through a symlink".to_string(),
+        _ if is_symlink() => "is a symlink (name the real directory)".to_string(),
+        rustix::io::Errno::LOOP => "goes through a symlink (name the real directory)".to_string(),
         rustix::io::Errno::NOTDIR => "is not a directory".to_string(),
         rustix::io::Errno::NOENT => "does not exist".to_string(),
         e => io::Error::from(e).to_string(),

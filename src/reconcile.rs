@@ -214,6 +214,26 @@ impl<'s> Reconciler<'s> {
         Ok(self.roots[idx].as_ref().expect("just opened").as_fd())
     }
 
+    /// Whether pool `idx`'s open root is still the directory at the pool's path.
+    ///
+    /// False once it was removed or replaced: inotify reports neither while we hold
+    /// the old directory open (no IN_DELETE_SELF until the last reference goes).
+    pub fn root_is_current(&self, idx: usize) -> bool {
+        let Some(fd) = &self.roots[idx] else {
+            return false;
+        };
+        let path = &self.settings.pools[idx].path;
+        match (
+            rustix::fs::fstat(fd),
+            rustix::fs::statat(rustix::fs::CWD, path, rustix::fs::AtFlags::SYMLINK_NOFOLLOW),
+        ) {
+            (Ok(open), Ok(now)) => {
+                open.st_nlink > 0 && open.st_dev == now.st_dev && open.st_ino == now.st_ino
+            }
+            _ => false,
+        }
+    }
+
     /// Forgets pool `idx`'s root descriptor (its directory was removed or replaced).
     pub fn forget_root(&mut self, idx: usize) {
         self.roots[idx] = None;
