@@ -45,7 +45,15 @@ fn a_hand_relabel_is_repaired() {
     let bed = Bed::new();
     let disk = bed.file("vm.img");
     let (uuid, cats) = bed.define_guest("vm");
-    bed.ok(&["attach", "--guest", &uuid, "--volume", disk.to_str().unwrap(), "--mode", "rw"]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     let _agent = bed.agent();
     set_label(&disk, "system_u:object_r:virt_image_t:s0");
     assert_label_within_1s(&disk, &image_label(&cats));
@@ -94,8 +102,14 @@ fn a_removed_and_recreated_pool_directory_is_watched_again() {
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(&bed.pool.0).unwrap();
     // Found again on the next tick (1 s), then watched: files created later get labeled.
-    let found = wait_for(Duration::from_secs(3), || label(&bed.pool.0).as_deref() == Some(VIRT_IMAGE));
-    assert!(found, "recreated pool root not relabeled: {:?}", label(&bed.pool.0));
+    let found = wait_for(Duration::from_secs(3), || {
+        label(&bed.pool.0).as_deref() == Some(VIRT_IMAGE)
+    });
+    assert!(
+        found,
+        "recreated pool root not relabeled: {:?}",
+        label(&bed.pool.0)
+    );
     let f = bed.file("after.img");
     assert_label_within_1s(&f, VIRT_IMAGE);
 }
@@ -122,7 +136,10 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
             let disks = &disks;
             handles.push(s.spawn(move || {
                 for round in 0..8 {
-                    let d = disks[(gi * 2 + round % 2) % disks.len()].to_str().unwrap().to_owned();
+                    let d = disks[(gi * 2 + round % 2) % disks.len()]
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
                     bed.ok(&["attach", "--guest", uuid, "--volume", &d, "--mode", "rw"]);
                     if round % 3 != 2 {
                         bed.ok(&["detach", "--guest", uuid, "--volume", &d]);
@@ -151,6 +168,9 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
             }
             n => panic!("{n} rw holders of one volume: {v}"),
         };
-        assert_eq!(label(std::path::Path::new(v["path"].as_str().unwrap())).unwrap(), expected);
+        assert_eq!(
+            label(std::path::Path::new(v["path"].as_str().unwrap())).unwrap(),
+            expected
+        );
     }
 }

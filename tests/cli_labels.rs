@@ -13,11 +13,25 @@ fn rw_attach_gives_the_guests_label_and_detach_restores_the_full_default() {
     set_label(&disk, "system_u:object_r:virt_image_t:s0:c5,c6");
     let (uuid, cats) = bed.define_guest("vm1");
 
-    let out = bed.ok(&["attach", "--guest", &uuid, "--volume", disk.to_str().unwrap(), "--mode", "rw"]);
+    let out = bed.ok(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     assert!(out.contains(&image_label(&cats)), "{out}");
     assert_eq!(label(&disk).unwrap(), image_label(&cats));
 
-    bed.ok(&["detach", "--guest", &uuid, "--volume", disk.to_str().unwrap()]);
+    bed.ok(&[
+        "detach",
+        "--guest",
+        &uuid,
+        "--volume",
+        disk.to_str().unwrap(),
+    ]);
     assert_eq!(label(&disk).unwrap(), VIRT_IMAGE);
 }
 
@@ -28,7 +42,15 @@ fn ro_is_content_for_every_reader_and_rests_after_the_last_detach() {
     let (g1, _) = bed.define_guest("a");
     let (g2, _) = bed.define_guest("b");
     for g in [&g1, &g2] {
-        bed.ok(&["attach", "--guest", g, "--volume", iso.to_str().unwrap(), "--mode", "ro"]);
+        bed.ok(&[
+            "attach",
+            "--guest",
+            g,
+            "--volume",
+            iso.to_str().unwrap(),
+            "--mode",
+            "ro",
+        ]);
         assert_eq!(label(&iso).unwrap(), VIRT_CONTENT);
     }
     bed.ok(&["detach", "--guest", &g1, "--volume", iso.to_str().unwrap()]);
@@ -43,8 +65,24 @@ fn shared_is_the_image_type_without_categories() {
     let disk = bed.file("shared.raw");
     let (g1, _) = bed.define_guest("a");
     let (g2, _) = bed.define_guest("b");
-    bed.ok(&["attach", "--guest", &g1, "--volume", disk.to_str().unwrap(), "--mode", "shared"]);
-    bed.ok(&["attach", "--guest", &g2, "--volume", disk.to_str().unwrap(), "--mode", "shared"]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &g1,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "shared",
+    ]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &g2,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "shared",
+    ]);
     assert_eq!(label(&disk).unwrap(), SVIRT_IMAGE);
     bed.ok(&["release", "--guest", &g1]);
     assert_eq!(label(&disk).unwrap(), SVIRT_IMAGE);
@@ -61,7 +99,15 @@ fn release_restores_every_volume_of_the_guest() {
         .map(|n| bed.file(n))
         .collect();
     for (d, mode) in disks.iter().zip(["rw", "ro", "shared"]) {
-        bed.ok(&["attach", "--guest", &uuid, "--volume", d.to_str().unwrap(), "--mode", mode]);
+        bed.ok(&[
+            "attach",
+            "--guest",
+            &uuid,
+            "--volume",
+            d.to_str().unwrap(),
+            "--mode",
+            mode,
+        ]);
     }
     assert_eq!(label(&disks[0]).unwrap(), image_label(&cats));
     let out = bed.ok(&["release", "--guest", &uuid]);
@@ -77,9 +123,25 @@ fn rw_conflicts_are_refused_and_change_nothing() {
     let disk = bed.file("d.img");
     let (g1, cats1) = bed.define_guest("owner");
     let (g2, _) = bed.define_guest("intruder");
-    bed.ok(&["attach", "--guest", &g1, "--volume", disk.to_str().unwrap(), "--mode", "rw"]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &g1,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     for mode in ["rw", "ro", "shared"] {
-        let out = bed.cli(&["attach", "--guest", &g2, "--volume", disk.to_str().unwrap(), "--mode", mode]);
+        let out = bed.cli(&[
+            "attach",
+            "--guest",
+            &g2,
+            "--volume",
+            disk.to_str().unwrap(),
+            "--mode",
+            mode,
+        ]);
         assert_eq!(out.status.code(), Some(1), "mode {mode}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("attached rw to guest {g1}")), "{err}");
@@ -87,8 +149,24 @@ fn rw_conflicts_are_refused_and_change_nothing() {
     }
     // And rw is refused while others read it.
     let iso = bed.file("x.iso");
-    bed.ok(&["attach", "--guest", &g1, "--volume", iso.to_str().unwrap(), "--mode", "ro"]);
-    let out = bed.cli(&["attach", "--guest", &g2, "--volume", iso.to_str().unwrap(), "--mode", "rw"]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &g1,
+        "--volume",
+        iso.to_str().unwrap(),
+        "--mode",
+        "ro",
+    ]);
+    let out = bed.cli(&[
+        "attach",
+        "--guest",
+        &g2,
+        "--volume",
+        iso.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(label(&iso).unwrap(), VIRT_CONTENT);
 }
@@ -107,21 +185,53 @@ fn refusals_and_usage_errors_have_their_exit_codes() {
     let (uuid, _) = bed.define_guest("g");
     let outside = TempDir::new("/var/lib", "svirt-pool-outside");
     std::fs::write(outside.join("f.img"), b"x").unwrap();
-    let out = bed.cli(&["attach", "--guest", &uuid, "--volume", outside.join("f.img").to_str().unwrap(), "--mode", "rw"]);
+    let out = bed.cli(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        outside.join("f.img").to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not inside any configured pool"));
-    assert_eq!(label(&outside.join("f.img")), None, "nothing outside a pool is labeled");
+    assert_eq!(
+        label(&outside.join("f.img")),
+        None,
+        "nothing outside a pool is labeled"
+    );
 
     let out = bed.cli(&["attach", "--guest", &uuid, "--volume", d, "--mode", "rwx"]);
     assert_eq!(out.status.code(), Some(2), "a bad mode is a usage error");
-    let out = bed.cli(&["attach", "--guest", "not-a-uuid", "--volume", d, "--mode", "rw"]);
+    let out = bed.cli(&[
+        "attach",
+        "--guest",
+        "not-a-uuid",
+        "--volume",
+        d,
+        "--mode",
+        "rw",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-uuid"));
 
     let out = bed.cli(&["detach", "--guest", &uuid, "--volume", d]);
-    assert_eq!(out.status.code(), Some(1), "detaching what is not held is refused");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "detaching what is not held is refused"
+    );
 
-    let out = bed.cli(&["attach", "--guest", &uuid, "--volume", bed.pool.join("missing.img").to_str().unwrap(), "--mode", "rw"]);
+    let out = bed.cli(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        bed.pool.join("missing.img").to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
@@ -131,9 +241,11 @@ fn guest_define_is_idempotent_and_prints_the_labels() {
     let bed = Bed::new();
     let uuid = new_uuid();
     let first: serde_json::Value =
-        serde_json::from_str(&bed.ok(&["guest", "define", "--uuid", &uuid, "--name", "web"])).unwrap();
+        serde_json::from_str(&bed.ok(&["guest", "define", "--uuid", &uuid, "--name", "web"]))
+            .unwrap();
     let again: serde_json::Value =
-        serde_json::from_str(&bed.ok(&["guest", "define", "--uuid", &uuid.to_uppercase()])).unwrap();
+        serde_json::from_str(&bed.ok(&["guest", "define", "--uuid", &uuid.to_uppercase()]))
+            .unwrap();
     assert_eq!(first, again, "same UUID, same guest and pair");
     let cats = first["categories"].as_str().unwrap();
     let (a, b) = cats.split_once(',').unwrap();
@@ -141,12 +253,16 @@ fn guest_define_is_idempotent_and_prints_the_labels() {
     assert!(a < b && b <= 1023, "{cats}");
     assert_eq!(first["uuid"], uuid.as_str());
     assert_eq!(first["name"], "web");
-    assert_eq!(first["process_label"], format!("system_u:system_r:svirt_t:s0:{cats}"));
+    assert_eq!(
+        first["process_label"],
+        format!("system_u:system_r:svirt_t:s0:{cats}")
+    );
     assert_eq!(first["image_label"], image_label(cats));
 
     let list: serde_json::Value = serde_json::from_str(&bed.ok(&["guest", "list"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let shown: serde_json::Value = serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
     assert_eq!(shown["categories"], cats);
 }
 
@@ -155,7 +271,15 @@ fn undefine_is_refused_with_attachments_unless_forced() {
     let bed = Bed::new();
     let disk = bed.file("d.img");
     let (uuid, _) = bed.define_guest("g");
-    bed.ok(&["attach", "--guest", &uuid, "--volume", disk.to_str().unwrap(), "--mode", "rw"]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     let out = bed.cli(&["guest", "undefine", &uuid]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
@@ -175,14 +299,24 @@ fn scan_labels_the_pool_and_writes_nothing_the_second_time() {
     let out = bed.ok(&["scan", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["total"]["entries"], 20);
-    assert_eq!(json["total"]["relabeled"], 24, "20 files, 3 subdirectories and the root");
+    assert_eq!(
+        json["total"]["relabeled"], 24,
+        "20 files, 3 subdirectories and the root"
+    );
     for i in 0..20 {
-        assert_eq!(label(&bed.pool.join(&format!("dir{}/f{i}.img", i % 3))).unwrap(), VIRT_IMAGE);
+        assert_eq!(
+            label(&bed.pool.join(&format!("dir{}/f{i}.img", i % 3))).unwrap(),
+            VIRT_IMAGE
+        );
     }
-    let ctime = |p: &std::path::Path| std::fs::metadata(p).map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        (m.ctime(), m.ctime_nsec())
-    }).unwrap();
+    let ctime = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.ctime(), m.ctime_nsec())
+            })
+            .unwrap()
+    };
     let probe = bed.pool.join("dir0/f0.img");
     let before = ctime(&probe);
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["scan", "--json"])).unwrap();
@@ -197,7 +331,15 @@ fn status_shows_holders_labels_and_drift() {
     let disk = bed.file("d.img");
     let other = bed.file("free.img");
     let (uuid, cats) = bed.define_guest("vm-status");
-    bed.ok(&["attach", "--guest", &uuid, "--volume", disk.to_str().unwrap(), "--mode", "rw"]);
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        disk.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     set_label(&disk, "system_u:object_r:etc_t:s0");
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
     let vols = json["pools"][0]["volumes"].as_array().unwrap();
@@ -209,7 +351,11 @@ fn status_shows_holders_labels_and_drift() {
     assert_eq!(d["attachments"][0]["guest"], uuid.as_str());
     let f = vols.iter().find(|v| v["volume"] == "free.img").unwrap();
     assert_eq!(f["state"], "free");
-    assert_eq!(label(&disk).unwrap(), "system_u:object_r:etc_t:s0", "status writes nothing");
+    assert_eq!(
+        label(&disk).unwrap(),
+        "system_u:object_r:etc_t:s0",
+        "status writes nothing"
+    );
     assert_eq!(label(&other), None);
     let text = bed.ok(&["status"]);
     assert!(text.contains("DRIFT") && text.contains("d.img"), "{text}");

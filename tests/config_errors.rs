@@ -17,9 +17,17 @@ fn scan_with(body: &str) -> (Option<i32>, String, TempDir) {
     std::fs::write(&config, body).unwrap();
     std::fs::write(pool.join("f.img"), b"x").unwrap();
     let out = run_cli(&config, &["scan"]);
-    assert_eq!(label(&pool.join("f.img")), None, "a refused config labels nothing");
+    assert_eq!(
+        label(&pool.join("f.img")),
+        None,
+        "a refused config labels nothing"
+    );
     drop(state);
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), pool)
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        pool,
+    )
 }
 
 fn assert_config_error(body: &str, mentions: &[&str]) {
@@ -34,19 +42,32 @@ const POOL: &str = "[[pool]]\nname = \"p\"\ntype = \"dir\"\npath = \"{pool}\"\n"
 
 #[test]
 fn unknown_keys_are_refused() {
-    assert_config_error(&format!("state_dir = \"{{state}}\"\nstate_dri = 1\n{POOL}"), &["state_dri"]);
-    assert_config_error(&format!("state_dir = \"{{state}}\"\n{POOL}colour = \"red\"\n"), &["colour"]);
-    assert_config_error(&format!("state_dir = \"{{state}}\"\n[selinux]\nimage = \"x\"\n{POOL}"), &["image"]);
+    assert_config_error(
+        &format!("state_dir = \"{{state}}\"\nstate_dri = 1\n{POOL}"),
+        &["state_dri"],
+    );
+    assert_config_error(
+        &format!("state_dir = \"{{state}}\"\n{POOL}colour = \"red\"\n"),
+        &["colour"],
+    );
+    assert_config_error(
+        &format!("state_dir = \"{{state}}\"\n[selinux]\nimage = \"x\"\n{POOL}"),
+        &["image"],
+    );
 }
 
 #[test]
 fn bad_contexts_are_refused_with_their_key() {
     assert_config_error(
-        &format!("state_dir = \"{{state}}\"\n[selinux]\nimage_label = \"system_u:object_r\"\n{POOL}"),
+        &format!(
+            "state_dir = \"{{state}}\"\n[selinux]\nimage_label = \"system_u:object_r\"\n{POOL}"
+        ),
         &["selinux.image_label"],
     );
     assert_config_error(
-        &format!("state_dir = \"{{state}}\"\n[selinux]\ncontent_label = \"system_u:object_r:virt_content_t:s0:c2000\"\n{POOL}"),
+        &format!(
+            "state_dir = \"{{state}}\"\n[selinux]\ncontent_label = \"system_u:object_r:virt_content_t:s0:c2000\"\n{POOL}"
+        ),
         &["selinux.content_label", "c2000"],
     );
     assert_config_error(
@@ -75,7 +96,9 @@ fn missing_paths_and_wrong_types_are_refused() {
     );
     assert_config_error("state_dir = \"{state}\"\n", &["no [[pool]]"]);
     assert_config_error(
-        &format!("state_dir = \"{{state}}\"\n[selinux]\nfile_contexts = \"/nonexistent/fc\"\n{POOL}"),
+        &format!(
+            "state_dir = \"{{state}}\"\n[selinux]\nfile_contexts = \"/nonexistent/fc\"\n{POOL}"
+        ),
         &["selinux.file_contexts", "/nonexistent/fc"],
     );
 }
@@ -83,7 +106,9 @@ fn missing_paths_and_wrong_types_are_refused() {
 #[test]
 fn overlapping_and_duplicate_pools_are_refused() {
     assert_config_error(
-        &format!("state_dir = \"{{state}}\"\n{POOL}[[pool]]\nname = \"q\"\ntype = \"dir\"\npath = \"{{pool}}\"\n"),
+        &format!(
+            "state_dir = \"{{state}}\"\n{POOL}[[pool]]\nname = \"q\"\ntype = \"dir\"\npath = \"{{pool}}\"\n"
+        ),
         &["pool[1]", "overlaps"],
     );
     assert_config_error(
@@ -108,19 +133,29 @@ fn a_pool_with_no_resting_label_and_no_default_is_refused() {
     let out = run_cli(&config, &["scan"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("resting_label") && err.contains("no default"), "{err}");
+    assert!(
+        err.contains("resting_label") && err.contains("no default"),
+        "{err}"
+    );
 
     // With a resting label the same pool is fine.
     std::fs::write(&config, format!("{body}resting_label = \"{VIRT_IMAGE}\"\n")).unwrap();
     std::fs::write(pool.join("a.img"), b"x").unwrap();
     let out = run_cli(&config, &["scan"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(label(&pool.join("a.img")).as_deref(), Some(VIRT_IMAGE));
 }
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let out = run_cli(std::path::Path::new("/nonexistent/svirt-pool.toml"), &["status"]);
+    let out = run_cli(
+        std::path::Path::new("/nonexistent/svirt-pool.toml"),
+        &["status"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/svirt-pool.toml"));
 }

@@ -8,7 +8,11 @@ use svirt_pool::state::Store;
 #[test]
 fn ten_thousand_guests_get_distinct_pairs_that_persist() {
     // On /dev/shm when there is one: the same SQLite, without 10,000 disk fsyncs.
-    let parent = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+    let parent = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
     let dir = tempfile::tempdir_in(parent).unwrap();
     let cats = CategorySet::full();
     let mut pairs = HashSet::new();
@@ -26,6 +30,9 @@ fn ten_thousand_guests_get_distinct_pairs_that_persist() {
     let guests = store.guests().unwrap();
     assert_eq!(guests.len(), 10_000);
     let persisted: HashSet<_> = guests.iter().map(|g| g.pair).collect();
-    assert_eq!(persisted, pairs, "the pairs read back are the pairs handed out");
+    assert_eq!(
+        persisted, pairs,
+        "the pairs read back are the pairs handed out"
+    );
     store.integrity_check().unwrap();
 }

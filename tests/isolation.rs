@@ -19,7 +19,10 @@ struct Oracle {
 
 impl Oracle {
     fn start() -> Oracle {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/policy_oracle.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/policy_oracle.py"
+        );
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .stdin(Stdio::piped())
@@ -65,7 +68,15 @@ fn each_guest_reaches_only_what_it_was_given() {
     let shared = bed.file("cluster.raw");
     let free = bed.file("free.img");
     let attach = |g: &str, f: &std::path::Path, mode: &str| {
-        bed.ok(&["attach", "--guest", g, "--volume", f.to_str().unwrap(), "--mode", mode]);
+        bed.ok(&[
+            "attach",
+            "--guest",
+            g,
+            "--volume",
+            f.to_str().unwrap(),
+            "--mode",
+            mode,
+        ]);
     };
     attach(&g1, &disk1, "rw");
     attach(&g2, &disk2, "rw");
@@ -81,16 +92,43 @@ fn each_guest_reaches_only_what_it_was_given() {
     assert!(!oracle.allows(&p1, "system_u:object_r:shadow_t:s0", &["read"]));
 
     for (me, mine, theirs) in [(&p1, &disk1, &disk2), (&p2, &disk2, &disk1)] {
-        assert!(oracle.allows(me, &l(mine), &["read", "write", "open"]), "{me} on its own image");
-        assert!(!oracle.allows(me, &l(theirs), &["read"]), "{me} reads another guest's image");
-        assert!(!oracle.allows(me, &l(theirs), &["write"]), "{me} writes another guest's image");
-        assert!(oracle.allows(me, &l(&iso), &["read", "open"]), "{me} reads ro media");
-        assert!(!oracle.allows(me, &l(&iso), &["write"]), "{me} writes ro media");
-        assert!(oracle.allows(me, &l(&shared), &["read", "write"]), "{me} on a shared disk");
-        assert!(!oracle.allows(me, &l(&free), &["read"]), "{me} reads a resting image");
+        assert!(
+            oracle.allows(me, &l(mine), &["read", "write", "open"]),
+            "{me} on its own image"
+        );
+        assert!(
+            !oracle.allows(me, &l(theirs), &["read"]),
+            "{me} reads another guest's image"
+        );
+        assert!(
+            !oracle.allows(me, &l(theirs), &["write"]),
+            "{me} writes another guest's image"
+        );
+        assert!(
+            oracle.allows(me, &l(&iso), &["read", "open"]),
+            "{me} reads ro media"
+        );
+        assert!(
+            !oracle.allows(me, &l(&iso), &["write"]),
+            "{me} writes ro media"
+        );
+        assert!(
+            oracle.allows(me, &l(&shared), &["read", "write"]),
+            "{me} on a shared disk"
+        );
+        assert!(
+            !oracle.allows(me, &l(&free), &["read"]),
+            "{me} reads a resting image"
+        );
     }
 
     // After detach, the image is out of reach again.
-    bed.ok(&["detach", "--guest", &g1, "--volume", disk1.to_str().unwrap()]);
+    bed.ok(&[
+        "detach",
+        "--guest",
+        &g1,
+        "--volume",
+        disk1.to_str().unwrap(),
+    ]);
     assert!(!oracle.allows(&p1, &l(&disk1), &["read"]));
 }

@@ -29,7 +29,10 @@ impl Outside {
 
     fn assert_untouched(&self) {
         assert_eq!(label(&self.dir.join("secret")).as_deref(), Some(SECRET));
-        assert_eq!(label(&self.dir.join("subdir/inner.img")).as_deref(), Some(SECRET));
+        assert_eq!(
+            label(&self.dir.join("subdir/inner.img")).as_deref(),
+            Some(SECRET)
+        );
     }
 }
 
@@ -44,7 +47,15 @@ fn symlinks_to_files_and_directories_outside_are_never_followed() {
     let (uuid, _) = bed.define_guest("attacker");
 
     for target in [file_link.clone(), dir_link.join("inner.img")] {
-        let out = bed.cli(&["attach", "--guest", &uuid, "--volume", target.to_str().unwrap(), "--mode", "rw"]);
+        let out = bed.cli(&[
+            "attach",
+            "--guest",
+            &uuid,
+            "--volume",
+            target.to_str().unwrap(),
+            "--mode",
+            "rw",
+        ]);
         assert_eq!(out.status.code(), Some(1), "{}", target.display());
         assert!(String::from_utf8_lossy(&out.stderr).contains("symlink"));
     }
@@ -59,7 +70,11 @@ fn symlinks_to_files_and_directories_outside_are_never_followed() {
     bed.file("canary.img");
     assert_label_within_1s(&bed.pool.join("canary.img"), VIRT_IMAGE);
     outside.assert_untouched();
-    assert_eq!(label(&file_link), None, "the symlink itself is not labeled either");
+    assert_eq!(
+        label(&file_link),
+        None,
+        "the symlink itself is not labeled either"
+    );
 }
 
 #[test]
@@ -69,13 +84,25 @@ fn a_hard_link_to_a_file_outside_is_never_labeled() {
     let link = bed.pool.join("shadow.img");
     std::fs::hard_link(outside.dir.join("secret"), &link).unwrap();
     let (uuid, _) = bed.define_guest("attacker");
-    let out = bed.cli(&["attach", "--guest", &uuid, "--volume", link.to_str().unwrap(), "--mode", "rw"]);
+    let out = bed.cli(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        link.to_str().unwrap(),
+        "--mode",
+        "rw",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hard links"));
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["scan", "--json"])).unwrap();
     assert_eq!(json["total"]["skipped"]["hard links"], 1);
     let _agent = bed.agent();
-    std::fs::hard_link(outside.dir.join("subdir/inner.img"), bed.pool.join("planted.img")).unwrap();
+    std::fs::hard_link(
+        outside.dir.join("subdir/inner.img"),
+        bed.pool.join("planted.img"),
+    )
+    .unwrap();
     bed.file("canary.img");
     assert_label_within_1s(&bed.pool.join("canary.img"), VIRT_IMAGE);
     outside.assert_untouched();
@@ -89,12 +116,23 @@ fn dotdot_in_a_volume_path_is_refused() {
     let escape = format!(
         "{}/../../../../{}",
         bed.pool.0.display(),
-        outside.dir.join("secret").display().to_string().trim_start_matches('/')
+        outside
+            .dir
+            .join("secret")
+            .display()
+            .to_string()
+            .trim_start_matches('/')
     );
-    for path in [escape.as_str(), &format!("{}/sub/../x.img", bed.pool.0.display())] {
+    for path in [
+        escape.as_str(),
+        &format!("{}/sub/../x.img", bed.pool.0.display()),
+    ] {
         let out = bed.cli(&["attach", "--guest", &uuid, "--volume", path, "--mode", "rw"]);
         assert_eq!(out.status.code(), Some(1), "{path}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("'..'"), "{path}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("'..'"),
+            "{path}"
+        );
     }
     outside.assert_untouched();
 }
@@ -128,7 +166,14 @@ fn a_pool_path_that_is_a_symlink_is_a_config_error() {
 fn fifos_and_device_nodes_in_a_pool_are_left_alone() {
     let bed = Bed::new();
     let fifo = bed.pool.join("fifo");
-    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
     let null = bed.pool.join("null");
     rustix::fs::mknodat(
         rustix::fs::CWD,

@@ -162,7 +162,14 @@ pub fn new_uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn getrandom_fill(buf: &mut [u8]) {
@@ -191,8 +198,13 @@ pub fn label(path: &Path) -> Option<String> {
 pub fn set_label(path: &Path, label: &str) {
     let mut value = label.as_bytes().to_vec();
     value.push(0);
-    rustix::fs::lsetxattr(path, "security.selinux", &value, rustix::fs::XattrFlags::empty())
-        .unwrap_or_else(|e| panic!("lsetxattr {}: {e}", path.display()));
+    rustix::fs::lsetxattr(
+        path,
+        "security.selinux",
+        &value,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap_or_else(|e| panic!("lsetxattr {}: {e}", path.display()));
 }
 
 /// The image label of a guest with these categories.
@@ -216,7 +228,9 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Asserts that `path` reaches `expected` within one second.
 pub fn assert_label_within_1s(path: &Path, expected: &str) {
-    let ok = wait_for(Duration::from_secs(1), || label(path).as_deref() == Some(expected));
+    let ok = wait_for(Duration::from_secs(1), || {
+        label(path).as_deref() == Some(expected)
+    });
     assert!(
         ok,
         "{} is {:?}, expected {expected} within 1s",
@@ -237,7 +251,8 @@ impl Agent {
         let notify_dir = TempDir::new("/tmp", "svirt-pool-notify");
         let sock_path = notify_dir.join("notify.sock");
         let sock = UnixDatagram::bind(&sock_path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
             .arg("--config")
             .arg(config)
