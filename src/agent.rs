@@ -14,6 +14,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use sd_notify::NotifyState;
 
 use crate::config::Settings;
+use crate::devices;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
@@ -66,6 +67,8 @@ struct Engine<'s> {
     reconciler: Reconciler<'s>,
     store: Store,
     watcher: Watcher,
+    /// The udev monitor of LV nodes, when an lvm pool is configured.
+    monitor: Option<devices::Monitor>,
     /// Pools whose root directory is absent; looked for on every tick.
     missing: Vec<bool>,
     /// Pools not fully watched (watch limit reached): rescanned periodically instead.
@@ -77,9 +80,17 @@ impl<'s> Engine<'s> {
     fn new(settings: &'s Settings) -> Result<Self> {
         lock::ensure_state_dir(&settings.state_dir)?;
         let n = settings.pools.len();
+        let monitor = if settings.pools.iter().any(|p| p.lvm().is_some()) {
+            let monitor =
+                devices::Monitor::new().map_err(|e| Error::failed(format!("udev monitor: {e}")))?;
+            Some(monitor)
+        } else {
+            None
+        };
         Ok(Engine {
+            monitor,
             settings,
-            reconciler: Reconciler::new(settings, Apply::Write).map_err(Error::failed)?,
+            reconciler: Reconciler::new(settings, Apply::Write),
             store: Store::open(&settings.state_dir)?,
             watcher: Watcher::new().map_err(|e| Error::failed(format!("inotify_init: {e}")))?,
             missing: vec![false; n],
@@ -109,17 +120,22 @@ impl<'s> Engine<'s> {
                 tv_sec: wait.as_secs() as i64,
                 tv_nsec: i64::from(wait.subsec_nanos()),
             };
-            let (inotify_ready, stop_ready) = {
+            let (inotify_ready, stop_ready, udev_ready) = {
                 let inotify_fd = self.watcher.fd();
-                let mut fds = [
+                let udev_fd = self.monitor.as_ref().map(devices::Monitor::fd);
+                let mut fds = vec![
                     PollFd::new(&inotify_fd, PollFlags::IN),
                     PollFd::new(&stop, PollFlags::IN),
                 ];
+                if let Some(fd) = &udev_fd {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                }
                 match rustix::event::poll(&mut fds, Some(&timeout)) {
                     Ok(_) | Err(rustix::io::Errno::INTR) => {}
                     Err(e) => return Err(Error::failed(format!("poll: {e}"))),
                 }
-                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+                let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+                (ready(0), ready(1), ready(2))
             };
             if stop_ready {
                 tracing::info!("engine stopped");
@@ -133,6 +149,9 @@ impl<'s> Engine<'s> {
                 if !changes.is_empty() {
                     self.handle(changes)?;
                 }
+            }
+            if udev_ready {
+                self.handle_udev()?;
             }
             if Instant::now() >= next_tick {
                 self.tick()?;
@@ -189,9 +208,13 @@ impl<'s> Engine<'s> {
                 tracing::info!(pool = %pool.name, path = %rel.display(), %summary, "scanned");
                 Some(summary)
             }
+            Err(e) if pool.lvm().is_some() => {
+                tracing::warn!(pool = %pool.name, error = %e, "cannot scan LV nodes");
+                None
+            }
             Err(e) => {
                 if !self.missing[idx] {
-                    tracing::warn!(pool = %pool.name, dir = %pool.path.display(), error = %e,
+                    tracing::warn!(pool = %pool.name, location = %pool.location(), error = %e,
                         "pool directory unavailable; waiting for it to appear");
                 }
                 self.missing[idx] = true;
@@ -240,6 +263,31 @@ impl<'s> Engine<'s> {
         Ok(())
     }
 
+    /// Labels the LV nodes that udev just added or changed (an LV activated, refreshed,
+    /// extended: udev may have reset the node's label).
+    fn handle_udev(&mut self) -> Result<()> {
+        let settings = self.settings;
+        let Some(monitor) = self.monitor.as_mut() else {
+            return Ok(());
+        };
+        let events = monitor.read(&|vg| settings.lvm_pool_of(vg).is_some());
+        if events.is_empty() {
+            return Ok(());
+        }
+        let _lock = lock::acquire(&settings.state_dir)?;
+        for node in events {
+            let Some(idx) = settings.lvm_pool_of(&node.vg) else {
+                continue;
+            };
+            let pool = &settings.pools[idx];
+            let holders = self.store.holders(&pool.name, node.lv_uuid.as_bytes())?;
+            let ex = self.reconciler.reconcile_lv_node(idx, &node, &holders);
+            let name = format!("{}/{} ({})", node.vg, node.lv, node.devnode.display());
+            log_outcome(&pool.name, Path::new(&name), &ex, tracing::Level::INFO);
+        }
+        Ok(())
+    }
+
     /// Pool `idx`'s directory was removed or replaced: stop watching the old tree and
     /// look for the path again on every tick.
     fn root_gone(&mut self, idx: usize) {
@@ -247,7 +295,7 @@ impl<'s> Engine<'s> {
             return;
         }
         let p = &self.settings.pools[idx];
-        tracing::warn!(pool = %p.name, dir = %p.path.display(), "pool directory removed or replaced; waiting for it to appear");
+        tracing::warn!(pool = %p.name, dir = %p.location(), "pool directory removed or replaced; waiting for it to appear");
         self.watcher.remove_tree(idx, Path::new(""));
         self.reconciler.forget_root(idx);
         self.missing[idx] = true;
@@ -257,15 +305,20 @@ impl<'s> Engine<'s> {
     /// cannot be watched fully.
     fn tick(&mut self) -> Result<()> {
         for idx in 0..self.settings.pools.len() {
-            if !self.missing[idx] && !self.reconciler.root_is_current(idx) {
+            let is_dir = self.settings.pools[idx].dir().is_some();
+            if is_dir && !self.missing[idx] && !self.reconciler.root_is_current(idx) {
                 self.root_gone(idx);
             }
         }
         let rescan_degraded = self.last_degraded_rescan.elapsed() >= DEGRADED_RESCAN;
         let due: Vec<usize> = (0..self.settings.pools.len())
             .filter(|i| {
-                (self.missing[*i] && self.settings.pools[*i].path.is_dir())
-                    || (rescan_degraded && self.degraded[*i])
+                let back = || {
+                    self.settings.pools[*i]
+                        .dir()
+                        .is_some_and(|d| d.path.is_dir())
+                };
+                (self.missing[*i] && back()) || (rescan_degraded && self.degraded[*i])
             })
             .collect();
         if rescan_degraded {

@@ -42,7 +42,7 @@ pub enum Command {
         /// The guest's UUID.
         #[arg(long, value_name = "UUID")]
         guest: String,
-        /// Path of the volume, inside a configured pool.
+        /// A file inside a dir pool, or `VG/LV` / `/dev/VG/LV` of an lvm pool.
         #[arg(long, value_name = "PATH")]
         volume: PathBuf,
         /// How the guest uses it.
@@ -54,7 +54,7 @@ pub enum Command {
         /// The guest's UUID.
         #[arg(long, value_name = "UUID")]
         guest: String,
-        /// Path of the volume, inside a configured pool.
+        /// A file inside a dir pool, or `VG/LV` / `/dev/VG/LV` of an lvm pool.
         #[arg(long, value_name = "PATH")]
         volume: PathBuf,
     },
@@ -64,6 +64,8 @@ pub enum Command {
         #[arg(long, value_name = "UUID")]
         guest: String,
     },
+    /// udev RUN hook: label the LV node of the event in the environment, always exit 0.
+    UdevHook,
     /// Show each pool's volumes, attachments, current and desired labels, and drift.
     Status {
         /// Print JSON (every volume).

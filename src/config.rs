@@ -11,6 +11,7 @@ use crate::context::{CategorySet, Context};
 use crate::error::{Error, Result};
 use crate::fsys;
 use crate::labels::GuestContexts;
+use crate::lvm;
 use crate::policy::{self, FileContexts, FileKind};
 
 /// Where the configuration is read from when neither `--config` nor
@@ -44,9 +45,10 @@ struct RawPool {
     #[serde(rename = "type")]
     kind: String,
     path: Option<PathBuf>,
+    vg: Option<String>,
     resting_label: Option<String>,
-    #[serde(default)]
-    cross_filesystems: bool,
+    cross_filesystems: Option<bool>,
+    lvm_args: Option<Vec<String>>,
 }
 
 /// The validated configuration.
@@ -78,15 +80,40 @@ pub struct SelinuxSettings {
 pub struct Pool {
     /// Its name, unique in the config.
     pub name: String,
-    /// The directory at its root.
-    pub path: PathBuf,
     /// The label of volumes no guest holds; `None` for the file_contexts default.
     pub resting_label: Option<Context>,
+    /// A directory tree or a volume group.
+    pub kind: PoolKind,
+}
+
+/// What a pool is made of.
+#[derive(Debug, Clone)]
+pub enum PoolKind {
+    /// `type = "dir"`: every regular file below a directory.
+    Dir(DirPool),
+    /// `type = "lvm"`: every LV of a volume group.
+    Lvm(LvmPool),
+}
+
+/// A directory pool.
+#[derive(Debug, Clone)]
+pub struct DirPool {
+    /// The directory at its root.
+    pub path: PathBuf,
     /// Whether mount points below the root are followed (default: not).
     pub cross_filesystems: bool,
 }
 
-impl Pool {
+/// An LVM pool.
+#[derive(Debug, Clone)]
+pub struct LvmPool {
+    /// The volume group.
+    pub vg: String,
+    /// Extra arguments for every lvm2 command (e.g. `--driverloaded n`).
+    pub lvm_args: Vec<String>,
+}
+
+impl DirPool {
     /// The path relative to this pool's root, if `path` (lexically normal) lies strictly inside it.
     pub fn relative<'a>(&self, path: &'a Path) -> Option<&'a Path> {
         path.strip_prefix(&self.path)
@@ -95,16 +122,79 @@ impl Pool {
     }
 }
 
-impl Settings {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Settings> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read config {}: {e}", path.display())))?;
-        Self::parse(&text, path)
+impl Pool {
+    /// The directory pool, if it is one.
+    pub fn dir(&self) -> Option<&DirPool> {
+        match &self.kind {
+            PoolKind::Dir(d) => Some(d),
+            PoolKind::Lvm(_) => None,
+        }
     }
 
-    /// Validates `text`, which came from `source`.
+    /// The LVM pool, if it is one.
+    pub fn lvm(&self) -> Option<&LvmPool> {
+        match &self.kind {
+            PoolKind::Lvm(l) => Some(l),
+            PoolKind::Dir(_) => None,
+        }
+    }
+
+    /// `dir` or `lvm`.
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            PoolKind::Dir(_) => "dir",
+            PoolKind::Lvm(_) => "lvm",
+        }
+    }
+
+    /// The full path of an entry a scan reported: below a dir pool's root, or an LV
+    /// node's own path.
+    pub fn entry_path(&self, entry: &Path) -> PathBuf {
+        match &self.kind {
+            PoolKind::Dir(d) if entry.as_os_str().is_empty() => d.path.clone(),
+            PoolKind::Dir(d) => d.path.join(entry),
+            PoolKind::Lvm(_) => entry.to_path_buf(),
+        }
+    }
+
+    /// Where it is, for people: the directory, or `VG vg0`.
+    pub fn location(&self) -> String {
+        match &self.kind {
+            PoolKind::Dir(d) => d.path.display().to_string(),
+            PoolKind::Lvm(l) => format!("VG {}", l.vg),
+        }
+    }
+}
+
+/// How much of the configuration is checked against the system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// Everything: paths exist, file_contexts loads and has defaults (commands, agent).
+    Full,
+    /// Syntax and values only (the udev hook, which must finish in milliseconds).
+    Syntax,
+}
+
+impl Settings {
+    /// Reads and fully validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Settings> {
+        Self::load_with(path, Checks::Full)
+    }
+
+    /// Reads and validates the file at `path` with the given checks.
+    pub fn load_with(path: &Path, checks: Checks) -> Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read config {}: {e}", path.display())))?;
+        Self::parse_with(&text, path, checks)
+    }
+
+    /// Fully validates `text`, which came from `source`.
     pub fn parse(text: &str, source: &Path) -> Result<Settings> {
+        Self::parse_with(text, source, Checks::Full)
+    }
+
+    /// Validates `text`, which came from `source`, with the given checks.
+    pub fn parse_with(text: &str, source: &Path, checks: Checks) -> Result<Settings> {
         let err = |msg: String| Error::Config(format!("{}: {msg}", source.display()));
         let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let selinux = validate_selinux(raw.selinux).map_err(err)?;
@@ -117,11 +207,16 @@ impl Settings {
                 state_dir.display()
             )));
         }
-        let file_contexts = FileContexts::open(selinux.file_contexts.as_deref())
-            .map_err(|e| err(format!("selinux.file_contexts: {e}")))?;
+        let file_contexts = match checks {
+            Checks::Full => Some(
+                FileContexts::open(selinux.file_contexts.as_deref())
+                    .map_err(|e| err(format!("selinux.file_contexts: {e}")))?,
+            ),
+            Checks::Syntax => None,
+        };
         let mut pools: Vec<Pool> = Vec::new();
         for (i, raw_pool) in raw.pools.into_iter().enumerate() {
-            let pool = validate_pool(raw_pool, &file_contexts)
+            let pool = validate_pool(raw_pool, file_contexts.as_ref())
                 .map_err(|e| err(format!("pool[{i}]: {e}")))?;
             for other in &pools {
                 check_distinct(other, &pool).map_err(|e| err(format!("pool[{i}]: {e}")))?;
@@ -144,11 +239,11 @@ impl Settings {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    /// The pool that contains `path` (absolute, lexically normal) and the path inside it.
-    pub fn locate<'a>(&self, path: &'a Path) -> Option<(&Pool, &'a Path)> {
+    /// The index of the LVM pool of volume group `vg`.
+    pub fn lvm_pool_of(&self, vg: &str) -> Option<usize> {
         self.pools
             .iter()
-            .find_map(|p| p.relative(path).map(|rel| (p, rel)))
+            .position(|p| p.lvm().is_some_and(|l| l.vg == vg))
     }
 }
 
@@ -199,7 +294,7 @@ fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, String> {
     })
 }
 
-fn validate_pool(raw: RawPool, file_contexts: &FileContexts) -> Result<Pool, String> {
+fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<Pool, String> {
     let name = raw.name;
     if name.is_empty()
         || !name
@@ -210,40 +305,96 @@ fn validate_pool(raw: RawPool, file_contexts: &FileContexts) -> Result<Pool, Str
             "name {name:?} must be letters, digits, '-', '_' or '.'"
         ));
     }
-    if raw.kind != "dir" {
-        return Err(format!(
-            "pool {name:?}: type {:?} is not supported (expected \"dir\")",
-            raw.kind
-        ));
-    }
-    let path = raw
-        .path
-        .ok_or_else(|| format!("pool {name:?}: path is required for type \"dir\""))?;
-    check_pool_path(&path).map_err(|e| format!("pool {name:?}: path {}: {e}", path.display()))?;
+    let only = |key: &str, set: bool, kind: &str| {
+        if set {
+            Err(format!(
+                "pool {name:?}: {key} is not a key of type {kind:?} pools"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let kind = match raw.kind.as_str() {
+        "dir" => {
+            only("vg", raw.vg.is_some(), "dir")?;
+            only("lvm_args", raw.lvm_args.is_some(), "dir")?;
+            let path = raw
+                .path
+                .ok_or_else(|| format!("pool {name:?}: path is required for type \"dir\""))?;
+            if file_contexts.is_some() {
+                check_pool_path(&path)
+                    .map_err(|e| format!("pool {name:?}: path {}: {e}", path.display()))?;
+            } else if !path.is_absolute() {
+                return Err(format!(
+                    "pool {name:?}: path {} is not absolute",
+                    path.display()
+                ));
+            }
+            PoolKind::Dir(DirPool {
+                path,
+                cross_filesystems: raw.cross_filesystems.unwrap_or(false),
+            })
+        }
+        "lvm" => {
+            only("path", raw.path.is_some(), "lvm")?;
+            only("cross_filesystems", raw.cross_filesystems.is_some(), "lvm")?;
+            let vg = raw
+                .vg
+                .ok_or_else(|| format!("pool {name:?}: vg is required for type \"lvm\""))?;
+            if !lvm::is_valid_name(&vg) {
+                return Err(format!(
+                    "pool {name:?}: vg {vg:?} is not a volume group name"
+                ));
+            }
+            PoolKind::Lvm(LvmPool {
+                vg,
+                lvm_args: raw.lvm_args.unwrap_or_default(),
+            })
+        }
+        other => {
+            return Err(format!(
+                "pool {name:?}: type {other:?} is not supported (expected \"dir\" or \"lvm\")"
+            ));
+        }
+    };
     let resting_label = match raw.resting_label {
         Some(v) => Some(parse_context(&format!("pool {name:?}: resting_label"), &v)?),
         None => {
-            let probe = path.join("volume.img");
-            for (what, p, kind) in [
-                ("the directory", &path, FileKind::Directory),
-                ("a file in it", &probe, FileKind::Regular),
-            ] {
-                if file_contexts.lookup(p, kind)?.is_none() {
-                    return Err(format!(
-                        "pool {name:?}: no resting_label is set and file_contexts has no default for {what} ({})",
-                        p.display()
-                    ));
-                }
+            if let Some(fc) = file_contexts {
+                check_default_exists(&name, &kind, fc)?;
             }
             None
         }
     };
     Ok(Pool {
         name,
-        path,
         resting_label,
-        cross_filesystems: raw.cross_filesystems,
+        kind,
     })
+}
+
+/// Without a resting_label, file_contexts must give the pool's volumes a default.
+fn check_default_exists(name: &str, kind: &PoolKind, fc: &FileContexts) -> Result<(), String> {
+    let probes: Vec<(&str, PathBuf, FileKind)> = match kind {
+        PoolKind::Dir(d) => vec![
+            ("the directory", d.path.clone(), FileKind::Directory),
+            ("a file in it", d.path.join("volume.img"), FileKind::Regular),
+        ],
+        PoolKind::Lvm(_) => vec![(
+            "an LV node",
+            PathBuf::from("/dev/dm-0"),
+            FileKind::BlockDevice,
+        )],
+    };
+    for (what, path, file_kind) in probes {
+        if fc.lookup(&path, file_kind)?.is_none() {
+            return Err(format!(
+                "pool {name:?}: no resting_label is set and file_contexts has no default for {what} ({})",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A pool path must be absolute, normal (no `.` or `..`), and an existing directory
@@ -268,13 +419,20 @@ fn check_distinct(a: &Pool, b: &Pool) -> Result<(), String> {
     if a.name == b.name {
         return Err(format!("pool name {:?} is used twice", b.name));
     }
-    if a.path.starts_with(&b.path) || b.path.starts_with(&a.path) {
+    let overlap = match (&a.kind, &b.kind) {
+        (PoolKind::Dir(x), PoolKind::Dir(y)) => {
+            x.path.starts_with(&y.path) || y.path.starts_with(&x.path)
+        }
+        (PoolKind::Lvm(x), PoolKind::Lvm(y)) => x.vg == y.vg,
+        _ => false,
+    };
+    if overlap {
         return Err(format!(
             "pool {:?} ({}) overlaps pool {:?} ({})",
             b.name,
-            b.path.display(),
+            b.location(),
             a.name,
-            a.path.display()
+            a.location()
         ));
     }
     Ok(())

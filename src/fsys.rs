@@ -85,6 +85,34 @@ pub fn open_pool_root(path: &Path) -> Result<OwnedFd, String> {
     })
 }
 
+/// A device node opened without following links, with its device number.
+pub struct DeviceNode {
+    /// An `O_PATH` descriptor of the node itself.
+    pub fd: OwnedFd,
+    /// What it is.
+    pub kind: NodeKind,
+    /// `st_rdev`: the device it stands for.
+    pub rdev: u64,
+}
+
+/// Opens a device node by its absolute path (`DEVNAME` from udev), `O_PATH |
+/// O_NOFOLLOW`: a symlink is opened as itself and then refused by its kind.
+pub fn open_node(path: &Path) -> Result<DeviceNode, OpenError> {
+    let fd = rustix::fs::openat(
+        rustix::fs::CWD,
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(open_error)?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| OpenError::Io(io::Error::from(e).to_string()))?;
+    Ok(DeviceNode {
+        kind: kind_of(&st),
+        rdev: st.st_rdev,
+        fd,
+    })
+}
+
 /// Checks that a volume path given by a user is lexically clean: no `..`, no empty name.
 ///
 /// `.` components and repeated slashes are dropped; the result is absolute

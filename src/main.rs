@@ -38,6 +38,12 @@ fn config_path(cli: &Cli) -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Agent));
+    if matches!(cli.command, Command::UdevHook) {
+        // Never fail a udev event: report and exit 0 whatever happened.
+        let result = svirt_pool::hook::run(&config_path(&cli), &|k| std::env::var(k).ok());
+        svirt_pool::hook::report(&result);
+        return ExitCode::SUCCESS;
+    }
     let result =
         Settings::load(&config_path(&cli)).and_then(|s| svirt_pool::commands::run(cli.command, s));
     match result {

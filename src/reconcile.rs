@@ -13,8 +13,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{Pool, Settings};
+use std::cell::OnceCell;
+
+use crate::config::{DirPool, Pool, PoolKind, Settings};
 use crate::context::Context;
+use crate::devices::{self, LvNode};
 use crate::filecon::{self, LabelError};
 use crate::fsys::{self, Node, NodeKind, OpenError, Visit};
 use crate::labels::{self, GuestContexts, Holder, Target};
@@ -41,6 +44,8 @@ pub enum SkipReason {
     NoDefault,
     /// Its attachments conflict (rw with another holder: only from a hand-edited state).
     Conflict,
+    /// An LV's node is not the block device udev named (replaced in between).
+    NotTheNode,
 }
 
 impl SkipReason {
@@ -55,6 +60,7 @@ impl SkipReason {
             SkipReason::ReadOnly => "EROFS",
             SkipReason::NoDefault => "no default label",
             SkipReason::Conflict => "conflicting attachments",
+            SkipReason::NotTheNode => "not the LV's block device",
         }
     }
 }
@@ -96,20 +102,31 @@ pub enum Apply {
     Inspect,
 }
 
+/// What the volumes of a pool are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeType {
+    /// Regular files (dir pools).
+    Files,
+    /// Block device nodes (lvm pools).
+    BlockDevices,
+}
+
 /// The pure decision: what an entry of this kind with these holders must carry.
 pub fn plan(
+    volumes: VolumeType,
     kind: NodeKind,
     holders: &[Holder],
     contexts: &GuestContexts,
 ) -> Result<Target, SkipReason> {
-    match kind {
-        NodeKind::Symlink => Err(SkipReason::Symlink),
-        NodeKind::BlockDevice | NodeKind::Other => Err(SkipReason::NotRegularFile),
-        NodeKind::Directory => Ok(Target::Resting),
-        NodeKind::Regular { links } if links > 1 => Err(SkipReason::HardLinks),
-        NodeKind::Regular { .. } => {
-            labels::desired_label(holders, contexts).map_err(|_| SkipReason::Conflict)
-        }
+    let decide = || labels::desired_label(holders, contexts).map_err(|_| SkipReason::Conflict);
+    match (volumes, kind) {
+        (_, NodeKind::Symlink) => Err(SkipReason::Symlink),
+        (VolumeType::Files, NodeKind::Directory) => Ok(Target::Resting),
+        (VolumeType::Files, NodeKind::Regular { links }) if links > 1 => Err(SkipReason::HardLinks),
+        (VolumeType::Files, NodeKind::Regular { .. }) => decide(),
+        (VolumeType::Files, _) => Err(SkipReason::NotRegularFile),
+        (VolumeType::BlockDevices, NodeKind::BlockDevice) => decide(),
+        (VolumeType::BlockDevices, _) => Err(SkipReason::NotTheNode),
     }
 }
 
@@ -185,20 +202,21 @@ impl std::fmt::Display for Summary {
 /// stays on the thread that made it.
 pub struct Reconciler<'s> {
     settings: &'s Settings,
-    file_contexts: FileContexts,
+    /// Loaded on first use: the udev hook labeling an attached LV never needs it.
+    file_contexts: OnceCell<Result<FileContexts, String>>,
     roots: Vec<Option<OwnedFd>>,
     apply: Apply,
 }
 
 impl<'s> Reconciler<'s> {
     /// A reconciler for `settings`, writing labels or only inspecting them.
-    pub fn new(settings: &'s Settings, apply: Apply) -> Result<Self, String> {
-        Ok(Reconciler {
+    pub fn new(settings: &'s Settings, apply: Apply) -> Self {
+        Reconciler {
             settings,
-            file_contexts: FileContexts::open(settings.selinux.file_contexts.as_deref())?,
+            file_contexts: OnceCell::new(),
             roots: settings.pools.iter().map(|_| None).collect(),
             apply,
-        })
+        }
     }
 
     /// The settings it works from.
@@ -206,26 +224,36 @@ impl<'s> Reconciler<'s> {
         self.settings
     }
 
-    /// The root descriptor of pool `idx`, opened on first use.
+    fn dir_pool(&self, idx: usize) -> Result<&'s DirPool, String> {
+        let pool = &self.settings.pools[idx];
+        pool.dir()
+            .ok_or_else(|| format!("pool {} is not a directory pool", pool.name))
+    }
+
+    /// The root descriptor of dir pool `idx`, opened on first use.
     pub fn root(&mut self, idx: usize) -> Result<BorrowedFd<'_>, String> {
         if self.roots[idx].is_none() {
-            self.roots[idx] = Some(fsys::open_pool_root(&self.settings.pools[idx].path)?);
+            let dir = self.dir_pool(idx)?;
+            self.roots[idx] = Some(fsys::open_pool_root(&dir.path)?);
         }
         Ok(self.roots[idx].as_ref().expect("just opened").as_fd())
     }
 
-    /// Whether pool `idx`'s open root is still the directory at the pool's path.
+    /// Whether dir pool `idx`'s open root is still the directory at the pool's path.
     ///
     /// False once it was removed or replaced: inotify reports neither while we hold
     /// the old directory open (no IN_DELETE_SELF until the last reference goes).
     pub fn root_is_current(&self, idx: usize) -> bool {
-        let Some(fd) = &self.roots[idx] else {
+        let (Some(fd), Ok(dir)) = (&self.roots[idx], self.dir_pool(idx)) else {
             return false;
         };
-        let path = &self.settings.pools[idx].path;
         match (
             rustix::fs::fstat(fd),
-            rustix::fs::statat(rustix::fs::CWD, path, rustix::fs::AtFlags::SYMLINK_NOFOLLOW),
+            rustix::fs::statat(
+                rustix::fs::CWD,
+                &dir.path,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ),
         ) {
             (Ok(open), Ok(now)) => {
                 open.st_nlink > 0 && open.st_dev == now.st_dev && open.st_ino == now.st_ino
@@ -239,9 +267,36 @@ impl<'s> Reconciler<'s> {
         self.roots[idx] = None;
     }
 
-    /// Reconciles the entry at `rel` in pool `idx` given its holders.
+    /// Reconciles the volume of pool `idx` known in the state as `key` (a path
+    /// relative to a dir pool's root, or an LV uuid) given its holders.
+    ///
+    /// An LV without a node (inactive) is [`Outcome::Missing`]: its label is applied
+    /// when the node appears.
+    pub fn reconcile_volume(&mut self, idx: usize, key: &[u8], holders: &[Holder]) -> Examined {
+        match &self.settings.pools[idx].kind {
+            PoolKind::Dir(_) => {
+                let rel = Path::new(std::ffi::OsStr::from_bytes(key));
+                self.reconcile_path(idx, rel, holders)
+            }
+            PoolKind::Lvm(lvm) => {
+                let uuid = String::from_utf8_lossy(key);
+                match devices::enumerate(&|vg| vg == lvm.vg) {
+                    Ok(nodes) => match nodes.iter().find(|n| n.lv_uuid == uuid) {
+                        Some(node) => self.reconcile_lv_node(idx, node, holders),
+                        None => unreachable_entry(OpenError::Missing),
+                    },
+                    Err(e) => unreachable_entry(OpenError::Io(format!("udev enumeration: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Reconciles the entry at `rel` in dir pool `idx` given its holders.
     pub fn reconcile_path(&mut self, idx: usize, rel: &Path, holders: &[Holder]) -> Examined {
-        let cross_fs = self.settings.pools[idx].cross_filesystems;
+        let cross_fs = match self.dir_pool(idx) {
+            Ok(dir) => dir.cross_filesystems,
+            Err(e) => return unreachable_entry(OpenError::Io(e)),
+        };
         let opened = self.root(idx).map_err(OpenError::Io).and_then(|root| {
             if rel.as_os_str().is_empty() {
                 fsys::open_dir_beneath(root, rel, cross_fs).map(|fd| Node {
@@ -259,11 +314,40 @@ impl<'s> Reconciler<'s> {
         }
     }
 
-    /// Walks pool `idx` below `start` and reconciles every entry.
+    /// Reconciles the node of an LV of lvm pool `idx` given its holders.
+    ///
+    /// The node is opened `O_PATH | O_NOFOLLOW` and must be the block device udev
+    /// named (same device number), so neither a `/dev/VG/LV` symlink nor a node
+    /// replaced in between is ever labeled.
+    pub fn reconcile_lv_node(&mut self, idx: usize, node: &LvNode, holders: &[Holder]) -> Examined {
+        let node_fd = match fsys::open_node(&node.devnode) {
+            Ok(n) => n,
+            Err(e) => return unreachable_entry(e),
+        };
+        if node_fd.kind != NodeKind::BlockDevice || node_fd.rdev != node.devnum {
+            return Examined {
+                kind: node_fd.kind,
+                current: None,
+                desired: None,
+                outcome: Outcome::Skipped(SkipReason::NotTheNode),
+            };
+        }
+        let path = node.devnode.clone();
+        self.reconcile_node(
+            idx,
+            &path,
+            NodeKind::BlockDevice,
+            node_fd.fd.as_fd(),
+            holders,
+        )
+    }
+
+    /// Reconciles every volume of pool `idx` (for a dir pool, below `start`).
     ///
     /// `on_dir` is called for each directory before its entries are read (the agent
     /// adds its inotify watch there, so nothing created during the walk is missed);
-    /// `on_entry` receives each result.
+    /// `on_entry` receives each result with the entry's path (relative to a dir pool's
+    /// root; the node, e.g. `/dev/dm-3`, for an LV).
     pub fn scan(
         &mut self,
         idx: usize,
@@ -274,11 +358,27 @@ impl<'s> Reconciler<'s> {
     ) -> Result<(), String> {
         let pool = &self.settings.pools[idx];
         let holders_of_pool = index.get(&pool.name);
+        let holders = |key: &[u8]| {
+            holders_of_pool
+                .and_then(|m| m.get(key))
+                .map_or(&[][..], Vec::as_slice)
+        };
+        let cross_fs = match &pool.kind {
+            PoolKind::Dir(dir) => dir.cross_filesystems,
+            PoolKind::Lvm(lvm) => {
+                let nodes = devices::enumerate(&|vg| vg == lvm.vg)
+                    .map_err(|e| format!("udev enumeration: {e}"))?;
+                for node in &nodes {
+                    let ex = self.reconcile_lv_node(idx, node, holders(node.lv_uuid.as_bytes()));
+                    on_entry(&node.devnode, &ex);
+                }
+                return Ok(());
+            }
+        };
         let root = match self.root(idx) {
             Ok(fd) => rustix::io::dup(fd).map_err(|e| e.to_string())?,
             Err(e) => return Err(e),
         };
-        let cross_fs = pool.cross_filesystems;
         fsys::walk(root.as_fd(), start, cross_fs, &mut |visit| match visit {
             Visit::Directory { rel, fd } => {
                 on_dir(rel, fd);
@@ -286,9 +386,7 @@ impl<'s> Reconciler<'s> {
                 on_entry(rel, &ex);
             }
             Visit::Entry { rel, node } => {
-                let holders = holders_of_pool
-                    .and_then(|m| m.get(rel.as_os_str().as_bytes()))
-                    .map_or(&[][..], Vec::as_slice);
+                let holders = holders(rel.as_os_str().as_bytes());
                 let ex = self.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders);
                 on_entry(rel, &ex);
             }
@@ -297,7 +395,16 @@ impl<'s> Reconciler<'s> {
         Ok(())
     }
 
-    fn resting_label(&self, pool: &Pool, rel: &Path, kind: NodeKind) -> Result<Context, Outcome> {
+    fn file_contexts(&self) -> Result<&FileContexts, String> {
+        self.file_contexts
+            .get_or_init(|| FileContexts::open(self.settings.selinux.file_contexts.as_deref()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The label of an entry no guest holds. `path` is relative to a dir pool's
+    /// root, or an LV node's absolute path.
+    fn resting_label(&self, pool: &Pool, path: &Path, kind: NodeKind) -> Result<Context, Outcome> {
         if let Some(label) = &pool.resting_label {
             return Ok(label.clone());
         }
@@ -306,12 +413,13 @@ impl<'s> Reconciler<'s> {
             NodeKind::BlockDevice => FileKind::BlockDevice,
             _ => FileKind::Regular,
         };
-        let path = if rel.as_os_str().is_empty() {
-            pool.path.clone()
-        } else {
-            pool.path.join(rel)
+        let full = match &pool.kind {
+            PoolKind::Dir(dir) if path.as_os_str().is_empty() => dir.path.clone(),
+            PoolKind::Dir(dir) => dir.path.join(path),
+            PoolKind::Lvm(_) => path.to_path_buf(),
         };
-        match self.file_contexts.lookup(&path, file_kind) {
+        let fc = self.file_contexts().map_err(Outcome::Failed)?;
+        match fc.lookup(&full, file_kind) {
             Ok(Some(label)) => Ok(label),
             Ok(None) => Err(Outcome::Skipped(SkipReason::NoDefault)),
             Err(e) => Err(Outcome::Failed(e)),
@@ -321,7 +429,7 @@ impl<'s> Reconciler<'s> {
     fn reconcile_node(
         &self,
         idx: usize,
-        rel: &Path,
+        path: &Path,
         kind: NodeKind,
         fd: BorrowedFd<'_>,
         holders: &[Holder],
@@ -333,13 +441,17 @@ impl<'s> Reconciler<'s> {
             desired: None,
             outcome: Outcome::Unchanged,
         };
-        let desired = match plan(kind, holders, &self.settings.selinux.contexts) {
+        let volumes = match pool.kind {
+            PoolKind::Dir(_) => VolumeType::Files,
+            PoolKind::Lvm(_) => VolumeType::BlockDevices,
+        };
+        let desired = match plan(volumes, kind, holders, &self.settings.selinux.contexts) {
             Err(reason) => {
                 ex.outcome = Outcome::Skipped(reason);
                 return ex;
             }
             Ok(Target::Label(label)) => label,
-            Ok(Target::Resting) => match self.resting_label(pool, rel, kind) {
+            Ok(Target::Resting) => match self.resting_label(pool, path, kind) {
                 Ok(label) => label,
                 Err(outcome) => {
                     ex.outcome = outcome;
@@ -419,21 +531,50 @@ mod tests {
             mode: Mode::Rw,
         }];
         let c = contexts();
-        assert_eq!(plan(NodeKind::Symlink, &rw, &c), Err(SkipReason::Symlink));
+        let files = VolumeType::Files;
         assert_eq!(
-            plan(NodeKind::Regular { links: 2 }, &rw, &c),
+            plan(files, NodeKind::Symlink, &rw, &c),
+            Err(SkipReason::Symlink)
+        );
+        assert_eq!(
+            plan(files, NodeKind::Regular { links: 2 }, &rw, &c),
             Err(SkipReason::HardLinks)
         );
         assert_eq!(
-            plan(NodeKind::Other, &[], &c),
+            plan(files, NodeKind::Other, &[], &c),
             Err(SkipReason::NotRegularFile)
         );
-        assert_eq!(plan(NodeKind::Directory, &rw, &c), Ok(Target::Resting));
         assert_eq!(
-            plan(NodeKind::Regular { links: 1 }, &rw, &c),
+            plan(files, NodeKind::BlockDevice, &[], &c),
+            Err(SkipReason::NotRegularFile)
+        );
+        assert_eq!(
+            plan(files, NodeKind::Directory, &rw, &c),
+            Ok(Target::Resting)
+        );
+        assert_eq!(
+            plan(files, NodeKind::Regular { links: 1 }, &rw, &c),
             Ok(Target::Label(
                 "system_u:object_r:svirt_image_t:s0:c1,c2".parse().unwrap()
             ))
+        );
+    }
+
+    #[test]
+    fn lvm_pools_label_only_block_devices() {
+        let c = contexts();
+        let blocks = VolumeType::BlockDevices;
+        assert_eq!(
+            plan(blocks, NodeKind::BlockDevice, &[], &c),
+            Ok(Target::Resting)
+        );
+        assert_eq!(
+            plan(blocks, NodeKind::Symlink, &[], &c),
+            Err(SkipReason::Symlink)
+        );
+        assert_eq!(
+            plan(blocks, NodeKind::Regular { links: 1 }, &[], &c),
+            Err(SkipReason::NotTheNode)
         );
     }
 }

@@ -31,6 +31,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         } => volumes::attach(&settings, &guest, &volume, mode.into()),
         Command::Detach { guest, volume } => volumes::detach(&settings, &guest, &volume),
         Command::Release { guest } => volumes::release(&settings, &guest),
+        Command::UdevHook => unreachable!("the udev hook runs without full settings"),
     }
 }
 

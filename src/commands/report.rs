@@ -7,11 +7,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{print_json, shown};
-use crate::config::Settings;
+use crate::config::{PoolKind, Settings};
+use crate::devices;
 use crate::error::{Error, Result};
 use crate::fsys::NodeKind;
 use crate::lock;
-use crate::reconcile::{Apply, Outcome, Reconciler, Summary};
+use crate::lvm;
+use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
 use crate::state::{HolderIndex, Store};
 
 /// Reconciles every pool once and prints per-pool counts; exit 1 if any entry failed.
@@ -19,7 +21,7 @@ pub fn scan(settings: &Settings, json: bool) -> Result<()> {
     let _lock = lock::acquire(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
     let index = store.holder_index()?;
-    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
+    let mut rec = Reconciler::new(settings, Apply::Write);
     let mut pools = BTreeMap::new();
     let mut total = Summary::default();
     let mut errors = Vec::new();
@@ -33,12 +35,12 @@ pub fn scan(settings: &Settings, json: bool) -> Result<()> {
             &mut |path, ex| {
                 summary.add(ex);
                 if let Outcome::Failed(e) = &ex.outcome {
-                    errors.push(format!("{}: {e}", shown(&pool.path.join(path))));
+                    errors.push(format!("{}: {e}", shown(&pool.entry_path(path))));
                 }
             },
         );
         if let Err(e) = result {
-            errors.push(format!("pool {} ({}): {e}", pool.name, pool.path.display()));
+            errors.push(format!("pool {} ({}): {e}", pool.name, pool.location()));
             summary.failed += 1;
         }
         total.merge(&summary);
@@ -62,9 +64,14 @@ pub fn scan(settings: &Settings, json: bool) -> Result<()> {
 /// One volume in `status`.
 #[derive(Serialize)]
 struct VolumeStatus {
+    /// The path inside a dir pool, or `VG/LV`.
     volume: String,
+    /// The file, or the LV's node (empty while it has none).
     path: String,
     exists: bool,
+    /// For an LV: whether it has a node (is active).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<bool>,
     attachments: Vec<HolderStatus>,
     state: String,
     current: Option<String>,
@@ -86,8 +93,10 @@ struct PoolStatus {
     name: String,
     #[serde(rename = "type")]
     kind: &'static str,
-    path: String,
+    location: String,
     available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     volumes: Vec<VolumeStatus>,
     summary: Summary,
 }
@@ -114,6 +123,191 @@ fn state_of(holders: &[HolderStatus]) -> String {
         .join("; ")
 }
 
+/// What `status` needs to know about every pool's holders.
+struct Holders<'a> {
+    index: &'a HolderIndex,
+    names: &'a HashMap<String, String>,
+}
+
+impl Holders<'_> {
+    fn of(&self, pool: &str, key: &[u8]) -> Vec<HolderStatus> {
+        self.index
+            .get(pool)
+            .and_then(|m| m.get(key))
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| HolderStatus {
+                        name: self.names.get(&h.guest).cloned().unwrap_or_default(),
+                        guest: h.guest.clone(),
+                        mode: h.mode.as_str(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Volumes with attachments that were not seen, so nobody loses track of them.
+    fn unseen(
+        &self,
+        pool: &str,
+        seen: &HashSet<Vec<u8>>,
+        volume_name: &dyn Fn(&[u8]) -> (String, String),
+    ) -> Vec<VolumeStatus> {
+        let Some(held) = self.index.get(pool) else {
+            return Vec::new();
+        };
+        held.keys()
+            .filter(|k| !seen.contains(*k))
+            .map(|key| {
+                let (volume, path) = volume_name(key);
+                let attachments = self.of(pool, key);
+                VolumeStatus {
+                    volume,
+                    path,
+                    exists: false,
+                    active: None,
+                    state: state_of(&attachments),
+                    attachments,
+                    current: None,
+                    desired: None,
+                    drift: false,
+                    note: Some("missing: the volume does not exist".into()),
+                }
+            })
+            .collect()
+    }
+}
+
+fn note_of(ex: &Examined) -> Option<String> {
+    match &ex.outcome {
+        Outcome::Skipped(r) => Some(format!("skipped: {}", r.as_str())),
+        Outcome::Failed(e) => Some(format!("failed: {e}")),
+        _ => None,
+    }
+}
+
+/// The status of a dir pool: every entry found by a walk that writes nothing.
+fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> PoolStatus {
+    let pool = &rec.settings().pools[idx];
+    let mut volumes = Vec::new();
+    let mut seen = HashSet::new();
+    let mut summary = Summary::default();
+    let result = rec.scan(
+        idx,
+        Path::new(""),
+        holders.index,
+        &mut |_, _| {},
+        &mut |rel, ex| {
+            summary.add(ex);
+            if ex.kind == NodeKind::Directory {
+                return;
+            }
+            let key = rel.as_os_str().as_bytes();
+            seen.insert(key.to_vec());
+            let attachments = holders.of(&pool.name, key);
+            volumes.push(VolumeStatus {
+                volume: shown(rel),
+                path: shown(&pool.entry_path(rel)),
+                exists: true,
+                active: None,
+                state: state_of(&attachments),
+                attachments,
+                current: ex.current.clone(),
+                desired: ex.desired.as_ref().map(|c| c.to_string()),
+                drift: ex.outcome == Outcome::Relabeled,
+                note: note_of(ex),
+            });
+        },
+    );
+    volumes.extend(holders.unseen(&pool.name, &seen, &|key| {
+        let rel = Path::new(std::ffi::OsStr::from_bytes(key));
+        (shown(rel), shown(&pool.entry_path(rel)))
+    }));
+    PoolStatus {
+        name: pool.name.clone(),
+        kind: pool.type_name(),
+        location: pool.location(),
+        available: result.is_ok(),
+        error: result.err(),
+        volumes,
+        summary,
+    }
+}
+
+/// The status of an lvm pool: every LV `lvs` lists, with its node when it has one.
+fn lvm_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> PoolStatus {
+    let pool = &rec.settings().pools[idx];
+    let lvm = pool.lvm().expect("an lvm pool");
+    let mut status = PoolStatus {
+        name: pool.name.clone(),
+        kind: pool.type_name(),
+        location: pool.location(),
+        available: true,
+        error: None,
+        volumes: Vec::new(),
+        summary: Summary::default(),
+    };
+    let lvs = match lvm::invoke_lvs(&lvm.vg, &lvm.lvm_args) {
+        Ok(lvs) => lvs,
+        Err(e) => {
+            status.available = false;
+            status.error = Some(e.to_string());
+            Vec::new()
+        }
+    };
+    let nodes = devices::enumerate(&|vg| vg == lvm.vg).unwrap_or_else(|e| {
+        status.error = Some(format!("udev enumeration: {e}"));
+        Vec::new()
+    });
+    let mut seen = HashSet::new();
+    for lv in &lvs {
+        let key = lv.uuid.as_bytes();
+        seen.insert(key.to_vec());
+        let attachments = holders.of(&pool.name, key);
+        let node = nodes.iter().find(|n| n.lv_uuid == lv.uuid);
+        let ex =
+            node.map(|n| rec.reconcile_lv_node(idx, n, &holders.index_holders(&pool.name, key)));
+        if let Some(ex) = &ex {
+            status.summary.add(ex);
+        }
+        status.volumes.push(VolumeStatus {
+            volume: format!("{}/{}", lv.vg, lv.name),
+            path: node.map(|n| shown(&n.devnode)).unwrap_or_default(),
+            exists: true,
+            active: Some(node.is_some()),
+            state: state_of(&attachments),
+            attachments,
+            current: ex.as_ref().and_then(|e| e.current.clone()),
+            desired: ex
+                .as_ref()
+                .and_then(|e| e.desired.as_ref().map(|c| c.to_string())),
+            drift: ex.as_ref().is_some_and(|e| e.outcome == Outcome::Relabeled),
+            note: ex.as_ref().and_then(note_of),
+        });
+    }
+    if status.available {
+        status
+            .volumes
+            .extend(holders.unseen(&pool.name, &seen, &|key| {
+                (
+                    format!("LV uuid {}", String::from_utf8_lossy(key)),
+                    String::new(),
+                )
+            }));
+    }
+    status
+}
+
+impl Holders<'_> {
+    fn index_holders(&self, pool: &str, key: &[u8]) -> Vec<crate::labels::Holder> {
+        self.index
+            .get(pool)
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// Prints each pool's volumes with their holders and labels; writes nothing.
 pub fn status(settings: &Settings, json: bool, all: bool) -> Result<()> {
     lock::ensure_state_dir(&settings.state_dir)?;
@@ -124,87 +318,19 @@ pub fn status(settings: &Settings, json: bool, all: bool) -> Result<()> {
         .into_iter()
         .map(|g| (g.uuid, g.name))
         .collect();
-    let mut rec = Reconciler::new(settings, Apply::Inspect).map_err(Error::failed)?;
+    let holders = Holders {
+        index: &index,
+        names: &names,
+    };
+    let mut rec = Reconciler::new(settings, Apply::Inspect);
     let mut report = Vec::new();
     for (idx, pool) in settings.pools.iter().enumerate() {
-        let holders_of = |index: &HolderIndex, key: &[u8]| -> Vec<HolderStatus> {
-            index
-                .get(&pool.name)
-                .and_then(|m| m.get(key))
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| HolderStatus {
-                            name: names.get(&h.guest).cloned().unwrap_or_default(),
-                            guest: h.guest.clone(),
-                            mode: h.mode.as_str(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+        let mut status = match pool.kind {
+            PoolKind::Dir(_) => dir_status(&mut rec, idx, &holders),
+            PoolKind::Lvm(_) => lvm_status(&mut rec, idx, &holders),
         };
-        let mut volumes = Vec::new();
-        let mut seen = HashSet::new();
-        let mut summary = Summary::default();
-        let available = rec
-            .scan(
-                idx,
-                Path::new(""),
-                &index,
-                &mut |_, _| {},
-                &mut |rel, ex| {
-                    summary.add(ex);
-                    if ex.kind == NodeKind::Directory {
-                        return;
-                    }
-                    let key = rel.as_os_str().as_bytes();
-                    seen.insert(key.to_vec());
-                    let attachments = holders_of(&index, key);
-                    let note = match &ex.outcome {
-                        Outcome::Skipped(r) => Some(format!("skipped: {}", r.as_str())),
-                        Outcome::Failed(e) => Some(format!("failed: {e}")),
-                        _ => None,
-                    };
-                    volumes.push(VolumeStatus {
-                        volume: shown(rel),
-                        path: shown(&pool.path.join(rel)),
-                        exists: true,
-                        state: state_of(&attachments),
-                        attachments,
-                        current: ex.current.clone(),
-                        desired: ex.desired.as_ref().map(|c| c.to_string()),
-                        drift: ex.outcome == Outcome::Relabeled,
-                        note,
-                    });
-                },
-            )
-            .is_ok();
-        // Attachments whose volume is gone still show, so nobody loses track of them.
-        if let Some(held) = index.get(&pool.name) {
-            for key in held.keys().filter(|k| !seen.contains(*k)) {
-                let rel = Path::new(std::ffi::OsStr::from_bytes(key));
-                let attachments = holders_of(&index, key);
-                volumes.push(VolumeStatus {
-                    volume: shown(rel),
-                    path: shown(&pool.path.join(rel)),
-                    exists: false,
-                    state: state_of(&attachments),
-                    attachments,
-                    current: None,
-                    desired: None,
-                    drift: false,
-                    note: Some("missing: the volume does not exist".into()),
-                });
-            }
-        }
-        volumes.sort_by(|a, b| a.volume.cmp(&b.volume));
-        report.push(PoolStatus {
-            name: pool.name.clone(),
-            kind: "dir",
-            path: shown(&pool.path),
-            available,
-            volumes,
-            summary,
-        });
+        status.volumes.sort_by(|a, b| a.volume.cmp(&b.volume));
+        report.push(status);
     }
     if json {
         return print_json(&serde_json::json!({ "pools": report }));
@@ -222,11 +348,14 @@ fn print_pool(pool: &PoolStatus, all: bool) {
         .filter(|v| !v.attachments.is_empty())
         .count();
     let drifting = pool.volumes.iter().filter(|v| v.drift).count();
-    let availability = if pool.available { "" } else { " [unavailable]" };
+    let availability = match &pool.error {
+        Some(e) => format!(" [unavailable: {e}]"),
+        None => String::new(),
+    };
     println!(
         "pool {} ({}){availability}: {} volumes, {attached} attached, {drifting} drifting",
         pool.name,
-        pool.path,
+        pool.location,
         pool.volumes.len()
     );
     for v in &pool.volumes {
@@ -236,13 +365,18 @@ fn print_pool(pool: &PoolStatus, all: bool) {
         let current = v.current.as_deref().unwrap_or("-");
         let desired = v.desired.as_deref().unwrap_or("-");
         let flag = if v.drift { "  DRIFT" } else { "" };
+        let node = match v.active {
+            Some(true) => format!("  node={}", v.path),
+            Some(false) => "  inactive".into(),
+            None => String::new(),
+        };
         let note = v
             .note
             .as_deref()
             .map(|n| format!("  ({n})"))
             .unwrap_or_default();
         println!(
-            "  {}  [{}]  current={current}  desired={desired}{flag}{note}",
+            "  {}  [{}]{node}  current={current}  desired={desired}{flag}{note}",
             v.volume, v.state
         );
     }

@@ -11,24 +11,51 @@ use crate::filecon;
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::labels::Mode;
 use crate::lock;
+use crate::lvm::{self, LvmError};
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler};
 use crate::state::{Attachment, Store};
 
-/// A volume named on the command line: its pool and its path inside it.
+/// A volume named on the command line: its pool, its key in the state, and how
+/// people call it.
 struct Volume {
     pool: usize,
-    rel: PathBuf,
-    path: PathBuf,
+    /// The path relative to a dir pool's root, or the LV uuid.
+    key: Vec<u8>,
+    /// The path given, or `VG/LV`.
+    shown: String,
+    /// For a file: its path relative to the pool root.
+    rel: Option<PathBuf>,
 }
 
-impl Volume {
-    fn key(&self) -> &[u8] {
-        self.rel.as_os_str().as_bytes()
-    }
+/// `VG/LV` or `/dev/VG/LV` naming an LV of a managed volume group.
+fn lvm_name<'a>(settings: &Settings, input: &'a Path) -> Option<(usize, &'a str, &'a str)> {
+    let text = input.to_str()?;
+    let text = text.strip_prefix("/dev/").unwrap_or(text);
+    let (vg, lv) = text.split_once('/')?;
+    let idx = settings.lvm_pool_of(vg)?;
+    lvm::is_valid_name(lv).then_some((idx, vg, lv))
 }
 
-/// Finds the pool a user's path lies in; refuses `..` and paths outside every pool.
+/// Finds the pool of a volume named by a user: an LV of a managed VG, or a path
+/// inside a dir pool. Refuses `..`, unknown LVs and paths outside every pool.
 fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
+    if let Some((pool, vg, lv)) = lvm_name(settings, input) {
+        let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
+        let lvs = lvm::invoke_lvs(vg, args).map_err(|e| match e {
+            LvmError::NoSuchVg(_) => Error::refused(e),
+            e => Error::failed(e),
+        })?;
+        let info = lvs
+            .into_iter()
+            .find(|l| l.name == lv)
+            .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
+        return Ok(Volume {
+            pool,
+            key: info.uuid.into_bytes(),
+            shown: format!("{vg}/{lv}"),
+            rel: None,
+        });
+    }
     let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
     let path = fsys::normalize_user_path(input, &cwd).map_err(Error::refused)?;
     settings
@@ -36,10 +63,12 @@ fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
         .iter()
         .enumerate()
         .find_map(|(pool, p)| {
-            p.relative(&path).map(|rel| Volume {
+            let rel = p.dir()?.relative(&path)?;
+            Some(Volume {
                 pool,
-                rel: rel.to_path_buf(),
-                path: path.clone(),
+                key: rel.as_os_str().as_bytes().to_vec(),
+                shown: shown(&path),
+                rel: Some(rel.to_path_buf()),
             })
         })
         .ok_or_else(|| {
@@ -50,16 +79,20 @@ fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
         })
 }
 
-/// Refuses a volume that must not be handed to a guest: anything but a regular file
+/// Refuses a file that must not be handed to a guest: anything but a regular file
 /// with one link, reached without a symlink, on a filesystem that stores labels.
+/// (An LV needs no such check: its node is verified when it is labeled.)
 fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<()> {
+    let Some(rel) = &vol.rel else {
+        return Ok(());
+    };
     let pool = &rec.settings().pools[vol.pool];
-    let cross_fs = pool.cross_filesystems;
+    let cross_fs = pool.dir().is_some_and(|d| d.cross_filesystems);
     let root = rec
         .root(vol.pool)
         .map_err(|e| Error::failed(format!("pool {}: {e}", pool.name)))?;
-    let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", shown(&vol.path)));
-    let node = fsys::open_beneath(root, &vol.rel, cross_fs).map_err(|e| match e {
+    let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", vol.shown));
+    let node = fsys::open_beneath(root, rel, cross_fs).map_err(|e| match e {
         OpenError::Symlink => refuse("it is or goes through a symlink".into()),
         e => refuse(e.to_string()),
     })?;
@@ -100,7 +133,7 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
     let pool_name = settings.pools[vol.pool].name.clone();
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
-    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
+    let mut rec = Reconciler::new(settings, Apply::Write);
     if store.guest(&uuid)?.is_none() {
         return Err(Error::refused(format!(
             "guest {uuid} is not defined (svirt-pool guest define --uuid {uuid})"
@@ -110,32 +143,36 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
     let att = Attachment {
         guest: uuid.clone(),
         pool: pool_name.clone(),
-        volume: vol.key().to_vec(),
+        volume: vol.key.clone(),
         mode,
     };
     // State first, label second: after a crash in between, a rescan converges.
     let previous = store.attach(&att)?;
-    let ex = rec.reconcile_path(vol.pool, &vol.rel, &store.holders(&pool_name, vol.key())?);
-    match labeled(&ex) {
+    let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(&pool_name, &vol.key)?);
+    let result = match (&ex.outcome, vol.rel.is_none()) {
+        // An inactive LV keeps its attachment; the node is labeled when it appears.
+        (Outcome::Missing, true) => {
+            Ok("inactive: its node is labeled when the LV is activated".to_string())
+        }
+        _ => labeled(&ex),
+    };
+    match result {
         Ok(label) => {
-            tracing::info!(guest = %uuid, volume = %shown(&vol.path), %mode, %label, "attached");
-            println!(
-                "attached {} to guest {uuid} ({mode}): {label}",
-                shown(&vol.path)
-            );
+            tracing::info!(guest = %uuid, volume = %vol.shown, %mode, %label, "attached");
+            println!("attached {} to guest {uuid} ({mode}): {label}", vol.shown);
             Ok(())
         }
         Err(why) => {
             // Put the state back as it was, and the label with it.
             match previous {
                 Some(old) => store.attach(&Attachment { mode: old, ..att })?,
-                None => store.detach(&uuid, &pool_name, vol.key())?,
+                None => store.detach(&uuid, &pool_name, &vol.key)?,
             };
-            let holders = store.holders(&pool_name, vol.key())?;
-            rec.reconcile_path(vol.pool, &vol.rel, &holders);
+            let holders = store.holders(&pool_name, &vol.key)?;
+            rec.reconcile_volume(vol.pool, &vol.key, &holders);
             Err(Error::failed(format!(
                 "cannot label {}: {why}; the attachment was not recorded",
-                shown(&vol.path)
+                vol.shown
             )))
         }
     }
@@ -148,30 +185,30 @@ pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<()> {
     let pool_name = &settings.pools[vol.pool].name;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
-    if store.detach(&uuid, pool_name, vol.key())?.is_none() {
+    if store.detach(&uuid, pool_name, &vol.key)?.is_none() {
         return Err(Error::refused(format!(
             "guest {uuid} does not hold {}",
-            shown(&vol.path)
+            vol.shown
         )));
     }
-    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
-    let ex = rec.reconcile_path(vol.pool, &vol.rel, &store.holders(pool_name, vol.key())?);
-    tracing::info!(guest = %uuid, volume = %shown(&vol.path), "detached");
+    let mut rec = Reconciler::new(settings, Apply::Write);
+    let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
+    tracing::info!(guest = %uuid, volume = %vol.shown, "detached");
     match (&ex.outcome, labeled(&ex)) {
         (Outcome::Missing, _) => {
             println!(
-                "detached {} from guest {uuid}: it no longer exists",
-                shown(&vol.path)
+                "detached {} from guest {uuid}: it has no file or node now",
+                vol.shown
             );
             Ok(())
         }
         (_, Ok(label)) => {
-            println!("detached {} from guest {uuid}: {label}", shown(&vol.path));
+            println!("detached {} from guest {uuid}: {label}", vol.shown);
             Ok(())
         }
         (_, Err(why)) => Err(Error::failed(format!(
             "detached {} from guest {uuid}, but its label could not be restored: {why}",
-            shown(&vol.path)
+            vol.shown
         ))),
     }
 }
@@ -192,20 +229,17 @@ pub fn release(settings: &Settings, guest: &str) -> Result<()> {
 ///
 /// Tries every volume and reports every failure, not only the first.
 pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachment]) -> Result<()> {
-    let mut rec = Reconciler::new(settings, Apply::Write).map_err(Error::failed)?;
+    let mut rec = Reconciler::new(settings, Apply::Write);
     let mut failures = Vec::new();
     for att in released {
         let Some(idx) = settings.pools.iter().position(|p| p.name == att.pool) else {
             tracing::warn!(pool = %att.pool, "released a volume of a pool that is no longer configured");
             continue;
         };
-        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&att.volume));
-        let ex = rec.reconcile_path(idx, &rel, &store.holders(&att.pool, &att.volume)?);
+        let ex = rec.reconcile_volume(idx, &att.volume, &store.holders(&att.pool, &att.volume)?);
         if let (false, Err(why)) = (ex.outcome == Outcome::Missing, labeled(&ex)) {
-            failures.push(format!(
-                "{}: {why}",
-                shown(&settings.pools[idx].path.join(&rel))
-            ));
+            let name = String::from_utf8_lossy(&att.volume);
+            failures.push(format!("{} {name}: {why}", settings.pools[idx].location()));
         }
     }
     if failures.is_empty() {

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod lvm;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
