@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Benchmark: the udev RUN hook per event vs a one-shot chcon on the same node.
+
+Builds its own data (a VG on a loop PV, a loop device standing in for the LV node with
+the udev properties lvm2 gives a real one), then times, interleaved, N runs of
+`svirt-pool udev-hook` with that event's environment and N runs of `chcon` on the
+same node. Both are one process each, as udev would run them. Needs root, udevd,
+lvm2 and a release build (cargo build --release).
+
+Usage: scripts/bench/hook.py [--runs N] [--binary PATH]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+FIXED_DISK = "system_u:object_r:fixed_disk_device_t:s0"
+ENV = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
+
+
+def sh(*args):
+    return subprocess.run(args, check=True, capture_output=True, text=True, env=ENV).stdout.strip()
+
+
+def quantile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+class Bed:
+    """A VG with one LV, and a loop device standing in for its node."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="svirt-bench-", dir="/var/tmp")
+        self.vg = "svbench_%d" % os.getpid()
+        pv = os.path.join(self.dir, "pv.img")
+        sh("truncate", "-s", "32M", pv)
+        self.pv_loop = sh("losetup", "-f", "--show", pv)
+        sh("pvcreate", "-q", self.pv_loop)
+        sh("vgcreate", "-q", self.vg, self.pv_loop)
+        sh("lvcreate", "-q", "--driverloaded", "n", "-an", "-Zn", "-L", "4M", "-n", "lv1", self.vg)
+        vg_uuid = sh("vgs", "--noheadings", "-o", "vg_uuid", self.vg).replace("-", "")
+        self.lv_uuid = sh("lvs", "--driverloaded", "n", "--noheadings", "-o", "lv_uuid",
+                          self.vg + "/lv1").replace("-", "")
+        self.state = os.path.join(self.dir, "state")
+        self.config = os.path.join(self.dir, "svirt-pool.toml")
+        with open(self.config, "w") as f:
+            f.write('state_dir = "%s"\n[[pool]]\nname = "vms"\ntype = "lvm"\nvg = "%s"\n'
+                    'lvm_args = ["--driverloaded", "n"]\n' % (self.state, self.vg))
+        backing = os.path.join(self.dir, "lv1.node")
+        sh("truncate", "-s", "4M", backing)
+        self.rule = "/run/udev/rules.d/90-svirt-bench-%d.rules" % os.getpid()
+        with open(self.rule, "w") as f:
+            f.write('SUBSYSTEM=="block", KERNEL=="loop*", ATTR{loop/backing_file}=="%s", '
+                    'ENV{DM_VG_NAME}="%s", ENV{DM_LV_NAME}="lv1", ENV{DM_UUID}="LVM-%s%s"\n'
+                    % (backing, self.vg, vg_uuid, self.lv_uuid))
+        sh("udevadm", "control", "--reload")
+        self.node = sh("losetup", "-f", "--show", backing)
+        sh("udevadm", "settle")
+        props = dict(line.split("=", 1) for line in
+                     sh("udevadm", "info", "--query=property", self.node).splitlines())
+        props["ACTION"] = "change"
+        props["SVIRT_POOL_CONFIG"] = self.config
+        props["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+        self.event_env = props
+
+    def cli(self, *args):
+        return subprocess.run([self.binary, "--config", self.config, *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    def close(self):
+        for cmd in (["losetup", "-d", self.node], ["vgremove", "-f", "-q", "--driverloaded", "n", self.vg],
+                    ["pvremove", "-q", self.pv_loop], ["losetup", "-d", self.pv_loop]):
+            subprocess.run(cmd, capture_output=True, env=ENV)
+        os.unlink(self.rule)
+        subprocess.run(["udevadm", "control", "--reload"])
+        subprocess.run(["rm", "-rf", self.dir])
+
+
+def time_runs(runs, argv_env_pairs, reset):
+    """Times each (argv, env) once per round, interleaved, resetting the label first."""
+    times = [[] for _ in argv_env_pairs]
+    for _ in range(runs):
+        for i, (argv, env) in enumerate(argv_env_pairs):
+            reset()
+            t = time.perf_counter()
+            subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[i].append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--binary", default="target/release/svirt-pool")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("hook.py: run as root")
+    bed = Bed(os.path.abspath(a.binary))
+    try:
+        guest = "6f7a1c2e-0f4b-4d1e-9a57-3c1d2b8e9f00"
+        bed.cli("guest", "define", "--uuid", guest)
+        rows = []
+        # Attached LV: the common case on activation/refresh.
+        bed.cli("attach", "--guest", guest, "--volume", bed.vg + "/lv1", "--mode", "rw")
+        label = subprocess.run(["getfattr", "--only-values", "-n", "security.selinux", bed.node],
+                               capture_output=True, text=True).stdout.rstrip("\0")
+        reset = lambda: subprocess.run(["setfattr", "-n", "security.selinux", "-v", FIXED_DISK, bed.node])
+        hook, chcon = time_runs(a.runs, [([bed.binary, "udev-hook"], bed.event_env),
+                                         (["chcon", label, bed.node], ENV)], reset)
+        rows.append(("hook, attached LV (relabel)", hook, chcon))
+        # Free LV: the resting label comes from file_contexts.
+        bed.cli("detach", "--guest", guest, "--volume", bed.vg + "/lv1")
+        reset = lambda: subprocess.run(["setfattr", "-n", "security.selinux", "-v", label, bed.node])
+        hook, chcon = time_runs(a.runs, [([bed.binary, "udev-hook"], bed.event_env),
+                                         (["chcon", FIXED_DISK, bed.node], ENV)], reset)
+        rows.append(("hook, free LV (file_contexts)", hook, chcon))
+    finally:
+        bed.close()
+    print("%-32s %12s %12s %12s %12s %8s" % ("per event, %d runs" % a.runs, "svirt median", "svirt p99",
+                                               "chcon median", "chcon p99", "ratio"))
+    for name, h, c in rows:
+        hm, cm = statistics.median(h), statistics.median(c)
+        print("%-32s %9.2f ms %9.2f ms %9.2f ms %9.2f ms %7.2fx" % (
+            name, hm, quantile(h, 0.99), cm, quantile(c, 0.99), hm / cm))
+
+
+if __name__ == "__main__":
+    main()
