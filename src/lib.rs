@@ -20,6 +20,7 @@ pub mod labels;
 pub mod lock;
 pub mod lvm;
 pub mod mcs;
+pub mod ops;
 pub mod policy;
 pub mod reconcile;
 pub mod state;

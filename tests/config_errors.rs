@@ -168,7 +168,10 @@ fn the_shipped_example_config_loads() {
     let text = std::fs::read_to_string(example).unwrap();
     let settings = svirt_pool::config::Settings::parse(&text, std::path::Path::new(example))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(settings.pools[0].dir().unwrap().path, std::path::Path::new(IMAGES));
+    assert_eq!(
+        settings.pools[0].dir().unwrap().path,
+        std::path::Path::new(IMAGES)
+    );
     assert_eq!(settings.selinux.contexts.image.as_str(), SVIRT_IMAGE);
     assert_eq!(settings.selinux.contexts.content.as_str(), VIRT_CONTENT);
     assert_eq!(settings.selinux.categories.len(), 1024);

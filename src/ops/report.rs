@@ -4,29 +4,43 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{print_json, shown};
+use super::shown;
 use crate::config::{PoolKind, Settings};
 use crate::devices;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsys::NodeKind;
 use crate::lock;
 use crate::lvm;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
 use crate::state::{HolderIndex, Store};
 
-/// Reconciles every pool once and prints per-pool counts; exit 1 if any entry failed.
-pub fn scan(settings: &Settings, json: bool) -> Result<()> {
+/// What one reconcile of every pool did.
+#[derive(Serialize, Debug)]
+pub struct ScanReport {
+    /// Per pool.
+    pub pools: BTreeMap<String, Summary>,
+    /// All pools together.
+    pub total: Summary,
+    /// Each entry or pool that failed, with why.
+    pub errors: Vec<String>,
+}
+
+/// Reconciles every pool once, under the lock.
+pub fn scan(settings: &Settings) -> Result<ScanReport> {
     let _lock = lock::acquire(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
     let index = store.holder_index()?;
     let mut rec = Reconciler::new(settings, Apply::Write);
-    let mut pools = BTreeMap::new();
-    let mut total = Summary::default();
-    let mut errors = Vec::new();
+    let mut report = ScanReport {
+        pools: BTreeMap::new(),
+        total: Summary::default(),
+        errors: Vec::new(),
+    };
     for (idx, pool) in settings.pools.iter().enumerate() {
         let mut summary = Summary::default();
+        let errors = &mut report.errors;
         let result = rec.scan(
             idx,
             Path::new(""),
@@ -40,65 +54,74 @@ pub fn scan(settings: &Settings, json: bool) -> Result<()> {
             },
         );
         if let Err(e) = result {
-            errors.push(format!("pool {} ({}): {e}", pool.name, pool.location()));
+            report
+                .errors
+                .push(format!("pool {} ({}): {e}", pool.name, pool.location()));
             summary.failed += 1;
         }
-        total.merge(&summary);
-        pools.insert(pool.name.clone(), summary);
+        report.total.merge(&summary);
+        report.pools.insert(pool.name.clone(), summary);
     }
-    if json {
-        print_json(&serde_json::json!({ "pools": pools, "total": total }))?;
-    } else {
-        for (name, summary) in &pools {
-            println!("pool {name}: {summary}");
-        }
-        println!("total: {total}");
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::failed(errors.join("\n")))
-    }
+    Ok(report)
 }
 
-/// One volume in `status`.
-#[derive(Serialize)]
-struct VolumeStatus {
+/// One volume in `status`, `ListVolumes` and the picker.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct VolumeStatus {
     /// The path inside a dir pool, or `VG/LV`.
-    volume: String,
+    pub volume: String,
     /// The file, or the LV's node (empty while it has none).
-    path: String,
-    exists: bool,
+    pub path: String,
+    /// Whether the file or LV exists.
+    pub exists: bool,
     /// For an LV: whether it has a node (is active).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub active: Option<bool>,
+    /// Who holds it.
+    pub attachments: Vec<HolderStatus>,
+    /// `free`, `rw by G`, `shared by A, B`, `ro by A, B`.
+    pub state: String,
+    /// Its label now.
+    pub current: Option<String>,
+    /// The label it must carry.
+    pub desired: Option<String>,
+    /// Whether the two differ.
+    pub drift: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    active: Option<bool>,
-    attachments: Vec<HolderStatus>,
-    state: String,
-    current: Option<String>,
-    desired: Option<String>,
-    drift: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
+    /// Why it is skipped, failed or missing.
+    pub note: Option<String>,
 }
 
-#[derive(Serialize)]
-struct HolderStatus {
-    guest: String,
-    name: String,
-    mode: &'static str,
+/// One guest holding a volume.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct HolderStatus {
+    /// The guest's UUID.
+    pub guest: String,
+    /// The guest's name.
+    pub name: String,
+    /// `rw`, `ro` or `shared`.
+    pub mode: String,
 }
 
-#[derive(Serialize)]
-struct PoolStatus {
-    name: String,
+/// One pool in `status`.
+#[derive(Serialize, Debug)]
+pub struct PoolStatus {
+    /// The pool's name.
+    pub name: String,
     #[serde(rename = "type")]
-    kind: &'static str,
-    location: String,
-    available: bool,
+    /// `dir` or `lvm`.
+    pub kind: String,
+    /// Its directory, or `VG name`.
+    pub location: String,
+    /// Whether it could be read.
+    pub available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    volumes: Vec<VolumeStatus>,
-    summary: Summary,
+    /// Why not.
+    pub error: Option<String>,
+    /// Its volumes.
+    pub volumes: Vec<VolumeStatus>,
+    /// Counts of what was found.
+    pub summary: Summary,
 }
 
 /// "free", "rw by G", "shared by [..]", "ro by [..]".
@@ -139,7 +162,7 @@ impl Holders<'_> {
                     .map(|h| HolderStatus {
                         name: self.names.get(&h.guest).cloned().unwrap_or_default(),
                         guest: h.guest.clone(),
-                        mode: h.mode.as_str(),
+                        mode: h.mode.as_str().to_owned(),
                     })
                     .collect()
             })
@@ -225,7 +248,7 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
     }));
     PoolStatus {
         name: pool.name.clone(),
-        kind: pool.type_name(),
+        kind: pool.type_name().to_owned(),
         location: pool.location(),
         available: result.is_ok(),
         error: result.err(),
@@ -240,7 +263,7 @@ fn lvm_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
     let lvm = pool.lvm().expect("an lvm pool");
     let mut status = PoolStatus {
         name: pool.name.clone(),
-        kind: pool.type_name(),
+        kind: pool.type_name().to_owned(),
         location: pool.location(),
         available: true,
         error: None,
@@ -308,8 +331,8 @@ impl Holders<'_> {
     }
 }
 
-/// Prints each pool's volumes with their holders and labels; writes nothing.
-pub fn status(settings: &Settings, json: bool, all: bool) -> Result<()> {
+/// Each pool's volumes with their holders and labels; writes nothing.
+pub fn status(settings: &Settings) -> Result<Vec<PoolStatus>> {
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
     let index = store.holder_index()?;
@@ -332,16 +355,12 @@ pub fn status(settings: &Settings, json: bool, all: bool) -> Result<()> {
         status.volumes.sort_by(|a, b| a.volume.cmp(&b.volume));
         report.push(status);
     }
-    if json {
-        return print_json(&serde_json::json!({ "pools": report }));
-    }
-    for pool in &report {
-        print_pool(pool, all);
-    }
-    Ok(())
+    Ok(report)
 }
 
-fn print_pool(pool: &PoolStatus, all: bool) {
+/// Prints one pool's status for people: attached, drifting or skipped volumes
+/// (`all`: every volume).
+pub fn print_pool(pool: &PoolStatus, all: bool) {
     let attached = pool
         .volumes
         .iter()

@@ -2,6 +2,8 @@
 //! before returning, all under the state lock.
 
 use std::os::unix::ffi::OsStrExt;
+
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::{parse_uuid, shown};
@@ -126,8 +128,20 @@ fn labeled(ex: &Examined) -> std::result::Result<String, String> {
     }
 }
 
+/// What an attach or detach did to a volume.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct VolumeResult {
+    /// The volume as named: its path, or `VG/LV`.
+    pub volume: String,
+    /// The label it carries now; `None` when it has no file or node now.
+    pub label: Option<String>,
+    /// Why it has no label now (an inactive LV, a file that is gone).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
+}
+
 /// Gives a guest a volume and labels it; on a labeling failure the state is put back.
-pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Result<()> {
+pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Result<VolumeResult> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     let pool_name = settings.pools[vol.pool].name.clone();
@@ -151,16 +165,20 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(&pool_name, &vol.key)?);
     let result = match (&ex.outcome, vol.rel.is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
-        (Outcome::Missing, true) => {
-            Ok("inactive: its node is labeled when the LV is activated".to_string())
-        }
-        _ => labeled(&ex),
+        (Outcome::Missing, true) => Ok(None),
+        _ => labeled(&ex).map(Some),
     };
     match result {
         Ok(label) => {
-            tracing::info!(guest = %uuid, volume = %vol.shown, %mode, %label, "attached");
-            println!("attached {} to guest {uuid} ({mode}): {label}", vol.shown);
-            Ok(())
+            tracing::info!(guest = %uuid, volume = %vol.shown, %mode, label = ?label, "attached");
+            let note = label
+                .is_none()
+                .then(|| "inactive: its node is labeled when the LV is activated".to_string());
+            Ok(VolumeResult {
+                volume: vol.shown,
+                label,
+                note,
+            })
         }
         Err(why) => {
             // Put the state back as it was, and the label with it.
@@ -179,7 +197,7 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
 }
 
 /// Takes a volume back from a guest and restores the label it must now carry.
-pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<()> {
+pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<VolumeResult> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     let pool_name = &settings.pools[vol.pool].name;
@@ -195,17 +213,16 @@ pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<()> {
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
     tracing::info!(guest = %uuid, volume = %vol.shown, "detached");
     match (&ex.outcome, labeled(&ex)) {
-        (Outcome::Missing, _) => {
-            println!(
-                "detached {} from guest {uuid}: it has no file or node now",
-                vol.shown
-            );
-            Ok(())
-        }
-        (_, Ok(label)) => {
-            println!("detached {} from guest {uuid}: {label}", vol.shown);
-            Ok(())
-        }
+        (Outcome::Missing, _) => Ok(VolumeResult {
+            volume: vol.shown,
+            label: None,
+            note: Some("it has no file or node now".into()),
+        }),
+        (_, Ok(label)) => Ok(VolumeResult {
+            volume: vol.shown,
+            label: Some(label),
+            note: None,
+        }),
         (_, Err(why)) => Err(Error::failed(format!(
             "detached {} from guest {uuid}, but its label could not be restored: {why}",
             vol.shown
@@ -213,16 +230,15 @@ pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<()> {
     }
 }
 
-/// Takes every volume back from a guest.
-pub fn release(settings: &Settings, guest: &str) -> Result<()> {
+/// Takes every volume back from a guest; returns how many it held.
+pub fn release(settings: &Settings, guest: &str) -> Result<usize> {
     let uuid = parse_uuid(guest)?;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
     let released = store.release(&uuid)?;
     tracing::info!(guest = %uuid, released = released.len(), "released");
     restore_released(settings, &store, &released)?;
-    println!("released {} volume(s) of guest {uuid}", released.len());
-    Ok(())
+    Ok(released.len())
 }
 
 /// Relabels volumes whose attachments were just removed (the lock must be held).

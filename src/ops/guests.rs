@@ -1,35 +1,45 @@
 //! `svirt-pool guest define|show|list|undefine`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{parse_uuid, print_json, volumes};
+use super::{parse_uuid, volumes};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::state::{Guest, Store};
 
-/// A guest as the CLI prints it.
-#[derive(Serialize)]
-struct GuestJson {
-    uuid: String,
-    name: String,
-    categories: String,
-    process_label: String,
-    image_label: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attachments: Option<Vec<AttachmentJson>>,
+/// A guest as the CLI prints it and the API returns it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GuestInfo {
+    /// libvirt's domain UUID.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Its MCS pair, `cA,cB`.
+    pub categories: String,
+    /// The label its QEMU runs as.
+    pub process_label: String,
+    /// The label of its private images.
+    pub image_label: String,
+    /// What it holds (`guest show` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attachments: Option<Vec<AttachmentInfo>>,
 }
 
-#[derive(Serialize)]
-struct AttachmentJson {
-    pool: String,
-    volume: String,
-    mode: &'static str,
+/// One volume a guest holds.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentInfo {
+    /// The pool's name.
+    pub pool: String,
+    /// The path in a dir pool, or the LV uuid.
+    pub volume: String,
+    /// `rw`, `ro` or `shared`.
+    pub mode: String,
 }
 
-fn guest_json(settings: &Settings, g: &Guest) -> GuestJson {
+fn guest_json(settings: &Settings, g: &Guest) -> GuestInfo {
     let contexts = &settings.selinux.contexts;
-    GuestJson {
+    GuestInfo {
         uuid: g.uuid.clone(),
         name: g.name.clone(),
         categories: g.pair.to_string(),
@@ -39,14 +49,14 @@ fn guest_json(settings: &Settings, g: &Guest) -> GuestJson {
     }
 }
 
-/// Defines a guest (or returns the existing one) and prints it.
-pub fn define(settings: &Settings, uuid: &str, name: Option<&str>) -> Result<()> {
+/// Defines a guest (or returns the existing one).
+pub fn define(settings: &Settings, uuid: &str, name: Option<&str>) -> Result<GuestInfo> {
     let uuid = parse_uuid(uuid)?;
     if let Some(n) = name
         && (n.is_empty() || n.chars().any(char::is_control))
     {
         return Err(Error::Usage(format!(
-            "--name {n:?} must be non-empty and have no control characters"
+            "name {n:?} must be non-empty and have no control characters"
         )));
     }
     let _lock = lock::acquire(&settings.state_dir)?;
@@ -55,7 +65,7 @@ pub fn define(settings: &Settings, uuid: &str, name: Option<&str>) -> Result<()>
     if created {
         tracing::info!(uuid = %guest.uuid, pair = %guest.pair, "guest defined");
     }
-    print_json(&guest_json(settings, &guest))
+    Ok(guest_json(settings, &guest))
 }
 
 fn known_guest(store: &Store, uuid: &str) -> Result<Guest> {
@@ -64,8 +74,8 @@ fn known_guest(store: &Store, uuid: &str) -> Result<Guest> {
         .ok_or_else(|| Error::refused(format!("guest {uuid} is not defined")))
 }
 
-/// Prints one guest with its attachments.
-pub fn show(settings: &Settings, uuid: &str) -> Result<()> {
+/// One guest with its attachments.
+pub fn show(settings: &Settings, uuid: &str) -> Result<GuestInfo> {
     let uuid = parse_uuid(uuid)?;
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
@@ -75,39 +85,35 @@ pub fn show(settings: &Settings, uuid: &str) -> Result<()> {
         store
             .attachments(Some(&uuid))?
             .into_iter()
-            .map(|a| AttachmentJson {
+            .map(|a| AttachmentInfo {
                 pool: a.pool,
                 volume: String::from_utf8_lossy(&a.volume).into_owned(),
-                mode: a.mode.as_str(),
+                mode: a.mode.as_str().to_owned(),
             })
             .collect(),
     );
-    print_json(&json)
+    Ok(json)
 }
 
-/// Prints every guest.
-pub fn list(settings: &Settings) -> Result<()> {
+/// Every guest.
+pub fn list(settings: &Settings) -> Result<Vec<GuestInfo>> {
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
-    let guests: Vec<GuestJson> = store
+    Ok(store
         .guests()?
         .iter()
         .map(|g| guest_json(settings, g))
-        .collect();
-    print_json(&guests)
+        .collect())
 }
 
 /// Forgets a guest; with `force`, releases its volumes first (in the same transaction).
-pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<()> {
+/// Returns how many volumes were released.
+pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
     let uuid = parse_uuid(uuid)?;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
     let released = store.undefine_guest(&uuid, force)?;
     tracing::info!(uuid, released = released.len(), "guest undefined");
     volumes::restore_released(settings, &store, &released)?;
-    println!(
-        "undefined guest {uuid}; released {} volume(s)",
-        released.len()
-    );
-    Ok(())
+    Ok(released.len())
 }
