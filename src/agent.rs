@@ -4,7 +4,7 @@
 //! SQLite connection, the inotify instance). The main thread only waits for SIGTERM or
 //! SIGINT and wakes the engine through a pipe.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,12 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use sd_notify::NotifyState;
 
 use crate::config::Settings;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::api::server;
+use crate::api::types::Event;
 use crate::devices;
 use crate::error::{Error, Result};
 use crate::lock;
@@ -26,25 +32,42 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often a pool whose tree could not be fully watched is rescanned.
 const DEGRADED_RESCAN: Duration = Duration::from_secs(30);
 
-/// Runs the agent until SIGTERM or SIGINT.
+/// How many events a slow `Monitor` client may fall behind before it is told it lagged.
+const EVENT_BACKLOG: usize = 4096;
+
+/// Runs the agent until SIGTERM or SIGINT: the engine on its own thread, the API and
+/// the signal handlers on this one.
 pub fn run(settings: Settings) -> Result<()> {
+    let settings = Arc::new(settings);
     let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| Error::failed(format!("pipe: {e}")))?;
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let engine = std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || {
-            let result = Engine::new(&settings).and_then(|mut e| e.run(stop_read));
-            let _ = done_tx.send(());
-            result
-        })
-        .map_err(|e| Error::failed(format!("cannot start the engine thread: {e}")))?;
-
+    let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::failed(format!("tokio runtime: {e}")))?;
-    runtime.block_on(async {
+    // Bind before starting: a second agent, or a file in the socket's place, fails here.
+    let socket = {
+        let _guard = runtime.enter();
+        server::listen(&settings.api).map_err(|e| {
+            Error::failed(format!("API socket {}: {e}", settings.api.socket.display()))
+        })?
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let engine = {
+        let settings = settings.clone();
+        let events = events.clone();
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let result = Engine::new(&settings, events).and_then(|mut e| e.run(stop_read));
+                let _ = done_tx.send(());
+                result
+            })
+            .map_err(|e| Error::failed(format!("cannot start the engine thread: {e}")))?
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -52,6 +75,7 @@ pub fn run(settings: Settings) -> Result<()> {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = int.recv() => tracing::info!("SIGINT: stopping"),
             _ = done_rx => {}
+            _ = server::serve(socket, settings.clone(), events) => {}
         }
     });
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
@@ -64,6 +88,8 @@ pub fn run(settings: Settings) -> Result<()> {
 
 struct Engine<'s> {
     settings: &'s Settings,
+    /// Changes for the API's `Monitor` clients.
+    events: broadcast::Sender<Event>,
     reconciler: Reconciler<'s>,
     store: Store,
     watcher: Watcher,
@@ -77,7 +103,7 @@ struct Engine<'s> {
 }
 
 impl<'s> Engine<'s> {
-    fn new(settings: &'s Settings) -> Result<Self> {
+    fn new(settings: &'s Settings, events: broadcast::Sender<Event>) -> Result<Self> {
         lock::ensure_state_dir(&settings.state_dir)?;
         let n = settings.pools.len();
         let monitor = if settings.pools.iter().any(|p| p.lvm().is_some()) {
@@ -88,6 +114,7 @@ impl<'s> Engine<'s> {
             None
         };
         Ok(Engine {
+            events,
             monitor,
             settings,
             reconciler: Reconciler::new(settings, Apply::Write),
@@ -232,12 +259,16 @@ impl<'s> Engine<'s> {
             self.scan_all()?;
             return Ok(());
         }
-        let mut entries: BTreeSet<(usize, PathBuf)> = BTreeSet::new();
+        let mut entries: BTreeMap<(usize, PathBuf), bool> = BTreeMap::new();
         let mut index: Option<HolderIndex> = None;
         for change in changes {
             match change {
-                Change::Entry { pool, rel } => {
-                    entries.insert((pool, rel));
+                Change::Entry {
+                    pool,
+                    rel,
+                    appeared,
+                } => {
+                    *entries.entry((pool, rel)).or_default() |= appeared;
                 }
                 Change::NewTree { pool, rel } => {
                     if index.is_none() {
@@ -251,7 +282,7 @@ impl<'s> Engine<'s> {
                 Change::Overflow => unreachable!("handled above"),
             }
         }
-        for (idx, rel) in entries {
+        for ((idx, rel), appeared) in entries {
             if self.missing[idx] {
                 continue;
             }
@@ -259,6 +290,12 @@ impl<'s> Engine<'s> {
             let holders = self.store.holders(&pool.name, rel.as_os_str().as_bytes())?;
             let ex = self.reconciler.reconcile_path(idx, &rel, &holders);
             log_outcome(&pool.name, &rel, &ex, tracing::Level::INFO);
+            let kind = match (&ex.outcome, appeared) {
+                (Outcome::Relabeled, _) => "relabeled",
+                (Outcome::Unchanged, true) => "appeared",
+                _ => continue,
+            };
+            self.publish(kind, idx, &pool.entry_path(&rel).to_string_lossy(), &ex);
         }
         Ok(())
     }
@@ -284,8 +321,21 @@ impl<'s> Engine<'s> {
             let ex = self.reconciler.reconcile_lv_node(idx, &node, &holders);
             let name = format!("{}/{} ({})", node.vg, node.lv, node.devnode.display());
             log_outcome(&pool.name, Path::new(&name), &ex, tracing::Level::INFO);
+            if ex.outcome == Outcome::Relabeled {
+                self.publish("relabeled", idx, &format!("{}/{}", node.vg, node.lv), &ex);
+            }
         }
         Ok(())
+    }
+
+    /// Tells `Monitor` clients about a volume (nobody listening is fine).
+    fn publish(&self, kind: &str, idx: usize, volume: &str, ex: &Examined) {
+        let _ = self.events.send(Event {
+            kind: kind.into(),
+            pool: self.settings.pools[idx].name.clone(),
+            volume: volume.into(),
+            label: ex.desired.as_ref().map(|c| c.to_string()),
+        });
     }
 
     /// Pool `idx`'s directory was removed or replaced: stop watching the old tree and

@@ -26,6 +26,20 @@ struct RawConfig {
     selinux: RawSelinux,
     #[serde(default, rename = "pool")]
     pools: Vec<RawPool>,
+    #[serde(default)]
+    api: RawApi,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    socket: Option<PathBuf>,
+    group: Option<String>,
+    read_only_for_all: Option<bool>,
+    max_connections: Option<usize>,
+    max_request_bytes: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    write_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -62,7 +76,31 @@ pub struct Settings {
     pub selinux: SelinuxSettings,
     /// `[[pool]]` entries, in file order.
     pub pools: Vec<Pool>,
+    /// `[api]`: the varlink socket and its limits.
+    pub api: ApiSettings,
 }
+
+/// The `[api]` section.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// The socket's path (when the agent binds it itself).
+    pub socket: PathBuf,
+    /// Members of this group may change attachments; `None` when no such group exists.
+    pub group: Option<(String, u32)>,
+    /// Whether everyone else may list pools, volumes and guests.
+    pub read_only_for_all: bool,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Largest request accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// A connection that sends nothing for this long (and streams nothing) is closed.
+    pub idle_timeout: std::time::Duration,
+    /// A reply that cannot be written within this long closes its connection.
+    pub write_timeout: std::time::Duration,
+}
+
+/// Where the agent binds its socket unless `[api] socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/svirt-pool/io.svirtpool.sock";
 
 /// The `[selinux]` section after defaults were filled in from the policy.
 #[derive(Debug, Clone)]
@@ -226,11 +264,13 @@ impl Settings {
         if pools.is_empty() {
             return Err(err("no [[pool]] is configured".into()));
         }
+        let api = validate_api(raw.api).map_err(err)?;
         Ok(Settings {
             source: source.to_path_buf(),
             state_dir,
             selinux,
             pools,
+            api,
         })
     }
 
@@ -245,6 +285,42 @@ impl Settings {
             .iter()
             .position(|p| p.lvm().is_some_and(|l| l.vg == vg))
     }
+}
+
+fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
+    let socket = raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    if !socket.is_absolute() {
+        return Err(format!("api.socket: {} is not an absolute path", socket.display()));
+    }
+    let group_name = raw.group.unwrap_or_else(|| "libvirt".into());
+    // A missing group is not an error: the host may not run libvirt yet. Only root
+    // (and, with read_only_for_all, readers) is served then.
+    let group = group_gid(&group_name).map(|gid| (group_name, gid));
+    let positive = |key: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(format!("api.{key} must be greater than 0")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    Ok(ApiSettings {
+        socket,
+        group,
+        read_only_for_all: raw.read_only_for_all.unwrap_or(false),
+        max_connections: positive("max_connections", raw.max_connections.map(|v| v as u64), 128)? as usize,
+        max_request_bytes: positive("max_request_bytes", raw.max_request_bytes.map(|v| v as u64), 1 << 20)? as usize,
+        idle_timeout: std::time::Duration::from_secs(positive("idle_timeout_secs", raw.idle_timeout_secs, 60)?),
+        write_timeout: std::time::Duration::from_secs(positive("write_timeout_secs", raw.write_timeout_secs, 10)?),
+    })
+}
+
+/// The gid of a group, from the system's group database (NSS).
+fn group_gid(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives it.
+    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
 fn parse_context(key: &str, value: &str) -> Result<Context, String> {

@@ -15,6 +15,12 @@ pub enum Error {
     /// The request was understood and refused; nothing was changed (exit 1).
     #[error("{0}")]
     Refused(String),
+    /// A volume of that name already exists (exit 1).
+    #[error("{0} already exists")]
+    Exists(String),
+    /// The guest with this UUID is not defined (exit 1).
+    #[error("guest {0} is not defined")]
+    NoSuchGuest(String),
     /// The request failed while being carried out (exit 1).
     #[error("{0}")]
     Failed(String),
@@ -25,7 +31,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config(_) => 2,
-            Error::Refused(_) | Error::Failed(_) => 1,
+            Error::Refused(_) | Error::Exists(_) | Error::NoSuchGuest(_) | Error::Failed(_) => 1,
         }
     }
 

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -227,7 +227,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, uuid)?.is_none() {
-            return Err(Error::refused(format!("guest {uuid} is not defined")));
+            return Err(Error::NoSuchGuest(uuid.to_owned()));
         }
         let held = attachments_of(&tx, uuid)?;
         if !held.is_empty() && !force {
@@ -294,10 +294,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, &att.guest)?.is_none() {
-            return Err(Error::refused(format!(
-                "guest {} is not defined",
-                att.guest
-            )));
+            return Err(Error::NoSuchGuest(att.guest.clone()));
         }
         let holders = holders_in(&tx, &att.pool, &att.volume)?;
         labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| {
@@ -341,7 +338,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, guest)?.is_none() {
-            return Err(Error::refused(format!("guest {guest} is not defined")));
+            return Err(Error::NoSuchGuest(guest.to_owned()));
         }
         let held = attachments_of(&tx, guest)?;
         tx.execute("DELETE FROM attachments WHERE guest = ?1", [guest])?;

@@ -22,6 +22,8 @@ pub enum Change {
         pool: usize,
         /// Path relative to the pool root.
         rel: PathBuf,
+        /// Whether it was just created or moved in (not only written or relabeled).
+        appeared: bool,
     },
     /// A directory appeared: watch and scan everything below it.
     NewTree {
@@ -171,6 +173,7 @@ fn classify(
             return Some(Change::Entry {
                 pool,
                 rel: dir.to_path_buf(),
+                appeared: false,
             });
         }
         return None;
@@ -187,7 +190,12 @@ fn classify(
     } else {
         // CREATE, MOVED_TO, CLOSE_WRITE, or ATTRIB (a label changed by hand) on a file,
         // or ATTRIB on a subdirectory.
-        Some(Change::Entry { pool, rel })
+        let appeared = mask.intersects(EventMask::CREATE | EventMask::MOVED_TO);
+        Some(Change::Entry {
+            pool,
+            rel,
+            appeared,
+        })
     }
 }
 
@@ -218,7 +226,8 @@ mod tests {
             classify(1, dir, EventMask::ATTRIB, name),
             Some(Change::Entry {
                 pool: 1,
-                rel: "sub/x".into()
+                rel: "sub/x".into(),
+                appeared: false
             })
         );
         assert_eq!(classify(0, dir, EventMask::DELETE, name), None);

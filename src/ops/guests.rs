@@ -71,7 +71,7 @@ pub fn define(settings: &Settings, uuid: &str, name: Option<&str>) -> Result<Gue
 fn known_guest(store: &Store, uuid: &str) -> Result<Guest> {
     store
         .guest(uuid)?
-        .ok_or_else(|| Error::refused(format!("guest {uuid} is not defined")))
+        .ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))
 }
 
 /// One guest with its attachments.

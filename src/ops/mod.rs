@@ -2,6 +2,7 @@
 //! the state lock where it changes anything, and returns what it did as data; the
 //! callers decide how to show it.
 
+pub mod files;
 pub mod guests;
 pub mod report;
 pub mod volumes;

@@ -81,6 +81,39 @@ fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
         })
 }
 
+/// Where a volume named by a user is, for opening it.
+pub enum Located {
+    /// A file of dir pool `pool`, at `rel` below its root.
+    File {
+        /// The pool's index.
+        pool: usize,
+        /// The path below its root.
+        rel: PathBuf,
+    },
+    /// An LV of lvm pool `pool`.
+    Lv {
+        /// The pool's index.
+        pool: usize,
+        /// The LV's uuid.
+        uuid: String,
+    },
+}
+
+/// Finds a volume named by a user (as `attach` does), for opening it.
+pub fn locate_for_open(settings: &Settings, input: &Path) -> Result<Located> {
+    let vol = locate(settings, input)?;
+    Ok(match vol.rel {
+        Some(rel) => Located::File {
+            pool: vol.pool,
+            rel,
+        },
+        None => Located::Lv {
+            pool: vol.pool,
+            uuid: String::from_utf8_lossy(&vol.key).into_owned(),
+        },
+    })
+}
+
 /// Refuses a file that must not be handed to a guest: anything but a regular file
 /// with one link, reached without a symlink, on a filesystem that stores labels.
 /// (An LV needs no such check: its node is verified when it is labeled.)
@@ -149,9 +182,7 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
     let mut store = Store::open(&settings.state_dir)?;
     let mut rec = Reconciler::new(settings, Apply::Write);
     if store.guest(&uuid)?.is_none() {
-        return Err(Error::refused(format!(
-            "guest {uuid} is not defined (svirt-pool guest define --uuid {uuid})"
-        )));
+        return Err(Error::NoSuchGuest(uuid));
     }
     check_attachable(&mut rec, &vol)?;
     let att = Attachment {

@@ -1,0 +1,93 @@
+//! Who may call what: root everything, members of `api.group` everything but
+//! forgetting guests, everyone else read-only listing if `api.read_only_for_all`.
+
+use crate::config::ApiSettings;
+
+/// What a method needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Listing pools, volumes and guests, and monitoring.
+    Read,
+    /// Changing attachments, importing, opening, creating save images, defining guests.
+    Operate,
+    /// Config-level actions: forgetting a guest (its pair may be handed out again).
+    Admin,
+}
+
+/// The peer of a connection, from `SO_PEERCRED` at connect time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its user.
+    pub uid: u32,
+    /// Its primary group.
+    pub gid: u32,
+    /// Its process.
+    pub pid: i32,
+}
+
+/// The pure rule, given whether the peer is root and whether it is in the API group.
+pub fn decide(is_root: bool, is_member: bool, read_only_for_all: bool, need: Access) -> Result<(), &'static str> {
+    match need {
+        _ if is_root => Ok(()),
+        Access::Admin => Err("only root may do this"),
+        Access::Operate if is_member => Ok(()),
+        Access::Operate => Err("only root and members of the API group may change labels"),
+        Access::Read if is_member || read_only_for_all => Ok(()),
+        Access::Read => Err("only root and members of the API group may list (api.read_only_for_all is off)"),
+    }
+}
+
+/// Whether `peer` may do what `need` says under `api`.
+pub fn check(peer: &Peer, need: Access, api: &ApiSettings) -> Result<(), &'static str> {
+    let is_member = api
+        .group
+        .as_ref()
+        .is_some_and(|(_, gid)| peer.gid == *gid || user_in_group(peer.uid, *gid));
+    decide(peer.uid == 0, is_member, api.read_only_for_all, need)
+}
+
+/// Whether user `uid` is a member of group `gid` (primary or supplementary), from the
+/// system's user and group databases.
+fn user_in_group(uid: u32, gid: u32) -> bool {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives every use of pwd.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return false;
+    }
+    if pwd.pw_gid == gid {
+        return true;
+    }
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut n = groups.len() as libc::c_int;
+    // SAFETY: pw_name points into buf; groups has room for n entries.
+    let rc = unsafe { libc::getgrouplist(pwd.pw_name, pwd.pw_gid, groups.as_mut_ptr(), &mut n) };
+    rc >= 0 && groups[..n.max(0) as usize].contains(&gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rules() {
+        use Access::*;
+        for need in [Read, Operate, Admin] {
+            assert!(decide(true, false, false, need).is_ok(), "root may {need:?}");
+        }
+        assert!(decide(false, true, false, Operate).is_ok());
+        assert!(decide(false, true, false, Read).is_ok());
+        assert!(decide(false, true, false, Admin).is_err());
+        assert!(decide(false, false, true, Read).is_ok());
+        assert!(decide(false, false, true, Operate).is_err());
+        assert!(decide(false, false, false, Read).is_err());
+    }
+
+    #[test]
+    fn root_is_in_its_own_group() {
+        assert!(user_in_group(0, 0));
+        assert!(!user_in_group(u32::MAX - 1, 0));
+    }
+}

@@ -1,0 +1,8 @@
+//! The local API: the `io.svirtpool` varlink interface on a Unix socket, for
+//! virt-manager's pool picker, libvirt hooks and scripts.
+
+pub mod auth;
+pub mod format;
+pub mod server;
+pub mod service;
+pub mod types;

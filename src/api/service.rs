@@ -1,0 +1,484 @@
+//! The `io.svirtpool` methods. One `Api` value serves one connection: it knows its
+//! peer (for authorization) and shares the settings and the event channel.
+//!
+//! Every method that touches the system runs the shared operation (`ops`) on a
+//! blocking thread, so a slow one never stalls the runtime that serves the others.
+
+// The service macro generates public items without docs.
+#![allow(missing_docs)]
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use zlink::{Reply, introspect, service};
+
+use super::auth::{self, Access, Peer};
+use super::types::*;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::labels::Mode;
+use crate::ops::{files, guests, report, volumes};
+
+/// Reply of `ListPools`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct PoolsReply {
+    /// Every managed pool.
+    pub pools: Vec<Pool>,
+}
+
+/// Reply of `ListVolumes`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct VolumesReply {
+    /// One page of volumes, by name.
+    pub volumes: Vec<Volume>,
+    /// The offset of the next page, when there is one.
+    pub next: Option<u64>,
+}
+
+/// Reply of `DefineGuest`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct GuestReply {
+    /// The guest.
+    pub guest: Guest,
+}
+
+/// Reply of `GetGuest`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct GuestDetailReply {
+    /// The guest.
+    pub guest: Guest,
+    /// What it holds.
+    pub attachments: Vec<Attachment>,
+}
+
+/// Reply of `ListGuests`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct GuestsReply {
+    /// Every guest.
+    pub guests: Vec<Guest>,
+}
+
+/// Reply of `UndefineGuest` and `Release`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct ReleasedReply {
+    /// How many volumes were released.
+    pub released: u64,
+}
+
+/// Reply of `Attach`, `Detach`, `Import`, `CreateSaveImage` and `Open`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct LabeledReply {
+    /// What was done to the volume.
+    pub result: Labeled,
+}
+
+/// One item of `Monitor`.
+#[derive(Debug, Clone, Serialize, Deserialize, introspect::Type)]
+pub struct EventReply {
+    /// The change.
+    pub event: Event,
+}
+
+/// Largest page `ListVolumes` returns (replies over ~256 KiB serialize slowly).
+pub const MAX_PAGE: u64 = 500;
+
+/// The service for one connection.
+#[derive(Debug, Clone)]
+pub struct Api {
+    settings: Arc<Settings>,
+    peer: Peer,
+    events: broadcast::Sender<Event>,
+    /// Set while a `Monitor` stream runs, so the idle timeout spares the connection.
+    streaming: Arc<AtomicBool>,
+}
+
+impl Api {
+    /// A service for a connection from `peer`.
+    pub fn new(
+        settings: Arc<Settings>,
+        peer: Peer,
+        events: broadcast::Sender<Event>,
+        streaming: Arc<AtomicBool>,
+    ) -> Self {
+        Api {
+            settings,
+            peer,
+            events,
+            streaming,
+        }
+    }
+
+    fn allow(&self, method: &str, need: Access) -> Result<(), ApiError> {
+        auth::check(&self.peer, need, &self.settings.api).map_err(|reason| {
+            tracing::warn!(method, uid = self.peer.uid, pid = self.peer.pid, reason, "refused");
+            ApiError::PermissionDenied {
+                method: method.to_owned(),
+                reason: reason.to_owned(),
+            }
+        })
+    }
+
+    /// Runs a blocking operation on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Settings) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let settings = self.settings.clone();
+        tokio::task::spawn_blocking(move || op(&settings))
+            .await
+            .map_err(|e| ApiError::Failed {
+                reason: format!("internal error: {e}"),
+            })?
+            .map_err(ApiError::from)
+    }
+
+    /// Logs a mutation with its peer and tells `Monitor` clients.
+    fn mutated(&self, method: &str, event: Event) {
+        tracing::info!(method, uid = self.peer.uid, pid = self.peer.pid,
+            pool = %event.pool, volume = %event.volume, "api mutation");
+        let _ = self.events.send(event);
+    }
+}
+
+/// Checks a UUID parameter here, so the error names the parameter.
+fn uuid_arg(parameter: &str, value: &str) -> Result<String, ApiError> {
+    crate::ops::parse_uuid(value).map_err(|e| ApiError::InvalidArgument {
+        parameter: parameter.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn mode_arg(mode: &str) -> Result<Mode, ApiError> {
+    mode.parse().map_err(|reason| ApiError::InvalidArgument {
+        parameter: "mode".into(),
+        reason,
+    })
+}
+
+fn one_fd(mut fds: Vec<OwnedFd>) -> Result<OwnedFd, ApiError> {
+    match fds.len() {
+        1 => Ok(fds.remove(0)),
+        n => Err(ApiError::InvalidArgument {
+            parameter: "fds".into(),
+            reason: format!("exactly one file descriptor must be passed, got {n}"),
+        }),
+    }
+}
+
+fn labeled(r: volumes::VolumeResult) -> LabeledReply {
+    LabeledReply {
+        result: Labeled {
+            volume: r.volume,
+            label: r.label,
+            note: r.note,
+        },
+    }
+}
+
+/// The pool a volume path or `VG/LV` belongs to, for events.
+fn pool_of(settings: &Settings, volume: &str) -> String {
+    let path = std::path::Path::new(volume);
+    settings
+        .pools
+        .iter()
+        .find(|p| match &p.kind {
+            crate::config::PoolKind::Dir(d) => path.starts_with(&d.path),
+            crate::config::PoolKind::Lvm(l) => volume.trim_start_matches("/dev/").starts_with(&format!("{}/", l.vg)),
+        })
+        .map(|p| p.name.clone())
+        .unwrap_or_default()
+}
+
+#[service(
+    interface = "io.svirtpool",
+    types = [Pool, Volume, Holder, Guest, Attachment, Labeled, Event],
+    vendor = "svirt-pool",
+    product = "svirt-pool",
+    version = env!("CARGO_PKG_VERSION"),
+    url = "https://github.com/svirt-pool/svirt-pool"
+)]
+impl Api {
+    /// Every managed pool.
+    async fn list_pools(&self) -> Result<PoolsReply, ApiError> {
+        self.allow("ListPools", Access::Read)?;
+        let pools = self.blocking(report::status).await?;
+        Ok(PoolsReply {
+            pools: pools.iter().map(Pool::from_status).collect(),
+        })
+    }
+
+    /// The volumes of a pool, a page at a time (`limit` at most 500).
+    async fn list_volumes(
+        &self,
+        pool: String,
+        offset: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<VolumesReply, ApiError> {
+        self.allow("ListVolumes", Access::Read)?;
+        let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        let offset = offset.unwrap_or(0);
+        let wanted = pool.clone();
+        let page = self
+            .blocking(move |s| {
+                let status = report::status(s)?;
+                let Some(p) = status.into_iter().find(|p| p.name == wanted) else {
+                    return Ok(None);
+                };
+                let total = p.volumes.len() as u64;
+                let volumes: Vec<Volume> = p
+                    .volumes
+                    .into_iter()
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .map(|v| super::format::describe(s, v))
+                    .collect();
+                let next = (offset + limit < total).then_some(offset + limit);
+                Ok(Some(VolumesReply { volumes, next }))
+            })
+            .await?;
+        page.ok_or(ApiError::PoolNotFound { pool })
+    }
+
+    /// Defines a guest (idempotent for the same UUID) and returns its labels.
+    async fn define_guest(&self, uuid: String, name: Option<String>) -> Result<GuestReply, ApiError> {
+        self.allow("DefineGuest", Access::Operate)?;
+        let uuid = uuid_arg("uuid", &uuid)?;
+        let g = self.blocking(move |s| guests::define(s, &uuid, name.as_deref())).await?;
+        tracing::info!(uid = self.peer.uid, pid = self.peer.pid, guest = %g.uuid, "api DefineGuest");
+        Ok(GuestReply { guest: g.into() })
+    }
+
+    /// Forgets a guest; `force` releases its volumes first.
+    async fn undefine_guest(&self, uuid: String, force: Option<bool>) -> Result<ReleasedReply, ApiError> {
+        self.allow("UndefineGuest", Access::Admin)?;
+        let uuid = uuid_arg("uuid", &uuid)?;
+        let u = uuid.clone();
+        let released = self
+            .blocking(move |s| guests::undefine(s, &u, force.unwrap_or(false)))
+            .await?;
+        self.mutated("UndefineGuest", Event {
+            kind: "undefined".into(),
+            pool: String::new(),
+            volume: uuid,
+            label: None,
+        });
+        Ok(ReleasedReply {
+            released: released as u64,
+        })
+    }
+
+    /// One guest and what it holds.
+    async fn get_guest(&self, uuid: String) -> Result<GuestDetailReply, ApiError> {
+        self.allow("GetGuest", Access::Read)?;
+        let uuid = uuid_arg("uuid", &uuid)?;
+        let mut g = self.blocking(move |s| guests::show(s, &uuid)).await?;
+        let attachments = g.attachments.take().unwrap_or_default();
+        Ok(GuestDetailReply {
+            guest: g.into(),
+            attachments: attachments.into_iter().map(Attachment::from).collect(),
+        })
+    }
+
+    /// Every guest.
+    async fn list_guests(&self) -> Result<GuestsReply, ApiError> {
+        self.allow("ListGuests", Access::Read)?;
+        let all = self.blocking(guests::list).await?;
+        Ok(GuestsReply {
+            guests: all.into_iter().map(Guest::from).collect(),
+        })
+    }
+
+    /// Gives a guest a volume (a path in a dir pool, or `VG/LV`) in `mode` (`rw`, `ro`, `shared`).
+    async fn attach(&self, guest: String, volume: String, mode: String) -> Result<LabeledReply, ApiError> {
+        self.allow("Attach", Access::Operate)?;
+        let guest = uuid_arg("guest", &guest)?;
+        let mode = mode_arg(&mode)?;
+        let v = volume.clone();
+        let r = self
+            .blocking(move |s| volumes::attach(s, &guest, &PathBuf::from(v), mode))
+            .await?;
+        self.mutated("Attach", Event {
+            kind: "attached".into(),
+            pool: pool_of(&self.settings, &volume),
+            volume: r.volume.clone(),
+            label: r.label.clone(),
+        });
+        Ok(labeled(r))
+    }
+
+    /// Takes a volume back from a guest.
+    async fn detach(&self, guest: String, volume: String) -> Result<LabeledReply, ApiError> {
+        self.allow("Detach", Access::Operate)?;
+        let guest = uuid_arg("guest", &guest)?;
+        let v = volume.clone();
+        let r = self
+            .blocking(move |s| volumes::detach(s, &guest, &PathBuf::from(v)))
+            .await?;
+        self.mutated("Detach", Event {
+            kind: "detached".into(),
+            pool: pool_of(&self.settings, &volume),
+            volume: r.volume.clone(),
+            label: r.label.clone(),
+        });
+        Ok(labeled(r))
+    }
+
+    /// Takes every volume back from a guest.
+    async fn release(&self, guest: String) -> Result<ReleasedReply, ApiError> {
+        self.allow("Release", Access::Operate)?;
+        let guest = uuid_arg("guest", &guest)?;
+        let g = guest.clone();
+        let released = self.blocking(move |s| volumes::release(s, &g)).await?;
+        self.mutated("Release", Event {
+            kind: "released".into(),
+            pool: String::new(),
+            volume: guest,
+            label: None,
+        });
+        Ok(ReleasedReply {
+            released: released as u64,
+        })
+    }
+
+    /// Copies the file behind the one passed fd into dir pool `pool` as `name`, with the
+    /// pool's resting label. The agent never opens the caller's path itself.
+    async fn import(
+        &self,
+        pool: String,
+        name: String,
+        #[zlink(fds)] fds: Vec<OwnedFd>,
+    ) -> Result<LabeledReply, ApiError> {
+        self.allow("Import", Access::Operate)?;
+        let fd = one_fd(fds)?;
+        let p = pool.clone();
+        let r = self.blocking(move |s| files::import(s, &p, &name, fd)).await?;
+        self.mutated("Import", Event {
+            kind: "imported".into(),
+            pool,
+            volume: r.volume.clone(),
+            label: r.label.clone(),
+        });
+        Ok(labeled(r))
+    }
+
+    /// Creates save image `name` in dir pool `pool` with `guest`'s image label and
+    /// returns it open read-write as the one passed fd.
+    #[zlink(return_fds)]
+    async fn create_save_image(
+        &self,
+        guest: String,
+        pool: String,
+        name: String,
+    ) -> (Result<LabeledReply, ApiError>, Vec<OwnedFd>) {
+        let guest = match self
+            .allow("CreateSaveImage", Access::Operate)
+            .and_then(|()| uuid_arg("guest", &guest))
+        {
+            Ok(g) => g,
+            Err(e) => return (Err(e), vec![]),
+        };
+        let p = pool.clone();
+        match self
+            .blocking(move |s| files::create_save_image(s, &guest, &p, &name))
+            .await
+        {
+            Ok((r, fd)) => {
+                self.mutated("CreateSaveImage", Event {
+                    kind: "created".into(),
+                    pool,
+                    volume: r.volume.clone(),
+                    label: r.label.clone(),
+                });
+                (Ok(labeled(r)), vec![fd])
+            }
+            Err(e) => (Err(e), vec![]),
+        }
+    }
+
+    /// Attaches a volume to a guest in `mode`, then returns it open (read-only for `ro`)
+    /// as the one passed fd, for hot-plug without giving QEMU the right to open paths.
+    #[zlink(return_fds)]
+    async fn open(
+        &self,
+        guest: String,
+        volume: String,
+        mode: String,
+    ) -> (Result<LabeledReply, ApiError>, Vec<OwnedFd>) {
+        let guest = match self
+            .allow("Open", Access::Operate)
+            .and_then(|()| uuid_arg("guest", &guest))
+        {
+            Ok(g) => g,
+            Err(e) => return (Err(e), vec![]),
+        };
+        let mode = match mode_arg(&mode) {
+            Ok(m) => m,
+            Err(e) => return (Err(e), vec![]),
+        };
+        let v = volume.clone();
+        match self
+            .blocking(move |s| files::open(s, &guest, &PathBuf::from(v), mode))
+            .await
+        {
+            Ok((r, fd)) => {
+                self.mutated("Open", Event {
+                    kind: "attached".into(),
+                    pool: pool_of(&self.settings, &volume),
+                    volume: r.volume.clone(),
+                    label: r.label.clone(),
+                });
+                (Ok(labeled(r)), vec![fd])
+            }
+            Err(e) => (Err(e), vec![]),
+        }
+    }
+
+    /// Streams volume and label changes (call with `more`).
+    #[zlink(more)]
+    async fn monitor(
+        &self,
+        more: bool,
+    ) -> impl Stream<Item = Result<Reply<EventReply>, ApiError>> + Unpin {
+        let allowed = self.allow("Monitor", Access::Read);
+        let receiver = self.events.subscribe();
+        if allowed.is_ok() {
+            self.streaming.store(true, Ordering::Relaxed);
+        }
+        Box::pin(futures_util::stream::unfold(
+            (receiver, allowed, false),
+            move |(mut rx, allowed, done)| async move {
+                if done {
+                    return None;
+                }
+                if let Err(e) = allowed {
+                    return Some((Err(e), (rx, Ok(()), true)));
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(event) => {
+                            let reply = Reply::new(Some(EventReply { event })).set_continues(Some(more));
+                            return Some((Ok(reply), (rx, Ok(()), !more)));
+                        }
+                        // A slow reader missed events: tell it, and go on.
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let event = Event {
+                                kind: "lagged".into(),
+                                pool: String::new(),
+                                volume: n.to_string(),
+                                label: None,
+                            };
+                            let reply = Reply::new(Some(EventReply { event })).set_continues(Some(more));
+                            return Some((Ok(reply), (rx, Ok(()), !more)));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+    }
+}

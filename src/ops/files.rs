@@ -1,0 +1,209 @@
+//! Operations that create or open volumes for a client through descriptors: import a
+//! file the client opened, create a save image for a guest, open a volume for hot-plug.
+//! The agent never opens a path on a user's behalf outside a pool.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+
+use super::volumes::{self, VolumeResult};
+use super::{parse_uuid, shown};
+use crate::config::{PoolKind, Settings};
+use crate::devices;
+use crate::error::{Error, Result};
+use crate::filecon;
+use crate::fsys;
+use crate::labels::Mode as AttachMode;
+use crate::lock;
+use crate::reconcile::{Apply, Outcome, Reconciler};
+use crate::state::{Attachment, Store};
+
+/// A new volume's name: one path component, not hidden, not `.`/`..`, at most 255 bytes.
+pub fn check_new_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::Usage(format!("name {name:?} {why}")));
+    if name.is_empty() || name.len() > 255 {
+        return bad("must be 1 to 255 bytes");
+    }
+    if name.contains('/') || name.contains('\0') {
+        return bad("must be a file name, without '/'");
+    }
+    if name.starts_with('.') {
+        return bad("must not start with '.'");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("must not contain control characters");
+    }
+    Ok(())
+}
+
+/// The index of dir pool `pool`.
+fn dir_pool(settings: &Settings, pool: &str) -> Result<usize> {
+    let idx = settings
+        .pools
+        .iter()
+        .position(|p| p.name == pool)
+        .ok_or_else(|| Error::refused(format!("pool {pool:?} is not configured")))?;
+    match settings.pools[idx].kind {
+        PoolKind::Dir(_) => Ok(idx),
+        PoolKind::Lvm(_) => Err(Error::refused(format!(
+            "pool {pool:?} is an LVM pool: create LVs with lvcreate"
+        ))),
+    }
+}
+
+/// An unnamed file in the pool's root directory (`O_TMPFILE`): nothing is visible in
+/// the pool until it is complete and linked.
+fn unnamed_file(root: impl AsFd, mode: u32) -> Result<OwnedFd> {
+    rustix::fs::openat(
+        root,
+        ".",
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )
+    .map_err(|e| Error::failed(format!("cannot create a file in the pool: {e}")))
+}
+
+/// Gives the unnamed file `fd` its name, refusing an existing one, and makes the new
+/// directory entry durable.
+fn link_into_place(fd: &OwnedFd, root: &OwnedFd, name: &str, shown_path: &str) -> Result<()> {
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        fsys::proc_fd_path(fd.as_fd()),
+        root,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::EXIST => Error::Exists(shown_path.to_owned()),
+        e => Error::failed(format!("cannot link {shown_path}: {e}")),
+    })?;
+    rustix::fs::fsync(root).map_err(|e| Error::failed(format!("fsync of the pool directory: {e}")))
+}
+
+/// Copies everything readable from `src` into the pool as `name`, with the pool's
+/// resting label. A reflink when the filesystem can, else a copy; fsynced, then
+/// renamed into place atomically (linked from an unnamed file).
+pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Result<VolumeResult> {
+    check_new_name(name)?;
+    let idx = dir_pool(settings, pool)?;
+    let st = rustix::fs::fstat(&src).map_err(|e| Error::failed(format!("fstat of the passed fd: {e}")))?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile | FileType::Fifo => {}
+        _ => return Err(Error::Usage("the passed fd is not a regular file or a pipe".into())),
+    }
+    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let path = dir.path.join(name);
+    let shown_path = shown(&path);
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
+    if fsys::exists_beneath(root.as_fd(), Path::new(name)) {
+        return Err(Error::Exists(shown_path));
+    }
+    let tmp = unnamed_file(&root, 0o644)?;
+    let cloned = rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
+    if !cloned {
+        let mut from = File::from(src);
+        let mut to = File::from(tmp.try_clone().map_err(|e| Error::failed(e))?);
+        std::io::copy(&mut from, &mut to)
+            .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
+    }
+    rustix::fs::fsync(&tmp).map_err(|e| Error::failed(format!("fsync of {shown_path}: {e}")))?;
+    link_into_place(&tmp, &root, name, &shown_path)?;
+    let mut rec = Reconciler::new(settings, Apply::Write);
+    let ex = rec.reconcile_path(idx, Path::new(name), &[]);
+    tracing::info!(pool, name, reflink = cloned, "imported");
+    match ex.outcome {
+        Outcome::Unchanged | Outcome::Relabeled => Ok(VolumeResult {
+            volume: shown_path,
+            label: ex.desired.map(|c| c.to_string()),
+            note: None,
+        }),
+        other => Err(Error::failed(format!("imported {shown_path}, but labeling it: {other:?}"))),
+    }
+}
+
+/// Creates an empty save image `name` in dir pool `pool`, labeled for `guest` (and
+/// recorded as its `rw` volume) before it becomes visible; returns it open read-write.
+pub fn create_save_image(
+    settings: &Settings,
+    guest: &str,
+    pool: &str,
+    name: &str,
+) -> Result<(VolumeResult, OwnedFd)> {
+    let uuid = parse_uuid(guest)?;
+    check_new_name(name)?;
+    let idx = dir_pool(settings, pool)?;
+    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let shown_path = shown(&dir.path.join(name));
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let mut store = Store::open(&settings.state_dir)?;
+    let g = store.guest(&uuid)?.ok_or_else(|| Error::NoSuchGuest(uuid.clone()))?;
+    let label = settings.selinux.contexts.image_label(g.pair);
+    let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
+    let file = unnamed_file(&root, 0o600)?;
+    filecon::write(file.as_fd(), &label)
+        .map_err(|e| Error::failed(format!("labeling {shown_path}: {e}")))?;
+    link_into_place(&file, &root, name, &shown_path)?;
+    // After a crash here the file rests on the next scan: it fails closed.
+    store.attach(&Attachment {
+        guest: uuid.clone(),
+        pool: pool.to_owned(),
+        volume: name.as_bytes().to_vec(),
+        mode: AttachMode::Rw,
+    })?;
+    tracing::info!(guest = %uuid, path = %shown_path, "save image created");
+    let result = VolumeResult {
+        volume: shown_path,
+        label: Some(label.to_string()),
+        note: None,
+    };
+    Ok((result, file))
+}
+
+/// Attaches a volume to a guest (labeling it), then opens it for the client: read-only
+/// for `ro`, read-write otherwise. The file is opened beneath the pool root without
+/// following symlinks; an LV's node must be the block device udev names.
+pub fn open(settings: &Settings, guest: &str, volume: &Path, mode: AttachMode) -> Result<(VolumeResult, OwnedFd)> {
+    let result = volumes::attach(settings, guest, volume, mode)?;
+    let access = match mode {
+        AttachMode::Ro => OFlags::RDONLY,
+        AttachMode::Rw | AttachMode::Shared => OFlags::RDWR,
+    };
+    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match volumes::locate_for_open(settings, volume)? {
+        volumes::Located::File { pool, rel } => {
+            let dir = settings.pools[pool].dir().expect("a dir pool");
+            let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
+            let mut resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            if !dir.cross_filesystems {
+                resolve |= ResolveFlags::NO_XDEV;
+            }
+            let fd = rustix::fs::openat2(&root, &rel, flags, Mode::empty(), resolve)
+                .map_err(|e| Error::failed(format!("opening {}: {e}", result.volume)))?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| Error::failed(e))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_nlink != 1 {
+                return Err(Error::refused(format!("{} is no longer a volume", result.volume)));
+            }
+            fd
+        }
+        volumes::Located::Lv { pool, uuid } => {
+            let vg = &settings.pools[pool].lvm().expect("an lvm pool").vg;
+            let nodes = devices::enumerate(&|v| v == vg).map_err(|e| Error::failed(format!("udev: {e}")))?;
+            let node = nodes
+                .into_iter()
+                .find(|n| n.lv_uuid == uuid)
+                .ok_or_else(|| Error::refused(format!("{} is inactive: activate it first", result.volume)))?;
+            let fd = rustix::fs::openat(rustix::fs::CWD, &node.devnode, flags, Mode::empty())
+                .map_err(|e| Error::failed(format!("opening {}: {e}", node.devnode.display())))?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| Error::failed(e))?;
+            let kind = FileType::from_raw_mode(st.st_mode);
+            if kind != FileType::BlockDevice || st.st_rdev != node.devnum {
+                return Err(Error::refused(format!("{} is not the LV's block device", node.devnode.display())));
+            }
+            fd
+        }
+    };
+    Ok((result, fd))
+}
