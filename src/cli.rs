@@ -64,6 +64,17 @@ pub enum Command {
         #[arg(long, value_name = "UUID")]
         guest: String,
     },
+    /// Copy a file you can read into a dir pool (your open file is passed to the agent).
+    Import {
+        /// The file, opened with your own rights.
+        file: PathBuf,
+        /// The dir pool to put it in.
+        #[arg(long)]
+        pool: String,
+        /// Its name in the pool [default: the file's name].
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// udev RUN hook: label the LV node of the event in the environment, always exit 0.
     UdevHook,
     /// Show each pool's volumes, attachments, current and desired labels, and drift.

@@ -1,9 +1,105 @@
 //! The CLI subcommands: run the operation, print its result for people or as JSON.
 
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use crate::api::client::{SvirtPoolProxy, through_agent};
+use crate::api::types::{Guest, Labeled};
 use crate::cli::{Command, GuestCommand};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::ops::{self, guests, report, volumes};
+use crate::ops::guests::GuestInfo;
+use crate::ops::volumes::VolumeResult;
+use crate::ops::{self, files, guests, report, volumes};
+
+/// A volume argument as the agent must see it: paths made absolute from our working
+/// directory (the agent's is elsewhere); `VG/LV` names kept as they are.
+fn volume_for_agent(settings: &Settings, volume: &Path) -> Result<String> {
+    let text = volume.to_str().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: the volume path is not UTF-8",
+            volume.display()
+        ))
+    })?;
+    let is_lv = text
+        .trim_start_matches("/dev/")
+        .split_once('/')
+        .is_some_and(|(vg, _)| settings.lvm_pool_of(vg).is_some());
+    if volume.is_absolute() || is_lv {
+        return Ok(text.to_owned());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
+    Ok(cwd.join(volume).to_string_lossy().into_owned())
+}
+
+fn from_labeled(l: Labeled) -> VolumeResult {
+    VolumeResult {
+        volume: l.volume,
+        label: l.label,
+        note: l.note,
+    }
+}
+
+fn from_guest(g: Guest) -> GuestInfo {
+    GuestInfo {
+        uuid: g.uuid,
+        name: g.name,
+        categories: g.categories,
+        process_label: g.process_label,
+        image_label: g.image_label,
+        attachments: None,
+    }
+}
+
+/// Attach through the agent when one runs, else here.
+fn attach(
+    s: &Settings,
+    guest: &str,
+    volume: &Path,
+    mode: crate::labels::Mode,
+) -> Result<VolumeResult> {
+    let v = volume_for_agent(s, volume)?;
+    through_agent(&s.api.socket, async |c| {
+        Ok(c.attach(guest, &v, mode.as_str())
+            .await?
+            .map(|r| from_labeled(r.result)))
+    })
+    .unwrap_or_else(|| volumes::attach(s, guest, volume, mode))
+}
+
+/// Detach through the agent when one runs, else here.
+fn detach(s: &Settings, guest: &str, volume: &Path) -> Result<VolumeResult> {
+    let v = volume_for_agent(s, volume)?;
+    through_agent(&s.api.socket, async |c| {
+        Ok(c.detach(guest, &v).await?.map(|r| from_labeled(r.result)))
+    })
+    .unwrap_or_else(|| volumes::detach(s, guest, volume))
+}
+
+/// Opens `file` with the caller's own rights and imports it through the agent (the fd is
+/// passed), or here when no agent runs.
+fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<VolumeResult> {
+    let name = match name {
+        Some(n) => n.to_owned(),
+        None => file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Usage(format!("{}: give the volume a --name", file.display())))?
+            .to_owned(),
+    };
+    let open = || -> Result<OwnedFd> {
+        std::fs::File::open(file)
+            .map(OwnedFd::from)
+            .map_err(|e| Error::refused(format!("cannot open {}: {e}", file.display())))
+    };
+    let fd = open()?;
+    through_agent(&s.api.socket, async |c| {
+        Ok(c.import(pool, &name, vec![fd])
+            .await?
+            .map(|r| from_labeled(r.result)))
+    })
+    .unwrap_or_else(|| files::import(s, pool, &name, open()?))
+}
 
 /// Prints a value as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -41,12 +137,23 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::Guest(GuestCommand::Define { uuid, name }) => {
-            print_json(&guests::define(s, &uuid, name.as_deref())?)
+            let g = through_agent(&s.api.socket, async |c| {
+                Ok(c.define_guest(&uuid, name.as_deref())
+                    .await?
+                    .map(|r| from_guest(r.guest)))
+            })
+            .unwrap_or_else(|| guests::define(s, &uuid, name.as_deref()))?;
+            print_json(&g)
         }
         Command::Guest(GuestCommand::Show { uuid }) => print_json(&guests::show(s, &uuid)?),
         Command::Guest(GuestCommand::List) => print_json(&guests::list(s)?),
         Command::Guest(GuestCommand::Undefine { uuid, force }) => {
-            let released = guests::undefine(s, &uuid, force)?;
+            let released = through_agent(&s.api.socket, async |c| {
+                Ok(c.undefine_guest(&uuid, Some(force))
+                    .await?
+                    .map(|r| r.released as usize))
+            })
+            .unwrap_or_else(|| guests::undefine(s, &uuid, force))?;
             let uuid = ops::parse_uuid(&uuid)?;
             println!("undefined guest {uuid}; released {released} volume(s)");
             Ok(())
@@ -57,23 +164,35 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             mode,
         } => {
             let mode = mode.into();
-            let r = volumes::attach(s, &guest, &volume, mode)?;
+            let r = attach(s, &guest, &volume, mode)?;
             let uuid = ops::parse_uuid(&guest)?;
             let what = r.label.or(r.note).unwrap_or_default();
             println!("attached {} to guest {uuid} ({mode}): {what}", r.volume);
             Ok(())
         }
         Command::Detach { guest, volume } => {
-            let r = volumes::detach(s, &guest, &volume)?;
+            let r = detach(s, &guest, &volume)?;
             let uuid = ops::parse_uuid(&guest)?;
             let what = r.label.or(r.note).unwrap_or_default();
             println!("detached {} from guest {uuid}: {what}", r.volume);
             Ok(())
         }
         Command::Release { guest } => {
-            let released = volumes::release(s, &guest)?;
+            let released = through_agent(&s.api.socket, async |c| {
+                Ok(c.release(&guest).await?.map(|r| r.released as usize))
+            })
+            .unwrap_or_else(|| volumes::release(s, &guest))?;
             let uuid = ops::parse_uuid(&guest)?;
             println!("released {released} volume(s) of guest {uuid}");
+            Ok(())
+        }
+        Command::Import { file, pool, name } => {
+            let r = import(s, &file, &pool, name.as_deref())?;
+            println!(
+                "imported {} into pool {pool}: {}",
+                r.volume,
+                r.label.unwrap_or_default()
+            );
             Ok(())
         }
         Command::UdevHook => unreachable!("the udev hook runs without full settings"),

@@ -290,7 +290,10 @@ impl Settings {
 fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
     let socket = raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     if !socket.is_absolute() {
-        return Err(format!("api.socket: {} is not an absolute path", socket.display()));
+        return Err(format!(
+            "api.socket: {} is not an absolute path",
+            socket.display()
+        ));
     }
     let group_name = raw.group.unwrap_or_else(|| "libvirt".into());
     // A missing group is not an error: the host may not run libvirt yet. Only root
@@ -305,10 +308,26 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
         socket,
         group,
         read_only_for_all: raw.read_only_for_all.unwrap_or(false),
-        max_connections: positive("max_connections", raw.max_connections.map(|v| v as u64), 128)? as usize,
-        max_request_bytes: positive("max_request_bytes", raw.max_request_bytes.map(|v| v as u64), 1 << 20)? as usize,
-        idle_timeout: std::time::Duration::from_secs(positive("idle_timeout_secs", raw.idle_timeout_secs, 60)?),
-        write_timeout: std::time::Duration::from_secs(positive("write_timeout_secs", raw.write_timeout_secs, 10)?),
+        max_connections: positive(
+            "max_connections",
+            raw.max_connections.map(|v| v as u64),
+            256,
+        )? as usize,
+        max_request_bytes: positive(
+            "max_request_bytes",
+            raw.max_request_bytes.map(|v| v as u64),
+            1 << 20,
+        )? as usize,
+        idle_timeout: std::time::Duration::from_secs(positive(
+            "idle_timeout_secs",
+            raw.idle_timeout_secs,
+            60,
+        )?),
+        write_timeout: std::time::Duration::from_secs(positive(
+            "write_timeout_secs",
+            raw.write_timeout_secs,
+            10,
+        )?),
     })
 }
 
@@ -319,7 +338,15 @@ fn group_gid(name: &str) -> Option<u32> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::group = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; buf outlives it.
-    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
     (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 

@@ -224,7 +224,7 @@ fn lvm_errors_are_clear_refusals() {
     // The VG disappears (exported, unplugged): named in the error.
     let config = bed.state.join("gone.toml");
     std::fs::write(&config, format!(
-        "state_dir = \"{}\"\n[[pool]]\nname = \"gone\"\ntype = \"lvm\"\nvg = \"no_such_vg\"\nresting_label = \"{FIXED_DISK}\"\nlvm_args = [\"--driverloaded\", \"n\"]\n",
+        "state_dir = \"{}\"\n[api]\nsocket = \"/nonexistent/api.sock\"\n[[pool]]\nname = \"gone\"\ntype = \"lvm\"\nvg = \"no_such_vg\"\nresting_label = \"{FIXED_DISK}\"\nlvm_args = [\"--driverloaded\", \"n\"]\n",
         bed.state.0.display()
     )).unwrap();
     let out = run_cli(

@@ -49,8 +49,8 @@ class Bed:
         self.state = os.path.join(self.dir, "state")
         self.config = os.path.join(self.dir, "svirt-pool.toml")
         with open(self.config, "w") as f:
-            f.write('state_dir = "%s"\n[[pool]]\nname = "vms"\ntype = "lvm"\nvg = "%s"\n'
-                    'lvm_args = ["--driverloaded", "n"]\n' % (self.state, self.vg))
+            f.write('state_dir = "%s"\n[api]\nsocket = "%s/api.sock"\n[[pool]]\nname = "vms"\ntype = "lvm"\nvg = "%s"\n'
+                    'lvm_args = ["--driverloaded", "n"]\n' % (self.state, self.state, self.vg))
         backing = os.path.join(self.dir, "lv1.node")
         sh("truncate", "-s", "4M", backing)
         self.rule = "/run/udev/rules.d/90-svirt-bench-%d.rules" % os.getpid()

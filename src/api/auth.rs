@@ -26,14 +26,21 @@ pub struct Peer {
 }
 
 /// The pure rule, given whether the peer is root and whether it is in the API group.
-pub fn decide(is_root: bool, is_member: bool, read_only_for_all: bool, need: Access) -> Result<(), &'static str> {
+pub fn decide(
+    is_root: bool,
+    is_member: bool,
+    read_only_for_all: bool,
+    need: Access,
+) -> Result<(), &'static str> {
     match need {
         _ if is_root => Ok(()),
         Access::Admin => Err("only root may do this"),
         Access::Operate if is_member => Ok(()),
         Access::Operate => Err("only root and members of the API group may change labels"),
         Access::Read if is_member || read_only_for_all => Ok(()),
-        Access::Read => Err("only root and members of the API group may list (api.read_only_for_all is off)"),
+        Access::Read => {
+            Err("only root and members of the API group may list (api.read_only_for_all is off)")
+        }
     }
 }
 
@@ -75,7 +82,10 @@ mod tests {
     fn the_rules() {
         use Access::*;
         for need in [Read, Operate, Admin] {
-            assert!(decide(true, false, false, need).is_ok(), "root may {need:?}");
+            assert!(
+                decide(true, false, false, need).is_ok(),
+                "root may {need:?}"
+            );
         }
         assert!(decide(false, true, false, Operate).is_ok());
         assert!(decide(false, true, false, Read).is_ok());

@@ -41,7 +41,8 @@ fn probe(settings: &Settings, path: &Path) -> Option<(Option<u64>, Option<String
         .filter_map(|p| p.dir())
         .find_map(|d| d.relative(path).map(|rel| (d, rel)))?;
     let root = fsys::open_pool_root(&dir.path).ok()?;
-    let node = fsys::open_beneath(std::os::fd::AsFd::as_fd(&root), rel, dir.cross_filesystems).ok()?;
+    let node =
+        fsys::open_beneath(std::os::fd::AsFd::as_fd(&root), rel, dir.cross_filesystems).ok()?;
     let st = rustix::fs::fstat(&node.fd).ok()?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Some((None, None));
@@ -56,7 +57,10 @@ fn probe(settings: &Settings, path: &Path) -> Option<(Option<u64>, Option<String
     .ok()?;
     let mut head = vec![0u8; ISO_MAGIC_AT + 5];
     let n = rustix::io::pread(&fd, &mut head, 0).unwrap_or(0);
-    Some((Some(st.st_size as u64), Some(format_of(&head[..n]).to_owned())))
+    Some((
+        Some(st.st_size as u64),
+        Some(format_of(&head[..n]).to_owned()),
+    ))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! virt-manager's pool picker, libvirt hooks and scripts.
 
 pub mod auth;
+pub mod client;
 pub mod format;
 pub mod server;
 pub mod service;

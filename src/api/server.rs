@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use tokio::net::UnixListener;
 use tokio::sync::broadcast;
-use zlink::connection::socket::{self, ReadHalf, Socket, WriteHalf};
+use zlink::ReadyListener;
 use zlink::connection::PassedCredentials;
 use zlink::connection::socket::ReadResult;
-use zlink::ReadyListener;
+use zlink::connection::socket::{self, ReadHalf, Socket, WriteHalf};
 
 use super::auth::Peer;
 use super::service::Api;
@@ -104,7 +104,10 @@ impl ReadHalf for GuardedRead {
             } else {
                 self.pending += 1;
                 if self.pending > self.limits.max_request {
-                    tracing::warn!(limit = self.limits.max_request, "request too large: connection closed");
+                    tracing::warn!(
+                        limit = self.limits.max_request,
+                        "request too large: connection closed"
+                    );
                     return Err(closed(io::ErrorKind::InvalidData, "request too large"));
                 }
             }
@@ -133,9 +136,13 @@ impl WriteHalf for GuardedWrite {
         fds: &[impl AsFd],
         credentials: Option<&PassedCredentials>,
     ) -> zlink::Result<()> {
-        match tokio::time::timeout(self.limits.write, self.inner.write(buf, fds, credentials)).await {
+        match tokio::time::timeout(self.limits.write, self.inner.write(buf, fds, credentials)).await
+        {
             Ok(r) => r,
-            Err(_) => Err(closed(io::ErrorKind::TimedOut, "client does not read: connection closed")),
+            Err(_) => Err(closed(
+                io::ErrorKind::TimedOut,
+                "client does not read: connection closed",
+            )),
         }
     }
 }
@@ -230,7 +237,10 @@ pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::
             }
         };
         if active.load(Ordering::Relaxed) >= settings.api.max_connections {
-            tracing::warn!(max = settings.api.max_connections, "too many connections: closing a new one");
+            tracing::warn!(
+                max = settings.api.max_connections,
+                "too many connections: closing a new one"
+            );
             drop(stream);
             continue;
         }

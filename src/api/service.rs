@@ -115,7 +115,13 @@ impl Api {
 
     fn allow(&self, method: &str, need: Access) -> Result<(), ApiError> {
         auth::check(&self.peer, need, &self.settings.api).map_err(|reason| {
-            tracing::warn!(method, uid = self.peer.uid, pid = self.peer.pid, reason, "refused");
+            tracing::warn!(
+                method,
+                uid = self.peer.uid,
+                pid = self.peer.pid,
+                reason,
+                "refused"
+            );
             ApiError::PermissionDenied {
                 method: method.to_owned(),
                 reason: reason.to_owned(),
@@ -188,7 +194,9 @@ fn pool_of(settings: &Settings, volume: &str) -> String {
         .iter()
         .find(|p| match &p.kind {
             crate::config::PoolKind::Dir(d) => path.starts_with(&d.path),
-            crate::config::PoolKind::Lvm(l) => volume.trim_start_matches("/dev/").starts_with(&format!("{}/", l.vg)),
+            crate::config::PoolKind::Lvm(l) => volume
+                .trim_start_matches("/dev/")
+                .starts_with(&format!("{}/", l.vg)),
         })
         .map(|p| p.name.clone())
         .unwrap_or_default()
@@ -245,28 +253,41 @@ impl Api {
     }
 
     /// Defines a guest (idempotent for the same UUID) and returns its labels.
-    async fn define_guest(&self, uuid: String, name: Option<String>) -> Result<GuestReply, ApiError> {
+    async fn define_guest(
+        &self,
+        uuid: String,
+        name: Option<String>,
+    ) -> Result<GuestReply, ApiError> {
         self.allow("DefineGuest", Access::Operate)?;
         let uuid = uuid_arg("uuid", &uuid)?;
-        let g = self.blocking(move |s| guests::define(s, &uuid, name.as_deref())).await?;
+        let g = self
+            .blocking(move |s| guests::define(s, &uuid, name.as_deref()))
+            .await?;
         tracing::info!(uid = self.peer.uid, pid = self.peer.pid, guest = %g.uuid, "api DefineGuest");
         Ok(GuestReply { guest: g.into() })
     }
 
     /// Forgets a guest; `force` releases its volumes first.
-    async fn undefine_guest(&self, uuid: String, force: Option<bool>) -> Result<ReleasedReply, ApiError> {
+    async fn undefine_guest(
+        &self,
+        uuid: String,
+        force: Option<bool>,
+    ) -> Result<ReleasedReply, ApiError> {
         self.allow("UndefineGuest", Access::Admin)?;
         let uuid = uuid_arg("uuid", &uuid)?;
         let u = uuid.clone();
         let released = self
             .blocking(move |s| guests::undefine(s, &u, force.unwrap_or(false)))
             .await?;
-        self.mutated("UndefineGuest", Event {
-            kind: "undefined".into(),
-            pool: String::new(),
-            volume: uuid,
-            label: None,
-        });
+        self.mutated(
+            "UndefineGuest",
+            Event {
+                kind: "undefined".into(),
+                pool: String::new(),
+                volume: uuid,
+                label: None,
+            },
+        );
         Ok(ReleasedReply {
             released: released as u64,
         })
@@ -294,7 +315,12 @@ impl Api {
     }
 
     /// Gives a guest a volume (a path in a dir pool, or `VG/LV`) in `mode` (`rw`, `ro`, `shared`).
-    async fn attach(&self, guest: String, volume: String, mode: String) -> Result<LabeledReply, ApiError> {
+    async fn attach(
+        &self,
+        guest: String,
+        volume: String,
+        mode: String,
+    ) -> Result<LabeledReply, ApiError> {
         self.allow("Attach", Access::Operate)?;
         let guest = uuid_arg("guest", &guest)?;
         let mode = mode_arg(&mode)?;
@@ -302,12 +328,15 @@ impl Api {
         let r = self
             .blocking(move |s| volumes::attach(s, &guest, &PathBuf::from(v), mode))
             .await?;
-        self.mutated("Attach", Event {
-            kind: "attached".into(),
-            pool: pool_of(&self.settings, &volume),
-            volume: r.volume.clone(),
-            label: r.label.clone(),
-        });
+        self.mutated(
+            "Attach",
+            Event {
+                kind: "attached".into(),
+                pool: pool_of(&self.settings, &volume),
+                volume: r.volume.clone(),
+                label: r.label.clone(),
+            },
+        );
         Ok(labeled(r))
     }
 
@@ -319,12 +348,15 @@ impl Api {
         let r = self
             .blocking(move |s| volumes::detach(s, &guest, &PathBuf::from(v)))
             .await?;
-        self.mutated("Detach", Event {
-            kind: "detached".into(),
-            pool: pool_of(&self.settings, &volume),
-            volume: r.volume.clone(),
-            label: r.label.clone(),
-        });
+        self.mutated(
+            "Detach",
+            Event {
+                kind: "detached".into(),
+                pool: pool_of(&self.settings, &volume),
+                volume: r.volume.clone(),
+                label: r.label.clone(),
+            },
+        );
         Ok(labeled(r))
     }
 
@@ -334,12 +366,15 @@ impl Api {
         let guest = uuid_arg("guest", &guest)?;
         let g = guest.clone();
         let released = self.blocking(move |s| volumes::release(s, &g)).await?;
-        self.mutated("Release", Event {
-            kind: "released".into(),
-            pool: String::new(),
-            volume: guest,
-            label: None,
-        });
+        self.mutated(
+            "Release",
+            Event {
+                kind: "released".into(),
+                pool: String::new(),
+                volume: guest,
+                label: None,
+            },
+        );
         Ok(ReleasedReply {
             released: released as u64,
         })
@@ -356,13 +391,18 @@ impl Api {
         self.allow("Import", Access::Operate)?;
         let fd = one_fd(fds)?;
         let p = pool.clone();
-        let r = self.blocking(move |s| files::import(s, &p, &name, fd)).await?;
-        self.mutated("Import", Event {
-            kind: "imported".into(),
-            pool,
-            volume: r.volume.clone(),
-            label: r.label.clone(),
-        });
+        let r = self
+            .blocking(move |s| files::import(s, &p, &name, fd))
+            .await?;
+        self.mutated(
+            "Import",
+            Event {
+                kind: "imported".into(),
+                pool,
+                volume: r.volume.clone(),
+                label: r.label.clone(),
+            },
+        );
         Ok(labeled(r))
     }
 
@@ -388,12 +428,15 @@ impl Api {
             .await
         {
             Ok((r, fd)) => {
-                self.mutated("CreateSaveImage", Event {
-                    kind: "created".into(),
-                    pool,
-                    volume: r.volume.clone(),
-                    label: r.label.clone(),
-                });
+                self.mutated(
+                    "CreateSaveImage",
+                    Event {
+                        kind: "created".into(),
+                        pool,
+                        volume: r.volume.clone(),
+                        label: r.label.clone(),
+                    },
+                );
                 (Ok(labeled(r)), vec![fd])
             }
             Err(e) => (Err(e), vec![]),
@@ -426,12 +469,15 @@ impl Api {
             .await
         {
             Ok((r, fd)) => {
-                self.mutated("Open", Event {
-                    kind: "attached".into(),
-                    pool: pool_of(&self.settings, &volume),
-                    volume: r.volume.clone(),
-                    label: r.label.clone(),
-                });
+                self.mutated(
+                    "Open",
+                    Event {
+                        kind: "attached".into(),
+                        pool: pool_of(&self.settings, &volume),
+                        volume: r.volume.clone(),
+                        label: r.label.clone(),
+                    },
+                );
                 (Ok(labeled(r)), vec![fd])
             }
             Err(e) => (Err(e), vec![]),
@@ -458,26 +504,19 @@ impl Api {
                 if let Err(e) = allowed {
                     return Some((Err(e), (rx, Ok(()), true)));
                 }
-                loop {
-                    match rx.recv().await {
-                        Ok(event) => {
-                            let reply = Reply::new(Some(EventReply { event })).set_continues(Some(more));
-                            return Some((Ok(reply), (rx, Ok(()), !more)));
-                        }
-                        // A slow reader missed events: tell it, and go on.
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            let event = Event {
-                                kind: "lagged".into(),
-                                pool: String::new(),
-                                volume: n.to_string(),
-                                label: None,
-                            };
-                            let reply = Reply::new(Some(EventReply { event })).set_continues(Some(more));
-                            return Some((Ok(reply), (rx, Ok(()), !more)));
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
+                let event = match rx.recv().await {
+                    Ok(event) => event,
+                    // A slow reader missed events: tell it how many, and go on.
+                    Err(broadcast::error::RecvError::Lagged(n)) => Event {
+                        kind: "lagged".into(),
+                        pool: String::new(),
+                        volume: n.to_string(),
+                        label: None,
+                    },
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                let reply = Reply::new(Some(EventReply { event })).set_continues(Some(more));
+                Some((Ok(reply), (rx, Ok(()), !more)))
             },
         ))
     }

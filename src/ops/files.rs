@@ -88,10 +88,15 @@ fn link_into_place(fd: &OwnedFd, root: &OwnedFd, name: &str, shown_path: &str) -
 pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Result<VolumeResult> {
     check_new_name(name)?;
     let idx = dir_pool(settings, pool)?;
-    let st = rustix::fs::fstat(&src).map_err(|e| Error::failed(format!("fstat of the passed fd: {e}")))?;
+    let st = rustix::fs::fstat(&src)
+        .map_err(|e| Error::failed(format!("fstat of the passed fd: {e}")))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile | FileType::Fifo => {}
-        _ => return Err(Error::Usage("the passed fd is not a regular file or a pipe".into())),
+        _ => {
+            return Err(Error::Usage(
+                "the passed fd is not a regular file or a pipe".into(),
+            ));
+        }
     }
     let dir = settings.pools[idx].dir().expect("a dir pool");
     let path = dir.path.join(name);
@@ -105,7 +110,7 @@ pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Resu
     let cloned = rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
     if !cloned {
         let mut from = File::from(src);
-        let mut to = File::from(tmp.try_clone().map_err(|e| Error::failed(e))?);
+        let mut to = File::from(tmp.try_clone().map_err(Error::failed)?);
         std::io::copy(&mut from, &mut to)
             .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
     }
@@ -120,7 +125,9 @@ pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Resu
             label: ex.desired.map(|c| c.to_string()),
             note: None,
         }),
-        other => Err(Error::failed(format!("imported {shown_path}, but labeling it: {other:?}"))),
+        other => Err(Error::failed(format!(
+            "imported {shown_path}, but labeling it: {other:?}"
+        ))),
     }
 }
 
@@ -139,7 +146,9 @@ pub fn create_save_image(
     let shown_path = shown(&dir.path.join(name));
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
-    let g = store.guest(&uuid)?.ok_or_else(|| Error::NoSuchGuest(uuid.clone()))?;
+    let g = store
+        .guest(&uuid)?
+        .ok_or_else(|| Error::NoSuchGuest(uuid.clone()))?;
     let label = settings.selinux.contexts.image_label(g.pair);
     let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
     let file = unnamed_file(&root, 0o600)?;
@@ -165,7 +174,12 @@ pub fn create_save_image(
 /// Attaches a volume to a guest (labeling it), then opens it for the client: read-only
 /// for `ro`, read-write otherwise. The file is opened beneath the pool root without
 /// following symlinks; an LV's node must be the block device udev names.
-pub fn open(settings: &Settings, guest: &str, volume: &Path, mode: AttachMode) -> Result<(VolumeResult, OwnedFd)> {
+pub fn open(
+    settings: &Settings,
+    guest: &str,
+    volume: &Path,
+    mode: AttachMode,
+) -> Result<(VolumeResult, OwnedFd)> {
     let result = volumes::attach(settings, guest, volume, mode)?;
     let access = match mode {
         AttachMode::Ro => OFlags::RDONLY,
@@ -176,31 +190,41 @@ pub fn open(settings: &Settings, guest: &str, volume: &Path, mode: AttachMode) -
         volumes::Located::File { pool, rel } => {
             let dir = settings.pools[pool].dir().expect("a dir pool");
             let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
-            let mut resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            let mut resolve =
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
             if !dir.cross_filesystems {
                 resolve |= ResolveFlags::NO_XDEV;
             }
             let fd = rustix::fs::openat2(&root, &rel, flags, Mode::empty(), resolve)
                 .map_err(|e| Error::failed(format!("opening {}: {e}", result.volume)))?;
-            let st = rustix::fs::fstat(&fd).map_err(|e| Error::failed(e))?;
+            let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
             if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_nlink != 1 {
-                return Err(Error::refused(format!("{} is no longer a volume", result.volume)));
+                return Err(Error::refused(format!(
+                    "{} is no longer a volume",
+                    result.volume
+                )));
             }
             fd
         }
         volumes::Located::Lv { pool, uuid } => {
             let vg = &settings.pools[pool].lvm().expect("an lvm pool").vg;
-            let nodes = devices::enumerate(&|v| v == vg).map_err(|e| Error::failed(format!("udev: {e}")))?;
+            let nodes = devices::enumerate(&|v| v == vg)
+                .map_err(|e| Error::failed(format!("udev: {e}")))?;
             let node = nodes
                 .into_iter()
                 .find(|n| n.lv_uuid == uuid)
-                .ok_or_else(|| Error::refused(format!("{} is inactive: activate it first", result.volume)))?;
+                .ok_or_else(|| {
+                    Error::refused(format!("{} is inactive: activate it first", result.volume))
+                })?;
             let fd = rustix::fs::openat(rustix::fs::CWD, &node.devnode, flags, Mode::empty())
                 .map_err(|e| Error::failed(format!("opening {}: {e}", node.devnode.display())))?;
-            let st = rustix::fs::fstat(&fd).map_err(|e| Error::failed(e))?;
+            let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
             let kind = FileType::from_raw_mode(st.st_mode);
             if kind != FileType::BlockDevice || st.st_rdev != node.devnum {
-                return Err(Error::refused(format!("{} is not the LV's block device", node.devnode.display())));
+                return Err(Error::refused(format!(
+                    "{} is not the LV's block device",
+                    node.devnode.display()
+                )));
             }
             fd
         }

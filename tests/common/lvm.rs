@@ -171,7 +171,8 @@ impl LvmBed {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{}\"\n\n[[pool]]\nname = \"vms\"\ntype = \"lvm\"\nvg = \"{vg}\"\nlvm_args = [\"--driverloaded\", \"n\"]\n",
+                "state_dir = \"{}\"\n\n[api]\nsocket = \"{}/api.sock\"\n\n[[pool]]\nname = \"vms\"\ntype = \"lvm\"\nvg = \"{vg}\"\nlvm_args = [\"--driverloaded\", \"n\"]\n",
+                state.0.display(),
                 state.0.display()
             ),
         )

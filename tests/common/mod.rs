@@ -92,7 +92,8 @@ impl Bed {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{}\"\n\n[[pool]]\nname = \"test\"\ntype = \"dir\"\npath = \"{}\"\n{extra}",
+                "state_dir = \"{}\"\n\n[api]\nsocket = \"{}/api.sock\"\n\n[[pool]]\nname = \"test\"\ntype = \"dir\"\npath = \"{}\"\n{extra}",
+                state.0.display(),
                 state.0.display(),
                 pool.0.display()
             ),
