@@ -85,6 +85,12 @@ impl Bed {
 
     /// Like [`Bed::new`], with `extra` TOML appended to the config.
     pub fn with_extra(extra: &str) -> Bed {
+        Bed::with_api_and_extra("", extra)
+    }
+
+    /// Like [`Bed::new`], with `api` lines in the `[api]` table and `extra` TOML
+    /// appended to the pool.
+    pub fn with_api_and_extra(api: &str, extra: &str) -> Bed {
         require_root_and_policy();
         let pool = TempDir::new(IMAGES, "svirt-pool-test");
         let state = TempDir::new("/tmp", "svirt-pool-state");
@@ -92,7 +98,7 @@ impl Bed {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{}\"\n\n[api]\nsocket = \"{}/api.sock\"\n\n[[pool]]\nname = \"test\"\ntype = \"dir\"\npath = \"{}\"\n{extra}",
+                "state_dir = \"{}\"\n\n[api]\nsocket = \"{}/api.sock\"\n{api}\n\n[[pool]]\nname = \"test\"\ntype = \"dir\"\npath = \"{}\"\n{extra}",
                 state.0.display(),
                 state.0.display(),
                 pool.0.display()
@@ -139,6 +145,11 @@ impl Bed {
         }
         std::fs::write(&path, b"disk image").unwrap();
         path
+    }
+
+    /// The API socket of this bed's agent.
+    pub fn socket(&self) -> PathBuf {
+        self.state.join("api.sock")
     }
 
     /// Starts the agent on this bed and waits for READY=1.

@@ -1,0 +1,240 @@
+//! The API of a running agent, driven through its real socket: every method with the
+//! Python client (a real client in another language), non-root peers (run with
+//! setpriv as nobody), abusive clients beside well-behaved ones, Monitor, and the Rust
+//! client that the CLI uses when an agent runs.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+/// The API settings of these tests: `nogroup` is the API group (a peer whose gid is
+/// nogroup is a member), everyone may list, idle connections close after 2 s.
+const API: &str = "group = \"nogroup\"\nread_only_for_all = true\nidle_timeout_secs = 2\n";
+const NOGROUP: &str = "65534";
+const NOBODY: &str = "65534";
+
+/// Runs a scenario of tests/support/api_scenarios.py, as root or as `--reuid/--regid`.
+fn scenario(ids: Option<(&str, &str)>, args: &[&str]) -> Output {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let script = format!("{root}/tests/support/api_scenarios.py");
+    let mut cmd = match ids {
+        None => Command::new("/usr/bin/python3"),
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "/usr/bin/python3",
+            ]);
+            c
+        }
+    };
+    cmd.arg(script)
+        .args(args)
+        .env("PYTHONPATH", format!("{root}/clients/python"))
+        .env_remove("SVIRT_POOL_SOCKET")
+        .output()
+        .expect("python3 and setpriv (util-linux) are needed")
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_method_through_the_python_client() {
+    let bed = Bed::with_api_and_extra(API, "");
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        None,
+        &[
+            "every-method",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "every-method");
+}
+
+#[test]
+fn non_root_peers_get_what_their_group_allows() {
+    let bed = Bed::with_api_and_extra(API, "");
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    // The socket's mode and group are set by the agent, not left to the umask.
+    let meta = std::fs::metadata(&sock).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o666,
+        "read_only_for_all opens the socket to all"
+    );
+    assert_eq!(meta.gid(), 65534);
+
+    // A file only nobody can read, in a directory only nobody can enter.
+    let private = TempDir::new("/tmp", "svirt-pool-nobody");
+    std::fs::write(private.join("mine.iso"), b"only nobody can read this").unwrap();
+    for p in [private.0.clone(), private.join("mine.iso")] {
+        rustix::fs::chown(
+            &p,
+            Some(rustix::fs::Uid::from_raw(65534)),
+            Some(rustix::fs::Gid::from_raw(65534)),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &p,
+            std::fs::Permissions::from_mode(if p.is_dir() { 0o700 } else { 0o600 }),
+        )
+        .unwrap();
+    }
+    let pool = bed.pool.0.to_str().unwrap();
+    let own = private.join("mine.iso");
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "member",
+            sock.to_str().unwrap(),
+            pool,
+            own.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "member");
+    let imported = bed.pool.join("users.iso");
+    assert_eq!(
+        std::fs::read(&imported).unwrap(),
+        b"only nobody can read this"
+    );
+    assert_eq!(
+        label(&imported).as_deref(),
+        Some(VIRT_CONTENT),
+        "attached ro by the member"
+    );
+
+    // The user daemon (uid 1, group daemon) is not in the API group: listing only.
+    let out = scenario(
+        Some(("1", "1")),
+        &["outsider", sock.to_str().unwrap(), pool],
+    );
+    assert_ok(&out, "outsider");
+    assert_eq!(
+        label(&imported).as_deref(),
+        Some(VIRT_CONTENT),
+        "the outsider changed nothing"
+    );
+}
+
+#[test]
+fn abusive_clients_do_not_stop_the_others() {
+    let bed = Bed::with_api_and_extra(API, "");
+    let agent = bed.agent();
+    let out = scenario(None, &["abuse", bed.socket().to_str().unwrap(), "2"]);
+    assert_ok(&out, "abuse");
+    // And the agent still labels files after all that.
+    let f = bed.file("after-abuse.img");
+    assert_label_within_1s(&f, VIRT_IMAGE);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn monitor_streams_an_event_when_a_file_appears() {
+    let bed = Bed::with_api_and_extra(API, "");
+    let _agent = bed.agent();
+    let out = scenario(
+        None,
+        &[
+            "monitor",
+            bed.socket().to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "monitor");
+}
+
+#[test]
+fn the_cli_goes_through_the_agent_and_imports_by_descriptor() {
+    let bed = Bed::with_api_and_extra(API, "");
+    let agent = bed.agent();
+    let (uuid, cats) = bed.define_guest("via-api");
+    let src = TempDir::new("/tmp", "svirt-pool-src");
+    std::fs::write(src.join("debian.iso"), b"iso bytes").unwrap();
+    let out = bed.ok(&[
+        "import",
+        src.join("debian.iso").to_str().unwrap(),
+        "--pool",
+        "test",
+    ]);
+    assert!(out.contains("debian.iso"), "{out}");
+    let iso = bed.pool.join("debian.iso");
+    assert_eq!(std::fs::read(&iso).unwrap(), b"iso bytes");
+    assert_eq!(label(&iso).as_deref(), Some(VIRT_IMAGE));
+    let out = bed.cli(&[
+        "import",
+        src.join("debian.iso").to_str().unwrap(),
+        "--pool",
+        "test",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "an existing name is refused");
+
+    // A relative volume path is taken from the caller's directory, not the agent's.
+    let out = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .current_dir(&bed.pool.0)
+        .args([
+            "--config",
+            bed.config.to_str().unwrap(),
+            "attach",
+            "--guest",
+            &uuid,
+            "--volume",
+            "debian.iso",
+            "--mode",
+            "rw",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(label(&iso).unwrap(), image_label(&cats));
+    // The same errors and exit codes as without an agent.
+    let out = bed.cli(&[
+        "attach",
+        "--guest",
+        &new_uuid(),
+        "--volume",
+        iso.to_str().unwrap(),
+        "--mode",
+        "ro",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not defined"));
+    bed.ok(&["release", "--guest", &uuid]);
+    assert_eq!(label(&iso).unwrap(), VIRT_IMAGE);
+    assert!(agent.stop().success());
+    assert!(
+        !bed.socket().exists(),
+        "the agent removes its socket on exit"
+    );
+
+    // Without the agent the CLI does the same work itself.
+    bed.ok(&[
+        "attach",
+        "--guest",
+        &uuid,
+        "--volume",
+        iso.to_str().unwrap(),
+        "--mode",
+        "ro",
+    ]);
+    assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT));
+}
