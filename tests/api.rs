@@ -35,6 +35,7 @@ fn scenario(ids: Option<(&str, &str)>, args: &[&str]) -> Output {
     cmd.arg(script)
         .args(args)
         .env("PYTHONPATH", format!("{root}/clients/python"))
+        .env("SVIRT_POOL_IDL", format!("{root}/api/io.svirtpool.varlink"))
         .env_remove("SVIRT_POOL_SOCKET")
         .output()
         .expect("python3 and setpriv (util-linux) are needed")

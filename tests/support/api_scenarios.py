@@ -39,6 +39,9 @@ def every_method(sock, pool_dir):
     info = c.call("org.varlink.service.GetInfo")[0]
     assert "io.svirtpool" in info["interfaces"], info
     idl = c.call("org.varlink.service.GetInterfaceDescription", {"interface": "io.svirtpool"})[0]
+    shipped = open(os.environ["SVIRT_POOL_IDL"]).read()
+    assert idl["description"].rstrip("\n") == shipped.rstrip("\n"), \
+        "api/io.svirtpool.varlink differs from what the agent serves: regenerate it (docs/api.md)"
     for m in ("ListPools", "ListVolumes", "DefineGuest", "UndefineGuest", "GetGuest", "ListGuests",
               "Attach", "Detach", "Release", "Import", "CreateSaveImage", "Open", "Monitor"):
         assert "method %s(" % m in idl["description"], m
