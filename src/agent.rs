@@ -14,7 +14,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use sd_notify::NotifyState;
 
 use crate::config::Settings;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
@@ -207,28 +207,32 @@ impl<'s> Engine<'s> {
     /// `None` when the pool's root is absent (it is then looked for on every tick).
     fn scan_tree(&mut self, idx: usize, rel: &Path, index: &HolderIndex) -> Option<Summary> {
         let pool = &self.settings.pools[idx];
-        let mut summary = Summary::default();
-        let watcher = &mut self.watcher;
-        let degraded = &mut self.degraded[idx];
+        // The walk runs on several threads: these are shared between them.
+        let summary = Mutex::new(Summary::default());
+        let watcher = Mutex::new(&mut self.watcher);
+        let degraded = Mutex::new(&mut self.degraded[idx]);
         let result = self.reconciler.scan(
             idx,
             rel,
             index,
-            &mut |dir, fd| {
-                if let Err(e) = watcher.add(idx, dir, fd)
-                    && !*degraded
+            &|dir, fd| {
+                let added = watcher.lock().expect("watcher").add(idx, dir, fd);
+                let mut degraded = degraded.lock().expect("degraded");
+                if let Err(e) = added
+                    && !**degraded
                 {
-                    *degraded = true;
+                    **degraded = true;
                     tracing::warn!(pool = %pool.name, dir = %dir.display(), error = %e,
                         "cannot watch directory (fs.inotify.max_user_watches?); rescanning the pool every {}s instead",
                         DEGRADED_RESCAN.as_secs());
                 }
             },
-            &mut |path, ex| {
-                summary.add(ex);
+            &|path, ex| {
+                summary.lock().expect("summary").add(ex);
                 log_outcome(&pool.name, path, ex, tracing::Level::DEBUG);
             },
         );
+        let summary = summary.into_inner().expect("summary");
         match result {
             Ok(()) => {
                 self.missing[idx] = false;

@@ -246,14 +246,22 @@ pub enum Visit<'a> {
     },
 }
 
-/// Walks the tree below `start` (relative to the pool root) and calls `visit` for
-/// every directory and entry.
+/// Walks the tree below `start` (relative to the pool root) on `threads` threads and
+/// calls `visit` for every directory and entry, from any of them.
 ///
 /// Directories are opened one at a time from the root with `openat2` (so a directory
 /// swapped for a symlink mid-walk is refused by the kernel, and deep trees need no
-/// more than two descriptors); entries are opened relative to their directory with
-/// `O_NOFOLLOW`. Mount points are not crossed unless `cross_fs`.
-pub fn walk(root: BorrowedFd<'_>, start: &Path, cross_fs: bool, visit: &mut dyn FnMut(Visit<'_>)) {
+/// more than a few descriptors); entries are opened relative to their directory with
+/// `O_NOFOLLOW`: regular files read-only and non-blocking (so their labels are read and
+/// written straight through the descriptor), anything else `O_PATH` (a FIFO or device
+/// is never opened for reading). Mount points are not crossed unless `cross_fs`.
+pub fn walk(
+    root: BorrowedFd<'_>,
+    start: &Path,
+    cross_fs: bool,
+    threads: usize,
+    visit: &(dyn Fn(Visit<'_>) + Sync),
+) {
     let root_dev = match rustix::fs::fstat(root) {
         Ok(st) => st.st_dev,
         Err(e) => {
@@ -264,79 +272,126 @@ pub fn walk(root: BorrowedFd<'_>, start: &Path, cross_fs: bool, visit: &mut dyn 
             return;
         }
     };
-    let mut pending = vec![start.to_path_buf()];
-    let mut child = PathBuf::new();
-    while let Some(dir_rel) = pending.pop() {
-        let dir = match open_dir_beneath(root, &dir_rel, cross_fs) {
-            Ok(fd) => fd,
-            Err(error) => {
-                visit(Visit::Error {
-                    rel: &dir_rel,
-                    error,
-                });
-                continue;
+    // Directories waiting to be read, and how many workers are reading one.
+    let queue = std::sync::Mutex::new((vec![start.to_path_buf()], 0usize));
+    let wake = std::sync::Condvar::new();
+    let worker = || loop {
+        let dir = {
+            let mut q = queue.lock().expect("walk queue");
+            loop {
+                if let Some(d) = q.0.pop() {
+                    q.1 += 1;
+                    break d;
+                }
+                if q.1 == 0 {
+                    wake.notify_all();
+                    return;
+                }
+                q = wake.wait(q).expect("walk queue");
             }
         };
-        visit(Visit::Directory {
-            rel: &dir_rel,
-            fd: dir.as_fd(),
+        let found = read_dir(root, &dir, root_dev, cross_fs, visit);
+        let mut q = queue.lock().expect("walk queue");
+        q.0.extend(found);
+        q.1 -= 1;
+        wake.notify_all();
+    };
+    if threads <= 1 {
+        worker();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(worker);
+            }
         });
-        let mut entries = match rustix::fs::Dir::read_from(&dir) {
-            Ok(d) => d,
+    }
+}
+
+/// Reads one directory of the walk; returns its subdirectories.
+fn read_dir(
+    root: BorrowedFd<'_>,
+    dir_rel: &Path,
+    root_dev: u64,
+    cross_fs: bool,
+    visit: &(dyn Fn(Visit<'_>) + Sync),
+) -> Vec<PathBuf> {
+    let mut subdirs = Vec::new();
+    let dir = match open_dir_beneath(root, dir_rel, cross_fs) {
+        Ok(fd) => fd,
+        Err(error) => {
+            visit(Visit::Error {
+                rel: dir_rel,
+                error,
+            });
+            return subdirs;
+        }
+    };
+    visit(Visit::Directory {
+        rel: dir_rel,
+        fd: dir.as_fd(),
+    });
+    let mut entries = match rustix::fs::Dir::read_from(&dir) {
+        Ok(d) => d,
+        Err(e) => {
+            let error = OpenError::Io(io::Error::from(e).to_string());
+            visit(Visit::Error {
+                rel: dir_rel,
+                error,
+            });
+            return subdirs;
+        }
+    };
+    let mut child = PathBuf::new();
+    while let Some(entry) = entries.read() {
+        let entry = match entry {
+            Ok(e) => e,
             Err(e) => {
                 let error = OpenError::Io(io::Error::from(e).to_string());
                 visit(Visit::Error {
-                    rel: &dir_rel,
+                    rel: dir_rel,
                     error,
                 });
-                continue;
+                break;
             }
         };
-        while let Some(entry) = entries.read() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    let error = OpenError::Io(io::Error::from(e).to_string());
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        child.clear();
+        child.push(dir_rel);
+        child.push(OsStr::from_bytes(name));
+        let how = if entry.file_type() == FileType::RegularFile {
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY
+        } else {
+            OFlags::PATH
+        };
+        let opened = rustix::fs::openat(
+            &dir,
+            entry.file_name(),
+            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        match opened
+            .map_err(open_error)
+            .and_then(|fd| Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string())))
+        {
+            Ok(node) if node.kind == NodeKind::Directory => {
+                if node.dev != root_dev && !cross_fs {
                     visit(Visit::Error {
-                        rel: &dir_rel,
-                        error,
+                        rel: &child,
+                        error: OpenError::OtherFilesystem,
                     });
-                    break;
+                } else {
+                    subdirs.push(child.clone());
                 }
-            };
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
             }
-            child.clear();
-            child.push(&dir_rel);
-            child.push(OsStr::from_bytes(name));
-            let opened = rustix::fs::openat(
-                &dir,
-                entry.file_name(),
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            );
-            match opened
-                .map_err(open_error)
-                .and_then(|fd| Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string())))
-            {
-                Ok(node) if node.kind == NodeKind::Directory => {
-                    if node.dev != root_dev && !cross_fs {
-                        visit(Visit::Error {
-                            rel: &child,
-                            error: OpenError::OtherFilesystem,
-                        });
-                    } else {
-                        pending.push(child.clone());
-                    }
-                }
-                Ok(node) => visit(Visit::Entry { rel: &child, node }),
-                Err(OpenError::Missing) => {} // removed while we walked: nothing to label
-                Err(error) => visit(Visit::Error { rel: &child, error }),
-            }
+            Ok(node) => visit(Visit::Entry { rel: &child, node }),
+            Err(OpenError::Missing) => {} // removed while we walked: nothing to label
+            Err(error) => visit(Visit::Error { rel: &child, error }),
         }
     }
+    subdirs
 }
 
 /// Whether an entry exists at `rel` beneath `dir` (not following a final symlink).

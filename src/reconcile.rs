@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -198,14 +199,49 @@ impl std::fmt::Display for Summary {
     }
 }
 
+thread_local! {
+    /// The file_contexts database this thread loaded last: loading it takes ~10 ms, and
+    /// the agent's API threads reconcile one volume per request.
+    static FILE_CONTEXTS: std::cell::RefCell<Option<(Option<PathBuf>, Rc<FileContexts>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's handle on the file_contexts at `path`, loaded once.
+fn shared_file_contexts(path: Option<&Path>) -> Result<Rc<FileContexts>, String> {
+    FILE_CONTEXTS.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if let Some((p, fc)) = cached.as_ref()
+            && p.as_deref() == path
+        {
+            return Ok(fc.clone());
+        }
+        let fc = Rc::new(FileContexts::open(path)?);
+        *cached = Some((path.map(Path::to_path_buf), fc.clone()));
+        Ok(fc)
+    })
+}
+
 /// Labels the entries of the configured pools. Holds the libselinux handle, so it
 /// stays on the thread that made it.
 pub struct Reconciler<'s> {
     settings: &'s Settings,
-    /// Loaded on first use: the udev hook labeling an attached LV never needs it.
-    file_contexts: OnceCell<Result<FileContexts, String>>,
+    labeler: Labeler<'s>,
     roots: Vec<Option<OwnedFd>>,
     apply: Apply,
+}
+
+/// Decides and writes the label of one opened entry. Cheap to make: scan workers make
+/// one per entry, on their own threads.
+struct Labeler<'s> {
+    settings: &'s Settings,
+    apply: Apply,
+    /// Loaded on first use: the udev hook labeling an attached LV never needs it.
+    file_contexts: OnceCell<Result<Rc<FileContexts>, String>>,
+}
+
+/// How many threads walk a dir pool: every core, up to 8.
+fn scan_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 impl<'s> Reconciler<'s> {
@@ -213,7 +249,7 @@ impl<'s> Reconciler<'s> {
     pub fn new(settings: &'s Settings, apply: Apply) -> Self {
         Reconciler {
             settings,
-            file_contexts: OnceCell::new(),
+            labeler: Labeler::new(settings, apply),
             roots: settings.pools.iter().map(|_| None).collect(),
             apply,
         }
@@ -309,7 +345,7 @@ impl<'s> Reconciler<'s> {
             }
         });
         match opened {
-            Ok(node) => self.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders),
+            Ok(node) => self.labeler.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders),
             Err(e) => unreachable_entry(e),
         }
     }
@@ -333,7 +369,7 @@ impl<'s> Reconciler<'s> {
             };
         }
         let path = node.devnode.clone();
-        self.reconcile_node(
+        self.labeler.reconcile_node(
             idx,
             &path,
             NodeKind::BlockDevice,
@@ -346,15 +382,16 @@ impl<'s> Reconciler<'s> {
     ///
     /// `on_dir` is called for each directory before its entries are read (the agent
     /// adds its inotify watch there, so nothing created during the walk is missed);
-    /// `on_entry` receives each result with the entry's path (relative to a dir pool's
+    /// `on_entry` receives each result with the entry's path. A dir pool is walked on
+    /// every core, so both may be called from several threads at once (relative to a dir pool's
     /// root; the node, e.g. `/dev/dm-3`, for an LV).
     pub fn scan(
         &mut self,
         idx: usize,
         start: &Path,
         index: &HolderIndex,
-        on_dir: &mut dyn FnMut(&Path, BorrowedFd<'_>),
-        on_entry: &mut dyn FnMut(&Path, &Examined),
+        on_dir: &(dyn Fn(&Path, BorrowedFd<'_>) + Sync),
+        on_entry: &(dyn Fn(&Path, &Examined) + Sync),
     ) -> Result<(), String> {
         let pool = &self.settings.pools[idx];
         let holders_of_pool = index.get(&pool.name);
@@ -379,26 +416,41 @@ impl<'s> Reconciler<'s> {
             Ok(fd) => rustix::io::dup(fd).map_err(|e| e.to_string())?,
             Err(e) => return Err(e),
         };
-        fsys::walk(root.as_fd(), start, cross_fs, &mut |visit| match visit {
-            Visit::Directory { rel, fd } => {
-                on_dir(rel, fd);
-                let ex = self.reconcile_node(idx, rel, NodeKind::Directory, fd, &[]);
-                on_entry(rel, &ex);
+        let (settings, apply) = (self.settings, self.apply);
+        fsys::walk(root.as_fd(), start, cross_fs, scan_threads(), &|visit| {
+            let labeler = Labeler::new(settings, apply);
+            match visit {
+                Visit::Directory { rel, fd } => {
+                    on_dir(rel, fd);
+                    let ex = labeler.reconcile_node(idx, rel, NodeKind::Directory, fd, &[]);
+                    on_entry(rel, &ex);
+                }
+                Visit::Entry { rel, node } => {
+                    let holders = holders(rel.as_os_str().as_bytes());
+                    let ex = labeler.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders);
+                    on_entry(rel, &ex);
+                }
+                Visit::Error { rel, error } => on_entry(rel, &unreachable_entry(error)),
             }
-            Visit::Entry { rel, node } => {
-                let holders = holders(rel.as_os_str().as_bytes());
-                let ex = self.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders);
-                on_entry(rel, &ex);
-            }
-            Visit::Error { rel, error } => on_entry(rel, &unreachable_entry(error)),
         });
         Ok(())
+    }
+}
+
+impl<'s> Labeler<'s> {
+    fn new(settings: &'s Settings, apply: Apply) -> Self {
+        Labeler {
+            settings,
+            apply,
+            file_contexts: OnceCell::new(),
+        }
     }
 
     fn file_contexts(&self) -> Result<&FileContexts, String> {
         self.file_contexts
-            .get_or_init(|| FileContexts::open(self.settings.selinux.file_contexts.as_deref()))
+            .get_or_init(|| shared_file_contexts(self.settings.selinux.file_contexts.as_deref()))
             .as_ref()
+            .map(|fc| &**fc)
             .map_err(Clone::clone)
     }
 

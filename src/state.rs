@@ -3,8 +3,9 @@
 //! The only module that runs SQL. Every change is one transaction; readers (the
 //! udev hook, `status`) never block the writer.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -70,7 +71,33 @@ pub type HolderIndex = HashMap<String, HashMap<Vec<u8>, Vec<Holder>>>;
 
 /// An open state database.
 pub struct Store {
-    conn: Connection,
+    /// Always `Some` until dropped, when a read-write connection goes back to this
+    /// thread's cache.
+    conn: Option<Connection>,
+    /// Where the cached connection belongs: the database path and its inode.
+    cache_key: Option<(PathBuf, (u64, u64))>,
+}
+
+thread_local! {
+    /// Read-write connections this thread opened before, by database path and inode:
+    /// the agent's API threads open the state once per request.
+    static CONNECTIONS: RefCell<Vec<((PathBuf, (u64, u64)), Connection)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// The identity of the database file, so a cached connection to a file that was
+/// removed or replaced is never reused.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let (Some(conn), Some(key)) = (self.conn.take(), self.cache_key.take()) {
+            CONNECTIONS.with(|c| c.borrow_mut().push((key, conn)));
+        }
+    }
 }
 
 fn mode_of(text: &str) -> rusqlite::Result<Mode> {
@@ -97,14 +124,31 @@ impl Store {
     /// Opens (creating if needed) the database in `state_dir` for reading and writing.
     pub fn open(state_dir: &Path) -> Result<Store> {
         let path = state_dir.join(DB_FILE);
+        if let Some(id) = file_identity(&path) {
+            let key = (path.clone(), id);
+            let cached = CONNECTIONS.with(|c| {
+                let mut c = c.borrow_mut();
+                c.iter().position(|(k, _)| *k == key).map(|i| c.swap_remove(i).1)
+            });
+            if let Some(conn) = cached {
+                return Ok(Store {
+                    conn: Some(conn),
+                    cache_key: Some(key),
+                });
+            }
+        }
         let conn = Connection::open(&path)
             .map_err(|e| Error::failed(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn: Some(conn),
+            cache_key: None,
+        };
         store.migrate(&path)?;
+        store.cache_key = file_identity(&path).map(|id| (path, id));
         Ok(store)
     }
 
@@ -124,13 +168,22 @@ impl Store {
                 path.display()
             )));
         }
-        Ok(Store { conn })
+        Ok(Store {
+            conn: Some(conn),
+            cache_key: None,
+        })
+    }
+
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("open until dropped")
+    }
+
+    fn conn_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("open until dropped")
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         match version {
             0 => {
@@ -159,9 +212,7 @@ impl Store {
         name: Option<&str>,
         categories: &CategorySet,
     ) -> Result<(Guest, bool)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(mut guest) = guest_in(&tx, uuid)? {
             if let Some(name) = name.filter(|n| *n != guest.name) {
                 tx.execute(
@@ -201,14 +252,12 @@ impl Store {
 
     /// The guest with this UUID.
     pub fn guest(&self, uuid: &str) -> Result<Option<Guest>> {
-        Ok(guest_in(&self.conn, uuid)?)
+        Ok(guest_in(self.conn(), uuid)?)
     }
 
     /// Every guest, ordered by name then UUID.
     pub fn guests(&self) -> Result<Vec<Guest>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT uuid, name, cat_low, cat_high FROM guests ORDER BY name, uuid")?;
+        let mut stmt = self.conn().prepare("SELECT uuid, name, cat_low, cat_high FROM guests ORDER BY name, uuid")?;
         let rows = stmt.query_map([], |r| {
             Ok(Guest {
                 uuid: r.get(0)?,
@@ -223,9 +272,7 @@ impl Store {
     ///
     /// Refused while it has attachments unless `force`.
     pub fn undefine_guest(&mut self, uuid: &str, force: bool) -> Result<Vec<Attachment>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, uuid)?.is_none() {
             return Err(Error::NoSuchGuest(uuid.to_owned()));
         }
@@ -244,12 +291,12 @@ impl Store {
 
     /// Everyone holding a volume.
     pub fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
-        Ok(holders_in(&self.conn, pool, volume)?)
+        Ok(holders_in(self.conn(), pool, volume)?)
     }
 
     /// Every attachment of every volume, for a scan.
     pub fn holder_index(&self) -> Result<HolderIndex> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn().prepare(
             "SELECT a.pool, a.volume, a.guest, g.cat_low, g.cat_high, a.mode
              FROM attachments a JOIN guests g ON g.uuid = a.guest ORDER BY a.guest",
         )?;
@@ -274,9 +321,9 @@ impl Store {
     /// Every attachment, optionally of one guest only.
     pub fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>> {
         match guest {
-            Some(uuid) => Ok(attachments_of(&self.conn, uuid)?),
+            Some(uuid) => Ok(attachments_of(self.conn(), uuid)?),
             None => {
-                let mut stmt = self.conn.prepare(
+                let mut stmt = self.conn().prepare(
                     "SELECT guest, pool, volume, mode FROM attachments ORDER BY pool, volume, guest",
                 )?;
                 let rows = stmt.query_map([], attachment_row)?;
@@ -290,9 +337,7 @@ impl Store {
     /// Check and insert are one transaction. Returns the previous mode, if the guest
     /// already held the volume.
     pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, &att.guest)?.is_none() {
             return Err(Error::NoSuchGuest(att.guest.clone()));
         }
@@ -318,9 +363,7 @@ impl Store {
 
     /// Removes one attachment; returns its mode, `None` if there was none.
     pub fn detach(&mut self, guest: &str, pool: &str, volume: &[u8]) -> Result<Option<Mode>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mode: Option<String> = tx
             .query_row(
                 "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
@@ -334,9 +377,7 @@ impl Store {
 
     /// Removes every attachment of `guest`; returns them.
     pub fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, guest)?.is_none() {
             return Err(Error::NoSuchGuest(guest.to_owned()));
         }
@@ -348,9 +389,7 @@ impl Store {
 
     /// Runs SQLite's own consistency check; `Ok` when it answers "ok".
     pub fn integrity_check(&self) -> Result<()> {
-        let answer: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let answer: String = self.conn().query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if answer == "ok" {
             Ok(())
         } else {

@@ -1,6 +1,7 @@
 //! `svirt-pool scan` (reconcile once) and `svirt-pool status` (inspect, write nothing).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -39,20 +40,22 @@ pub fn scan(settings: &Settings) -> Result<ScanReport> {
         errors: Vec::new(),
     };
     for (idx, pool) in settings.pools.iter().enumerate() {
-        let mut summary = Summary::default();
-        let errors = &mut report.errors;
+        let summary = Mutex::new(Summary::default());
+        let errors = Mutex::new(&mut report.errors);
         let result = rec.scan(
             idx,
             Path::new(""),
             &index,
-            &mut |_, _| {},
-            &mut |path, ex| {
-                summary.add(ex);
+            &|_, _| {},
+            &|path, ex| {
+                summary.lock().expect("summary").add(ex);
                 if let Outcome::Failed(e) = &ex.outcome {
-                    errors.push(format!("{}: {e}", shown(&pool.entry_path(path))));
+                    let e = format!("{}: {e}", shown(&pool.entry_path(path)));
+                    errors.lock().expect("errors").push(e);
                 }
             },
         );
+        let mut summary = summary.into_inner().expect("summary");
         if let Err(e) = result {
             report
                 .errors
@@ -212,15 +215,15 @@ fn note_of(ex: &Examined) -> Option<String> {
 /// The status of a dir pool: every entry found by a walk that writes nothing.
 fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> PoolStatus {
     let pool = &rec.settings().pools[idx];
-    let mut volumes = Vec::new();
-    let mut seen = HashSet::new();
-    let mut summary = Summary::default();
+    let found = Mutex::new((Vec::new(), HashSet::new(), Summary::default()));
     let result = rec.scan(
         idx,
         Path::new(""),
         holders.index,
-        &mut |_, _| {},
-        &mut |rel, ex| {
+        &|_, _| {},
+        &|rel, ex| {
+            let mut found = found.lock().expect("status");
+            let (volumes, seen, summary) = &mut *found;
             summary.add(ex);
             if ex.kind == NodeKind::Directory {
                 return;
@@ -242,6 +245,7 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
             });
         },
     );
+    let (mut volumes, seen, summary) = found.into_inner().expect("status");
     volumes.extend(holders.unseen(&pool.name, &seen, &|key| {
         let rel = Path::new(std::ffi::OsStr::from_bytes(key));
         (shown(rel), shown(&pool.entry_path(rel)))
