@@ -25,4 +25,5 @@ pub mod ops;
 pub mod policy;
 pub mod reconcile;
 pub mod state;
+pub mod uniform;
 pub mod watch;

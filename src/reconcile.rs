@@ -24,6 +24,7 @@ use crate::fsys::{self, Node, NodeKind, OpenError, Visit};
 use crate::labels::{self, GuestContexts, Holder, Target};
 use crate::policy::{FileContexts, FileKind};
 use crate::state::HolderIndex;
+use crate::uniform;
 
 /// Why an entry of a pool is left alone.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -345,7 +346,9 @@ impl<'s> Reconciler<'s> {
             }
         });
         match opened {
-            Ok(node) => self.labeler.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders),
+            Ok(node) => self
+                .labeler
+                .reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders),
             Err(e) => unreachable_entry(e),
         }
     }
@@ -470,12 +473,34 @@ impl<'s> Labeler<'s> {
             PoolKind::Dir(dir) => dir.path.join(path),
             PoolKind::Lvm(_) => path.to_path_buf(),
         };
-        let fc = self.file_contexts().map_err(Outcome::Failed)?;
-        match fc.lookup(&full, file_kind) {
+        let lookup = || self.file_contexts()?.lookup(&full, file_kind);
+        // Below a dir pool whose file_contexts specs cannot tell names apart, one lookup
+        // per file type stands for every file.
+        let found = match &pool.kind {
+            PoolKind::Dir(dir) if !path.as_os_str().is_empty() => {
+                uniform::shared_default(&self.file_contexts_base(), &dir.path, file_kind, lookup)
+                    .unwrap_or_else(|| self.file_contexts()?.lookup(&full, file_kind))
+            }
+            _ => lookup(),
+        };
+        match found {
             Ok(Some(label)) => Ok(label),
             Ok(None) => Err(Outcome::Skipped(SkipReason::NoDefault)),
             Err(e) => Err(Outcome::Failed(e)),
         }
+    }
+
+    /// The file_contexts file lookups come from (its sources tell whether a pool is uniform).
+    fn file_contexts_base(&self) -> PathBuf {
+        self.settings
+            .selinux
+            .file_contexts
+            .clone()
+            .unwrap_or_else(|| {
+                crate::policy::policy_root()
+                    .unwrap_or_default()
+                    .join("contexts/files/file_contexts")
+            })
     }
 
     fn reconcile_node(

@@ -128,7 +128,9 @@ impl Store {
             let key = (path.clone(), id);
             let cached = CONNECTIONS.with(|c| {
                 let mut c = c.borrow_mut();
-                c.iter().position(|(k, _)| *k == key).map(|i| c.swap_remove(i).1)
+                c.iter()
+                    .position(|(k, _)| *k == key)
+                    .map(|i| c.swap_remove(i).1)
             });
             if let Some(conn) = cached {
                 return Ok(Store {
@@ -183,7 +185,9 @@ impl Store {
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
-        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         match version {
             0 => {
@@ -212,7 +216,9 @@ impl Store {
         name: Option<&str>,
         categories: &CategorySet,
     ) -> Result<(Guest, bool)> {
-        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(mut guest) = guest_in(&tx, uuid)? {
             if let Some(name) = name.filter(|n| *n != guest.name) {
                 tx.execute(
@@ -257,7 +263,9 @@ impl Store {
 
     /// Every guest, ordered by name then UUID.
     pub fn guests(&self) -> Result<Vec<Guest>> {
-        let mut stmt = self.conn().prepare("SELECT uuid, name, cat_low, cat_high FROM guests ORDER BY name, uuid")?;
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT uuid, name, cat_low, cat_high FROM guests ORDER BY name, uuid")?;
         let rows = stmt.query_map([], |r| {
             Ok(Guest {
                 uuid: r.get(0)?,
@@ -272,7 +280,9 @@ impl Store {
     ///
     /// Refused while it has attachments unless `force`.
     pub fn undefine_guest(&mut self, uuid: &str, force: bool) -> Result<Vec<Attachment>> {
-        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, uuid)?.is_none() {
             return Err(Error::NoSuchGuest(uuid.to_owned()));
         }
@@ -337,7 +347,9 @@ impl Store {
     /// Check and insert are one transaction. Returns the previous mode, if the guest
     /// already held the volume.
     pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
-        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, &att.guest)?.is_none() {
             return Err(Error::NoSuchGuest(att.guest.clone()));
         }
@@ -363,7 +375,9 @@ impl Store {
 
     /// Removes one attachment; returns its mode, `None` if there was none.
     pub fn detach(&mut self, guest: &str, pool: &str, volume: &[u8]) -> Result<Option<Mode>> {
-        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mode: Option<String> = tx
             .query_row(
                 "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
@@ -377,7 +391,9 @@ impl Store {
 
     /// Removes every attachment of `guest`; returns them.
     pub fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
-        let tx = self.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if guest_in(&tx, guest)?.is_none() {
             return Err(Error::NoSuchGuest(guest.to_owned()));
         }
@@ -389,7 +405,9 @@ impl Store {
 
     /// Runs SQLite's own consistency check; `Ok` when it answers "ok".
     pub fn integrity_check(&self) -> Result<()> {
-        let answer: String = self.conn().query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let answer: String = self
+            .conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if answer == "ok" {
             Ok(())
         } else {

@@ -360,3 +360,52 @@ fn status_shows_holders_labels_and_drift() {
     let text = bed.ok(&["status"]);
     assert!(text.contains("DRIFT") && text.contains("d.img"), "{text}");
 }
+
+#[test]
+fn resting_labels_follow_file_contexts_specs_that_name_files() {
+    // A file_contexts where .iso files below the pool rest differently: the one-lookup
+    // shortcut must not apply, every file gets its own default.
+    require_root_and_policy();
+    let pool = TempDir::new(IMAGES, "svirt-pool-fc");
+    let state = TempDir::new("/tmp", "svirt-pool-state");
+    let fc = state.join("file_contexts");
+    std::fs::write(
+        &fc,
+        "/var/lib/libvirt/images(/.*)?\tsystem_u:object_r:virt_image_t:s0\n\
+         /var/lib/libvirt/images/.*\\.iso\t--\tsystem_u:object_r:virt_content_t:s0\n",
+    )
+    .unwrap();
+    let config = state.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[selinux]\nfile_contexts = \"{}\"\n[api]\nsocket = \"{}/api.sock\"\n\
+             [[pool]]\nname = \"p\"\ntype = \"dir\"\npath = \"{}\"\n",
+            state.0.display(),
+            fc.display(),
+            state.0.display(),
+            pool.0.display()
+        ),
+    )
+    .unwrap();
+    for name in ["a.img", "b.iso", "sub/c.img", "sub/d.iso"] {
+        let p = pool.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"x").unwrap();
+    }
+    let out = run_cli(&config, &["scan"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, want) in [
+        ("a.img", VIRT_IMAGE),
+        ("b.iso", VIRT_CONTENT),
+        ("sub/c.img", VIRT_IMAGE),
+        ("sub/d.iso", VIRT_CONTENT),
+        ("sub", VIRT_IMAGE),
+    ] {
+        assert_eq!(label(&pool.join(name)).as_deref(), Some(want), "{name}");
+    }
+}

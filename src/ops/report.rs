@@ -1,9 +1,9 @@
 //! `svirt-pool scan` (reconcile once) and `svirt-pool status` (inspect, write nothing).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,19 +42,13 @@ pub fn scan(settings: &Settings) -> Result<ScanReport> {
     for (idx, pool) in settings.pools.iter().enumerate() {
         let summary = Mutex::new(Summary::default());
         let errors = Mutex::new(&mut report.errors);
-        let result = rec.scan(
-            idx,
-            Path::new(""),
-            &index,
-            &|_, _| {},
-            &|path, ex| {
-                summary.lock().expect("summary").add(ex);
-                if let Outcome::Failed(e) = &ex.outcome {
-                    let e = format!("{}: {e}", shown(&pool.entry_path(path)));
-                    errors.lock().expect("errors").push(e);
-                }
-            },
-        );
+        let result = rec.scan(idx, Path::new(""), &index, &|_, _| {}, &|path, ex| {
+            summary.lock().expect("summary").add(ex);
+            if let Outcome::Failed(e) = &ex.outcome {
+                let e = format!("{}: {e}", shown(&pool.entry_path(path)));
+                errors.lock().expect("errors").push(e);
+            }
+        });
         let mut summary = summary.into_inner().expect("summary");
         if let Err(e) = result {
             report
@@ -216,35 +210,29 @@ fn note_of(ex: &Examined) -> Option<String> {
 fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> PoolStatus {
     let pool = &rec.settings().pools[idx];
     let found = Mutex::new((Vec::new(), HashSet::new(), Summary::default()));
-    let result = rec.scan(
-        idx,
-        Path::new(""),
-        holders.index,
-        &|_, _| {},
-        &|rel, ex| {
-            let mut found = found.lock().expect("status");
-            let (volumes, seen, summary) = &mut *found;
-            summary.add(ex);
-            if ex.kind == NodeKind::Directory {
-                return;
-            }
-            let key = rel.as_os_str().as_bytes();
-            seen.insert(key.to_vec());
-            let attachments = holders.of(&pool.name, key);
-            volumes.push(VolumeStatus {
-                volume: shown(rel),
-                path: shown(&pool.entry_path(rel)),
-                exists: true,
-                active: None,
-                state: state_of(&attachments),
-                attachments,
-                current: ex.current.clone(),
-                desired: ex.desired.as_ref().map(|c| c.to_string()),
-                drift: ex.outcome == Outcome::Relabeled,
-                note: note_of(ex),
-            });
-        },
-    );
+    let result = rec.scan(idx, Path::new(""), holders.index, &|_, _| {}, &|rel, ex| {
+        let mut found = found.lock().expect("status");
+        let (volumes, seen, summary) = &mut *found;
+        summary.add(ex);
+        if ex.kind == NodeKind::Directory {
+            return;
+        }
+        let key = rel.as_os_str().as_bytes();
+        seen.insert(key.to_vec());
+        let attachments = holders.of(&pool.name, key);
+        volumes.push(VolumeStatus {
+            volume: shown(rel),
+            path: shown(&pool.entry_path(rel)),
+            exists: true,
+            active: None,
+            state: state_of(&attachments),
+            attachments,
+            current: ex.current.clone(),
+            desired: ex.desired.as_ref().map(|c| c.to_string()),
+            drift: ex.outcome == Outcome::Relabeled,
+            note: note_of(ex),
+        });
+    });
     let (mut volumes, seen, summary) = found.into_inner().expect("status");
     volumes.extend(holders.unseen(&pool.name, &seen, &|key| {
         let rel = Path::new(std::ffi::OsStr::from_bytes(key));
