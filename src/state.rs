@@ -75,13 +75,16 @@ pub struct Store {
     /// thread's cache.
     conn: Option<Connection>,
     /// Where the cached connection belongs: the database path and its inode.
-    cache_key: Option<(PathBuf, (u64, u64))>,
+    cache_key: Option<CacheKey>,
 }
+
+/// A database path and the (device, inode) of the file behind it.
+type CacheKey = (PathBuf, (u64, u64));
 
 thread_local! {
     /// Read-write connections this thread opened before, by database path and inode:
     /// the agent's API threads open the state once per request.
-    static CONNECTIONS: RefCell<Vec<((PathBuf, (u64, u64)), Connection)>> =
+    static CONNECTIONS: RefCell<Vec<(CacheKey, Connection)>> =
         const { RefCell::new(Vec::new()) };
 }
 
