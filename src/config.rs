@@ -122,6 +122,8 @@ pub struct Pool {
     pub resting_label: Option<Context>,
     /// A directory tree or a volume group.
     pub kind: PoolKind,
+    /// Its file_contexts defaults, once known (shared by clones of the settings).
+    pub defaults: std::sync::Arc<crate::uniform::PoolDefaults>,
 }
 
 /// What a pool is made of.
@@ -473,6 +475,7 @@ fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<P
         name,
         resting_label,
         kind,
+        defaults: Default::default(),
     })
 }
 

@@ -187,12 +187,21 @@ fn open_error(e: rustix::io::Errno) -> OpenError {
 
 /// Opens `rel` below `root` without following any symlink or leaving the pool.
 ///
-/// The entry itself is opened `O_PATH`, so opening a device node or FIFO has no effect.
+/// A regular file is opened read-only and non-blocking (its label is then read and
+/// written straight through the descriptor); anything else `O_PATH`, so opening a
+/// device node or FIFO has no effect. The kind is checked again on the descriptor.
 pub fn open_beneath(root: BorrowedFd<'_>, rel: &Path, cross_fs: bool) -> Result<Node, OpenError> {
+    let regular = rustix::fs::statat(root, rel, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+    let how = if regular {
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY
+    } else {
+        OFlags::PATH
+    };
     let fd = rustix::fs::openat2(
         root,
         rel,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
         resolve_flags(cross_fs),
     )

@@ -24,7 +24,6 @@ use crate::fsys::{self, Node, NodeKind, OpenError, Visit};
 use crate::labels::{self, GuestContexts, Holder, Target};
 use crate::policy::{FileContexts, FileKind};
 use crate::state::HolderIndex;
-use crate::uniform;
 
 /// Why an entry of a pool is left alone.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -468,19 +467,19 @@ impl<'s> Labeler<'s> {
             NodeKind::BlockDevice => FileKind::BlockDevice,
             _ => FileKind::Regular,
         };
-        let full = match &pool.kind {
+        let full = || match &pool.kind {
             PoolKind::Dir(dir) if path.as_os_str().is_empty() => dir.path.clone(),
             PoolKind::Dir(dir) => dir.path.join(path),
             PoolKind::Lvm(_) => path.to_path_buf(),
         };
-        let lookup = || self.file_contexts()?.lookup(&full, file_kind);
+        let lookup = || self.file_contexts()?.lookup(&full(), file_kind);
         // Below a dir pool whose file_contexts specs cannot tell names apart, one lookup
         // per file type stands for every file.
         let found = match &pool.kind {
-            PoolKind::Dir(dir) if !path.as_os_str().is_empty() => {
-                uniform::shared_default(&self.file_contexts_base(), &dir.path, file_kind, lookup)
-                    .unwrap_or_else(|| self.file_contexts()?.lookup(&full, file_kind))
-            }
+            PoolKind::Dir(dir) if !path.as_os_str().is_empty() => pool
+                .defaults
+                .shared(|| self.file_contexts_base(), &dir.path, file_kind, lookup)
+                .unwrap_or_else(lookup),
             _ => lookup(),
         };
         match found {

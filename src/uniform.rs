@@ -137,30 +137,38 @@ pub fn uniform_below(base: &Path, dir: &Path) -> bool {
     v
 }
 
-/// The default label of every path of type `kind` strictly below `dir`, looked up once
-/// (by `lookup`, for any one of them) when [`uniform_below`] holds; `None` otherwise,
-/// and the caller looks each path up.
-pub fn shared_default(
-    base: &Path,
-    dir: &Path,
-    kind: FileKind,
-    lookup: impl FnOnce() -> Result<Option<Context>, String>,
-) -> Option<Result<Option<Context>, String>> {
-    type Key = (PathBuf, PathBuf, FileKind);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Option<Context>>>> = OnceLock::new();
-    if !uniform_below(base, dir) {
-        return None;
+/// What one pool remembers about its defaults: whether its specs are uniform, and the
+/// default of each file type once looked up. Shared by every clone of the pool's config.
+#[derive(Debug, Default)]
+pub struct PoolDefaults {
+    uniform: OnceLock<bool>,
+    by_kind: [OnceLock<Option<Context>>; 3],
+}
+
+impl PoolDefaults {
+    /// The default label of every path of type `kind` strictly below `dir`, looked up
+    /// once (by `lookup`, for any one of them) when [`uniform_below`] holds for the
+    /// file_contexts at `base()`; `None` otherwise, and the caller looks each path up.
+    pub fn shared(
+        &self,
+        base: impl FnOnce() -> PathBuf,
+        dir: &Path,
+        kind: FileKind,
+        lookup: impl FnOnce() -> Result<Option<Context>, String>,
+    ) -> Option<Result<Option<Context>, String>> {
+        if !*self.uniform.get_or_init(|| uniform_below(&base(), dir)) {
+            return None;
+        }
+        let slot = &self.by_kind[match kind {
+            FileKind::Regular => 0,
+            FileKind::Directory => 1,
+            FileKind::BlockDevice => 2,
+        }];
+        if let Some(v) = slot.get() {
+            return Some(Ok(v.clone()));
+        }
+        Some(lookup().map(|v| slot.get_or_init(|| v).clone()))
     }
-    let key = (base.to_path_buf(), dir.to_path_buf(), kind);
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(v) = cache.lock().expect("resting cache").get(&key) {
-        return Some(Ok(v.clone()));
-    }
-    let v = lookup();
-    if let Ok(v) = &v {
-        cache.lock().expect("resting cache").insert(key, v.clone());
-    }
-    Some(v)
 }
 
 fn analyze(base: &Path, dir: &Path) -> bool {
