@@ -286,13 +286,23 @@ impl<'s> Engine<'s> {
                 Change::Overflow => unreachable!("handled above"),
             }
         }
+        // One read of every attachment serves the whole batch (a burst of thousands of
+        // new files would otherwise query the state once per file).
+        let index = match index {
+            Some(index) => index,
+            None if entries.is_empty() => return Ok(()),
+            None => self.store.holder_index()?,
+        };
         for ((idx, rel), appeared) in entries {
             if self.missing[idx] {
                 continue;
             }
             let pool = &self.settings.pools[idx];
-            let holders = self.store.holders(&pool.name, rel.as_os_str().as_bytes())?;
-            let ex = self.reconciler.reconcile_path(idx, &rel, &holders);
+            let holders = index
+                .get(&pool.name)
+                .and_then(|m| m.get(rel.as_os_str().as_bytes()))
+                .map_or(&[][..], Vec::as_slice);
+            let ex = self.reconciler.reconcile_path(idx, &rel, holders);
             log_outcome(&pool.name, &rel, &ex, tracing::Level::INFO);
             let kind = match (&ex.outcome, appeared) {
                 (Outcome::Relabeled, _) => "relabeled",
