@@ -186,6 +186,16 @@ fn labeled(r: volumes::VolumeResult) -> LabeledReply {
     }
 }
 
+/// The event telling `Monitor` clients what a change did to a volume.
+fn volume_event(kind: &str, pool: String, r: &volumes::VolumeResult) -> Event {
+    Event {
+        kind: kind.into(),
+        pool,
+        volume: r.volume.clone(),
+        label: r.label.clone(),
+    }
+}
+
 /// The pool a volume path or `VG/LV` belongs to, for events.
 fn pool_of(settings: &Settings, volume: &str) -> String {
     let path = std::path::Path::new(volume);
@@ -330,12 +340,7 @@ impl Api {
             .await?;
         self.mutated(
             "Attach",
-            Event {
-                kind: "attached".into(),
-                pool: pool_of(&self.settings, &volume),
-                volume: r.volume.clone(),
-                label: r.label.clone(),
-            },
+            volume_event("attached", pool_of(&self.settings, &volume), &r),
         );
         Ok(labeled(r))
     }
@@ -350,12 +355,7 @@ impl Api {
             .await?;
         self.mutated(
             "Detach",
-            Event {
-                kind: "detached".into(),
-                pool: pool_of(&self.settings, &volume),
-                volume: r.volume.clone(),
-                label: r.label.clone(),
-            },
+            volume_event("detached", pool_of(&self.settings, &volume), &r),
         );
         Ok(labeled(r))
     }
@@ -394,15 +394,7 @@ impl Api {
         let r = self
             .blocking(move |s| files::import(s, &p, &name, fd))
             .await?;
-        self.mutated(
-            "Import",
-            Event {
-                kind: "imported".into(),
-                pool,
-                volume: r.volume.clone(),
-                label: r.label.clone(),
-            },
-        );
+        self.mutated("Import", volume_event("imported", pool, &r));
         Ok(labeled(r))
     }
 
@@ -428,15 +420,7 @@ impl Api {
             .await
         {
             Ok((r, fd)) => {
-                self.mutated(
-                    "CreateSaveImage",
-                    Event {
-                        kind: "created".into(),
-                        pool,
-                        volume: r.volume.clone(),
-                        label: r.label.clone(),
-                    },
-                );
+                self.mutated("CreateSaveImage", volume_event("created", pool, &r));
                 (Ok(labeled(r)), vec![fd])
             }
             Err(e) => (Err(e), vec![]),
@@ -471,12 +455,7 @@ impl Api {
             Ok((r, fd)) => {
                 self.mutated(
                     "Open",
-                    Event {
-                        kind: "attached".into(),
-                        pool: pool_of(&self.settings, &volume),
-                        volume: r.volume.clone(),
-                        label: r.label.clone(),
-                    },
+                    volume_event("attached", pool_of(&self.settings, &volume), &r),
                 );
                 (Ok(labeled(r)), vec![fd])
             }

@@ -259,39 +259,15 @@ impl LvmBed {
         node
     }
 
-    /// Runs the CLI on this bed's config.
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        run_cli(&self.config, args)
-    }
-
-    /// Runs the CLI and asserts success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "svirt-pool {args:?} failed ({:?}): {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Defines a guest; returns (uuid, categories).
-    pub fn define_guest(&self, name: &str) -> (String, String) {
-        let uuid = new_uuid();
-        let out = self.ok(&["guest", "define", "--uuid", &uuid, "--name", name]);
-        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-        (uuid, json["categories"].as_str().unwrap().to_owned())
-    }
-
-    /// Starts the agent on this bed.
-    pub fn agent(&self) -> Agent {
-        Agent::start(&self.config)
-    }
-
     /// `VG/LV` of an LV of this bed.
     pub fn volume(&self, name: &str) -> String {
         format!("{}/{name}", self.vg)
+    }
+}
+
+impl Configured for LvmBed {
+    fn config_path(&self) -> &Path {
+        &self.config
     }
 }
 

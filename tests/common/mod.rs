@@ -112,31 +112,6 @@ impl Bed {
         }
     }
 
-    /// Runs `svirt-pool --config <this bed's> args...`.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        run_cli(&self.config, args)
-    }
-
-    /// Runs the CLI and asserts it exits 0; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "svirt-pool {args:?} failed ({:?}): {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Defines a guest with a fresh UUID and returns (uuid, categories).
-    pub fn define_guest(&self, name: &str) -> (String, String) {
-        let uuid = new_uuid();
-        let out = self.ok(&["guest", "define", "--uuid", &uuid, "--name", name]);
-        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-        (uuid, json["categories"].as_str().unwrap().to_owned())
-    }
-
     /// Creates a file in the pool with some content; returns its path.
     pub fn file(&self, rel: &str) -> PathBuf {
         let path = self.pool.join(rel);
@@ -151,10 +126,47 @@ impl Bed {
     pub fn socket(&self) -> PathBuf {
         self.state.join("api.sock")
     }
+}
+
+impl Configured for Bed {
+    fn config_path(&self) -> &Path {
+        &self.config
+    }
+}
+
+/// What every test bed offers once it has a config: the CLI, guests, the agent.
+pub trait Configured {
+    /// The bed's config file.
+    fn config_path(&self) -> &Path;
+
+    /// Runs `svirt-pool --config <this bed's> args...`.
+    fn cli(&self, args: &[&str]) -> Output {
+        run_cli(self.config_path(), args)
+    }
+
+    /// Runs the CLI and asserts it exits 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "svirt-pool {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Defines a guest with a fresh UUID and returns (uuid, categories).
+    fn define_guest(&self, name: &str) -> (String, String) {
+        let uuid = new_uuid();
+        let out = self.ok(&["guest", "define", "--uuid", &uuid, "--name", name]);
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (uuid, json["categories"].as_str().unwrap().to_owned())
+    }
 
     /// Starts the agent on this bed and waits for READY=1.
-    pub fn agent(&self) -> Agent {
-        Agent::start(&self.config)
+    fn agent(&self) -> Agent {
+        Agent::start(self.config_path())
     }
 }
 
