@@ -547,6 +547,8 @@ impl<'s> Labeler<'s> {
         let differs = ex.current.as_deref() != Some(desired.as_str());
         ex.outcome = match (differs, self.apply) {
             (false, _) => Outcome::Unchanged,
+            // Inspecting writes nothing, but says when writing could not work either.
+            (true, Apply::Inspect) if read_only_fs(fd) => Outcome::Skipped(SkipReason::ReadOnly),
             (true, Apply::Inspect) => Outcome::Relabeled,
             (true, Apply::Write) => match filecon::write(fd, &desired) {
                 Ok(()) => Outcome::Relabeled,
@@ -556,6 +558,12 @@ impl<'s> Labeler<'s> {
         ex.desired = Some(desired);
         ex
     }
+}
+
+/// Whether the filesystem behind `fd` is mounted read-only.
+fn read_only_fs(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstatvfs(fd)
+        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 fn label_failure(e: LabelError) -> Outcome {
