@@ -29,8 +29,6 @@ use crate::watch::{Change, Watcher};
 
 /// How often missing pools are looked for and the watchdog is fed.
 const TICK: Duration = Duration::from_secs(1);
-/// How often a pool whose tree could not be fully watched is rescanned.
-const DEGRADED_RESCAN: Duration = Duration::from_secs(30);
 
 /// How many events a slow `Monitor` client may fall behind before it is told it lagged.
 const EVENT_BACKLOG: usize = 4096;
@@ -206,7 +204,8 @@ impl<'s> Engine<'s> {
     ///
     /// `None` when the pool's root is absent (it is then looked for on every tick).
     fn scan_tree(&mut self, idx: usize, rel: &Path, index: &HolderIndex) -> Option<Summary> {
-        let pool = &self.settings.pools[idx];
+        let settings = self.settings;
+        let pool = &settings.pools[idx];
         // The walk runs on several threads: these are shared between them.
         let summary = Mutex::new(Summary::default());
         let watcher = Mutex::new(&mut self.watcher);
@@ -224,7 +223,7 @@ impl<'s> Engine<'s> {
                     **degraded = true;
                     tracing::warn!(pool = %pool.name, dir = %dir.display(), error = %e,
                         "cannot watch directory (fs.inotify.max_user_watches?); rescanning the pool every {}s instead",
-                        DEGRADED_RESCAN.as_secs());
+                        settings.unwatched_rescan.as_secs());
                 }
             },
             &|path, ex| {
@@ -374,7 +373,7 @@ impl<'s> Engine<'s> {
                 self.root_gone(idx);
             }
         }
-        let rescan_degraded = self.last_degraded_rescan.elapsed() >= DEGRADED_RESCAN;
+        let rescan_degraded = self.last_degraded_rescan.elapsed() >= self.settings.unwatched_rescan;
         let due: Vec<usize> = (0..self.settings.pools.len())
             .filter(|i| {
                 let back = || {

@@ -28,6 +28,14 @@ struct RawConfig {
     pools: Vec<RawPool>,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    agent: RawAgent,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    unwatched_rescan_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +86,9 @@ pub struct Settings {
     pub pools: Vec<Pool>,
     /// `[api]`: the varlink socket and its limits.
     pub api: ApiSettings,
+    /// `[agent] unwatched_rescan_secs`: how often a pool that could not be fully watched
+    /// (inotify watch limit reached) is rescanned instead.
+    pub unwatched_rescan: std::time::Duration,
 }
 
 /// The `[api]` section.
@@ -267,7 +278,17 @@ impl Settings {
             return Err(err("no [[pool]] is configured".into()));
         }
         let api = validate_api(raw.api).map_err(err)?;
+        let unwatched_rescan = match raw.agent.unwatched_rescan_secs {
+            Some(0) => {
+                return Err(err(
+                    "agent.unwatched_rescan_secs must be greater than 0".into()
+                ));
+            }
+            Some(s) => std::time::Duration::from_secs(s),
+            None => std::time::Duration::from_secs(30),
+        };
         Ok(Settings {
+            unwatched_rescan,
             source: source.to_path_buf(),
             state_dir,
             selinux,
