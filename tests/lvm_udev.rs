@@ -299,3 +299,33 @@ fn the_hook_exits_0_on_bad_or_missing_environment() {
     let passwd = label(std::path::Path::new("/etc/passwd"));
     assert_ne!(passwd.as_deref(), Some(FIXED_DISK));
 }
+
+#[test]
+fn a_failing_lvm_command_is_a_clear_error() {
+    let lvm = LvmBed::new(true);
+    let config = lvm.state.join("bad-args.toml");
+    let text = std::fs::read_to_string(&lvm.config).unwrap().replace(
+        "lvm_args = [\"--driverloaded\", \"n\"]",
+        "lvm_args = [\"--no-such-option\"]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let (uuid, _) = lvm.define_guest("vm");
+    let out = run_cli(
+        &config,
+        &[
+            "attach",
+            "--guest",
+            &uuid,
+            "--volume",
+            &lvm.volume("lv1"),
+            "--mode",
+            "rw",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lvs") && err.contains("--no-such-option"),
+        "{err}"
+    );
+}
