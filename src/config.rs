@@ -297,11 +297,6 @@ impl Settings {
         })
     }
 
-    /// The pool named `name`.
-    pub fn pool(&self, name: &str) -> Option<&Pool> {
-        self.pools.iter().find(|p| p.name == name)
-    }
-
     /// The index of the LVM pool of volume group `vg`.
     pub fn lvm_pool_of(&self, vg: &str) -> Option<usize> {
         self.pools

@@ -79,7 +79,6 @@ pub fn default_categories() -> CategorySet {
 /// Not `Send`: libselinux handles stay on the thread that opened them.
 pub struct FileContexts {
     labeler: Labeler<back_end::File>,
-    path: Option<PathBuf>,
 }
 
 impl FileContexts {
@@ -101,15 +100,7 @@ impl FileContexts {
             let cause = io_error_of(&e).map_or(e.to_string(), ToString::to_string);
             format!("cannot load {what}: {cause}")
         })?;
-        Ok(Self {
-            labeler,
-            path: path.map(Path::to_path_buf),
-        })
-    }
-
-    /// The file this database was loaded from, if one was named.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        Ok(Self { labeler })
     }
 
     /// The default context for `path` (absolute) of type `kind`, as `matchpathcon` gives it.
