@@ -101,11 +101,12 @@ pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Resu
     let dir = settings.pools[idx].dir().expect("a dir pool");
     let path = dir.path.join(name);
     let shown_path = shown(&path);
-    let _lock = lock::acquire(&settings.state_dir)?;
     let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
     if fsys::exists_beneath(root.as_fd(), Path::new(name)) {
         return Err(Error::Exists(shown_path));
     }
+    // The copy (minutes for a large ISO) goes into an unnamed file, without the lock:
+    // nothing in the pool or the state changes until it is linked.
     let tmp = unnamed_file(&root, 0o644)?;
     let cloned = rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
     if !cloned {
@@ -115,6 +116,7 @@ pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Resu
             .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
     }
     rustix::fs::fsync(&tmp).map_err(|e| Error::failed(format!("fsync of {shown_path}: {e}")))?;
+    let _lock = lock::acquire(&settings.state_dir)?;
     link_into_place(&tmp, &root, name, &shown_path)?;
     let mut rec = Reconciler::new(settings, Apply::Write);
     let ex = rec.reconcile_path(idx, Path::new(name), &[]);
