@@ -49,7 +49,11 @@ pub fn lv_node_from(
     let lv = property("DM_LV_NAME").filter(|v| lvm::is_valid_name(v))?;
     let dm_uuid = property("DM_UUID")?;
     let lv_uuid = lvm::lv_uuid_from_dm_uuid(&dm_uuid)?.to_owned();
-    let devnode = devnode.filter(|p| p.is_absolute() && p.starts_with("/dev"))?;
+    let devnode = devnode.filter(|p| {
+        p.is_absolute()
+            && p.starts_with("/dev")
+            && !p.components().any(|c| c == std::path::Component::ParentDir)
+    })?;
     Some(LvNode {
         devnode,
         devnum: devnum?,
@@ -183,5 +187,13 @@ mod tests {
         let mut no_lv = props(&base);
         no_lv.remove("DM_LV_NAME");
         assert_eq!(decide(&no_lv), None);
+        let p = props(&base);
+        let outside = lv_node_from(
+            &|k| p.get(k).cloned(),
+            Some("/dev/../etc/passwd".into()),
+            Some(0xfd03),
+            &|vg| vg == "vg0",
+        );
+        assert_eq!(outside, None, "a DEVNAME leaving /dev is refused");
     }
 }
