@@ -45,15 +45,7 @@ fn a_hand_relabel_is_repaired() {
     let bed = Bed::new();
     let disk = bed.file("vm.img");
     let (uuid, cats) = bed.define_guest("vm");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    bed.attach_ok(&uuid, &disk, "rw");
     let _agent = bed.agent();
     set_label(&disk, "system_u:object_r:virt_image_t:s0");
     assert_label_within_1s(&disk, &image_label(&cats));

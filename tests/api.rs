@@ -208,15 +208,7 @@ fn the_cli_goes_through_the_agent_and_imports_by_descriptor() {
     );
     assert_eq!(label(&iso).unwrap(), image_label(&cats));
     // The same errors and exit codes as without an agent.
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &new_uuid(),
-        "--volume",
-        iso.to_str().unwrap(),
-        "--mode",
-        "ro",
-    ]);
+    let out = bed.attach(&new_uuid(), &iso, "ro");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not defined"));
     bed.ok(&["release", "--guest", &uuid]);
@@ -228,14 +220,6 @@ fn the_cli_goes_through_the_agent_and_imports_by_descriptor() {
     );
 
     // Without the agent the CLI does the same work itself.
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        iso.to_str().unwrap(),
-        "--mode",
-        "ro",
-    ]);
+    bed.attach_ok(&uuid, &iso, "ro");
     assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT));
 }

@@ -70,15 +70,7 @@ fn directories_swapped_for_symlinks_while_the_agent_walks() {
             let target = bed.pool.join("swap/secret0");
             while !stop.load(Ordering::Relaxed) {
                 bed.cli(&["scan"]);
-                bed.cli(&[
-                    "attach",
-                    "--guest",
-                    &uuid,
-                    "--volume",
-                    target.to_str().unwrap(),
-                    "--mode",
-                    "rw",
-                ]);
+                bed.attach(&uuid, &target, "rw");
                 scans.fetch_add(1, Ordering::Relaxed);
             }
         });

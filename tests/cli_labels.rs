@@ -13,15 +13,7 @@ fn rw_attach_gives_the_guests_label_and_detach_restores_the_full_default() {
     set_label(&disk, "system_u:object_r:virt_image_t:s0:c5,c6");
     let (uuid, cats) = bed.define_guest("vm1");
 
-    let out = bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach_ok(&uuid, &disk, "rw");
     assert!(out.contains(&image_label(&cats)), "{out}");
     assert_eq!(label(&disk).unwrap(), image_label(&cats));
 
@@ -42,15 +34,7 @@ fn ro_is_content_for_every_reader_and_rests_after_the_last_detach() {
     let (g1, _) = bed.define_guest("a");
     let (g2, _) = bed.define_guest("b");
     for g in [&g1, &g2] {
-        bed.ok(&[
-            "attach",
-            "--guest",
-            g,
-            "--volume",
-            iso.to_str().unwrap(),
-            "--mode",
-            "ro",
-        ]);
+        bed.attach_ok(g, &iso, "ro");
         assert_eq!(label(&iso).unwrap(), VIRT_CONTENT);
     }
     bed.ok(&["detach", "--guest", &g1, "--volume", iso.to_str().unwrap()]);
@@ -65,24 +49,8 @@ fn shared_is_the_image_type_without_categories() {
     let disk = bed.file("shared.raw");
     let (g1, _) = bed.define_guest("a");
     let (g2, _) = bed.define_guest("b");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &g1,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "shared",
-    ]);
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &g2,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "shared",
-    ]);
+    bed.attach_ok(&g1, &disk, "shared");
+    bed.attach_ok(&g2, &disk, "shared");
     assert_eq!(label(&disk).unwrap(), SVIRT_IMAGE);
     bed.ok(&["release", "--guest", &g1]);
     assert_eq!(label(&disk).unwrap(), SVIRT_IMAGE);
@@ -99,15 +67,7 @@ fn release_restores_every_volume_of_the_guest() {
         .map(|n| bed.file(n))
         .collect();
     for (d, mode) in disks.iter().zip(["rw", "ro", "shared"]) {
-        bed.ok(&[
-            "attach",
-            "--guest",
-            &uuid,
-            "--volume",
-            d.to_str().unwrap(),
-            "--mode",
-            mode,
-        ]);
+        bed.attach_ok(&uuid, d, mode);
     }
     assert_eq!(label(&disks[0]).unwrap(), image_label(&cats));
     let out = bed.ok(&["release", "--guest", &uuid]);
@@ -123,25 +83,9 @@ fn rw_conflicts_are_refused_and_change_nothing() {
     let disk = bed.file("d.img");
     let (g1, cats1) = bed.define_guest("owner");
     let (g2, _) = bed.define_guest("intruder");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &g1,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    bed.attach_ok(&g1, &disk, "rw");
     for mode in ["rw", "ro", "shared"] {
-        let out = bed.cli(&[
-            "attach",
-            "--guest",
-            &g2,
-            "--volume",
-            disk.to_str().unwrap(),
-            "--mode",
-            mode,
-        ]);
+        let out = bed.attach(&g2, &disk, mode);
         assert_eq!(out.status.code(), Some(1), "mode {mode}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("attached rw to guest {g1}")), "{err}");
@@ -149,24 +93,8 @@ fn rw_conflicts_are_refused_and_change_nothing() {
     }
     // And rw is refused while others read it.
     let iso = bed.file("x.iso");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &g1,
-        "--volume",
-        iso.to_str().unwrap(),
-        "--mode",
-        "ro",
-    ]);
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &g2,
-        "--volume",
-        iso.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    bed.attach_ok(&g1, &iso, "ro");
+    let out = bed.attach(&g2, &iso, "rw");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(label(&iso).unwrap(), VIRT_CONTENT);
 }
@@ -185,15 +113,7 @@ fn refusals_and_usage_errors_have_their_exit_codes() {
     let (uuid, _) = bed.define_guest("g");
     let outside = TempDir::new("/var/lib", "svirt-pool-outside");
     std::fs::write(outside.join("f.img"), b"x").unwrap();
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        outside.join("f.img").to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach(&uuid, outside.join("f.img"), "rw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not inside any configured pool"));
     assert_eq!(
@@ -223,15 +143,7 @@ fn refusals_and_usage_errors_have_their_exit_codes() {
         "detaching what is not held is refused"
     );
 
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        bed.pool.join("missing.img").to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach(&uuid, bed.pool.join("missing.img"), "rw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
@@ -271,15 +183,7 @@ fn undefine_is_refused_with_attachments_unless_forced() {
     let bed = Bed::new();
     let disk = bed.file("d.img");
     let (uuid, _) = bed.define_guest("g");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    bed.attach_ok(&uuid, &disk, "rw");
     let out = bed.cli(&["guest", "undefine", &uuid]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
@@ -331,15 +235,7 @@ fn status_shows_holders_labels_and_drift() {
     let disk = bed.file("d.img");
     let other = bed.file("free.img");
     let (uuid, cats) = bed.define_guest("vm-status");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        disk.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    bed.attach_ok(&uuid, &disk, "rw");
     set_label(&disk, "system_u:object_r:etc_t:s0");
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
     let vols = json["pools"][0]["volumes"].as_array().unwrap();

@@ -68,15 +68,7 @@ fn each_guest_reaches_only_what_it_was_given() {
     let shared = bed.file("cluster.raw");
     let free = bed.file("free.img");
     let attach = |g: &str, f: &std::path::Path, mode: &str| {
-        bed.ok(&[
-            "attach",
-            "--guest",
-            g,
-            "--volume",
-            f.to_str().unwrap(),
-            "--mode",
-            mode,
-        ]);
+        bed.attach_ok(g, f, mode);
     };
     attach(&g1, &disk1, "rw");
     attach(&g2, &disk2, "rw");

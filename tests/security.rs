@@ -47,15 +47,7 @@ fn symlinks_to_files_and_directories_outside_are_never_followed() {
     let (uuid, _) = bed.define_guest("attacker");
 
     for target in [file_link.clone(), dir_link.join("inner.img")] {
-        let out = bed.cli(&[
-            "attach",
-            "--guest",
-            &uuid,
-            "--volume",
-            target.to_str().unwrap(),
-            "--mode",
-            "rw",
-        ]);
+        let out = bed.attach(&uuid, &target, "rw");
         assert_eq!(out.status.code(), Some(1), "{}", target.display());
         assert!(String::from_utf8_lossy(&out.stderr).contains("symlink"));
     }
@@ -84,15 +76,7 @@ fn a_hard_link_to_a_file_outside_is_never_labeled() {
     let link = bed.pool.join("shadow.img");
     std::fs::hard_link(outside.dir.join("secret"), &link).unwrap();
     let (uuid, _) = bed.define_guest("attacker");
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        link.to_str().unwrap(),
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach(&uuid, &link, "rw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hard links"));
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["scan", "--json"])).unwrap();

@@ -69,8 +69,24 @@ pub fn install_hook_rule() {
     std::fs::rename(&tmp, HOOK_RULE).unwrap();
 }
 
+/// Runs udevadm, retrying: its control socket answers EAGAIN while udevd is busy with
+/// the requests of tests running in parallel.
+pub fn udevadm(args: &[&str]) {
+    for _ in 0..20 {
+        let ok = Command::new("udevadm")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    sh("udevadm", args);
+}
+
 fn reload_rules() {
-    sh("udevadm", &["control", "--reload"]);
+    udevadm(&["control", "--reload"]);
 }
 
 /// The uuid lvm2 reports, without dashes.
@@ -95,7 +111,7 @@ impl FakeNode {
     pub fn attach(&mut self) -> PathBuf {
         let dev = sh("losetup", &["-f", "--show", self.backing.to_str().unwrap()]);
         self.loop_dev = Some(dev.trim().to_owned());
-        sh("udevadm", &["settle"]);
+        udevadm(&["settle"]);
         self.devnode()
     }
 
@@ -103,22 +119,20 @@ impl FakeNode {
     pub fn detach(&mut self) {
         if let Some(dev) = self.loop_dev.take() {
             sh("losetup", &["-d", &dev]);
-            sh("udevadm", &["settle"]);
+            udevadm(&["settle"]);
         }
     }
 
     /// Sends a real `change` event for the node and waits for udev to finish it
     /// (RUN programs included), as `lvchange --refresh` or `lvextend` would.
     pub fn change(&self) {
-        sh(
-            "udevadm",
-            &[
-                "trigger",
-                "--action=change",
-                "--settle",
-                self.devnode().to_str().unwrap(),
-            ],
-        );
+        let node = self.devnode();
+        udevadm(&[
+            "trigger",
+            "--action=change",
+            "--settle",
+            node.to_str().unwrap(),
+        ]);
     }
 }
 

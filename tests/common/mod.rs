@@ -156,6 +156,22 @@ pub trait Configured {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs `attach --guest G --volume V --mode M`.
+    fn attach(&self, guest: &str, volume: impl AsRef<Path>, mode: &str) -> Output {
+        let volume = volume.as_ref().to_str().expect("a UTF-8 test path");
+        self.cli(&[
+            "attach", "--guest", guest, "--volume", volume, "--mode", mode,
+        ])
+    }
+
+    /// Attaches and asserts success; returns stdout.
+    fn attach_ok(&self, guest: &str, volume: impl AsRef<Path>, mode: &str) -> String {
+        let volume = volume.as_ref().to_str().expect("a UTF-8 test path");
+        self.ok(&[
+            "attach", "--guest", guest, "--volume", volume, "--mode", mode,
+        ])
+    }
+
     /// Defines a guest with a fresh UUID and returns (uuid, categories).
     fn define_guest(&self, name: &str) -> (String, String) {
         let uuid = new_uuid();
