@@ -300,6 +300,8 @@ impl Agent {
             .arg(config)
             .arg("agent")
             .env("NOTIFY_SOCKET", &sock_path)
+            // Warnings and errors only, so a failing test's output shows what matters.
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .spawn()
             .expect("start the agent");
