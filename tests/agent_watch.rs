@@ -132,7 +132,7 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
                         .to_str()
                         .unwrap()
                         .to_owned();
-                    bed.ok(&["attach", "--guest", uuid, "--volume", &d, "--mode", "rw"]);
+                    bed.attach_ok(uuid, &d, "rw");
                     if round % 3 != 2 {
                         bed.ok(&["detach", "--guest", uuid, "--volume", &d]);
                     }

@@ -106,7 +106,7 @@ fn refusals_and_usage_errors_have_their_exit_codes() {
     let unknown = new_uuid();
     let d = disk.to_str().unwrap();
 
-    let out = bed.cli(&["attach", "--guest", &unknown, "--volume", d, "--mode", "rw"]);
+    let out = bed.attach(&unknown, d, "rw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not defined"));
 
@@ -122,17 +122,9 @@ fn refusals_and_usage_errors_have_their_exit_codes() {
         "nothing outside a pool is labeled"
     );
 
-    let out = bed.cli(&["attach", "--guest", &uuid, "--volume", d, "--mode", "rwx"]);
+    let out = bed.attach(&uuid, d, "rwx");
     assert_eq!(out.status.code(), Some(2), "a bad mode is a usage error");
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        "not-a-uuid",
-        "--volume",
-        d,
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach("not-a-uuid", d, "rw");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-uuid"));
 

@@ -15,15 +15,7 @@ fn the_hook_labels_an_attached_lv_on_change_with_the_agent_stopped() {
     let bed = LvmBed::new(true);
     let node = bed.node("lv1");
     let (uuid, cats) = bed.define_guest("db");
-    let out = bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        &bed.volume("lv1"),
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach_ok(&uuid, bed.volume("lv1"), "rw");
     assert!(out.contains(&image_label(&cats)), "{out}");
     assert_eq!(
         label(&node.devnode()).unwrap(),
@@ -59,15 +51,7 @@ fn the_agent_labels_an_attached_lv_on_change_without_the_hook() {
     let bed = LvmBed::new(false);
     let node = bed.node("lv1");
     let (uuid, cats) = bed.define_guest("web");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        &bed.volume("lv1"),
-        "--mode",
-        "ro",
-    ]);
+    bed.attach_ok(&uuid, bed.volume("lv1"), "ro");
     set_label(&node.devnode(), FIXED_DISK);
     node.change();
     assert_eq!(
@@ -94,15 +78,7 @@ fn an_lv_node_that_goes_away_and_comes_back_gets_its_label_again() {
         let bed = LvmBed::new(hook);
         let (uuid, cats) = bed.define_guest("vm");
         // Attached while inactive: kept, and applied when the node appears.
-        let out = bed.ok(&[
-            "attach",
-            "--guest",
-            &uuid,
-            "--volume",
-            &bed.volume("lv1"),
-            "--mode",
-            "rw",
-        ]);
+        let out = bed.attach_ok(&uuid, bed.volume("lv1"), "rw");
         assert!(out.contains("inactive"), "{out}");
         let agent = (!hook).then(|| bed.agent());
         let mut node = bed.node("lv1");
@@ -140,15 +116,7 @@ fn lvs_of_unmanaged_vgs_and_dev_vg_lv_links_are_never_labeled() {
     let link = std::path::Path::new("/dev").join(&bed.vg).join("lv1");
     assert!(link.is_symlink(), "udev made the /dev/VG/LV link");
     set_label(&link, "system_u:object_r:device_t:s0");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        &format!("/dev/{}/lv1", bed.vg),
-        "--mode",
-        "rw",
-    ]);
+    bed.attach_ok(&uuid, format!("/dev/{}/lv1", bed.vg), "rw");
     bed.ok(&["scan"]);
     assert_eq!(label(&node.devnode()).unwrap(), image_label(&cats));
     assert_eq!(
@@ -160,15 +128,7 @@ fn lvs_of_unmanaged_vgs_and_dev_vg_lv_links_are_never_labeled() {
         "system_u:object_r:device_t:s0",
         "the link keeps its own label"
     );
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        "unmanaged_vg/data",
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach(&uuid, "unmanaged_vg/data", "rw");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -180,15 +140,7 @@ fn lvs_of_unmanaged_vgs_and_dev_vg_lv_links_are_never_labeled() {
 fn a_renamed_lv_keeps_its_attachment() {
     let bed = LvmBed::new(true);
     let (uuid, _) = bed.define_guest("vm");
-    bed.ok(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        &bed.volume("lv1"),
-        "--mode",
-        "shared",
-    ]);
+    bed.attach_ok(&uuid, bed.volume("lv1"), "shared");
     sh(
         "lvrename",
         &["-q", "--driverloaded", "n", &bed.vg, "lv1", "renamed"],
@@ -210,15 +162,7 @@ fn a_renamed_lv_keeps_its_attachment() {
 fn lvm_errors_are_clear_refusals() {
     let bed = LvmBed::new(true);
     let (uuid, _) = bed.define_guest("vm");
-    let out = bed.cli(&[
-        "attach",
-        "--guest",
-        &uuid,
-        "--volume",
-        &bed.volume("nosuch"),
-        "--mode",
-        "rw",
-    ]);
+    let out = bed.attach(&uuid, bed.volume("nosuch"), "rw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no LV \"nosuch\""));
     // The VG disappears (exported, unplugged): named in the error.

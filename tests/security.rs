@@ -111,7 +111,7 @@ fn dotdot_in_a_volume_path_is_refused() {
         escape.as_str(),
         &format!("{}/sub/../x.img", bed.pool.0.display()),
     ] {
-        let out = bed.cli(&["attach", "--guest", &uuid, "--volume", path, "--mode", "rw"]);
+        let out = bed.attach(&uuid, path, "rw");
         assert_eq!(out.status.code(), Some(1), "{path}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("'..'"),

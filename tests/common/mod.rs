@@ -301,7 +301,10 @@ impl Agent {
             .arg("agent")
             .env("NOTIFY_SOCKET", &sock_path)
             // Warnings and errors only, so a failing test's output shows what matters.
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("start the agent");
