@@ -108,18 +108,7 @@ fn pools_without_labels_or_read_only_are_reported_and_the_others_labeled() {
         (ram.0.join("nolabels.img"), "EOPNOTSUPP"),
         (ro.0.join("frozen.img"), "EROFS"),
     ] {
-        let out = run_cli(
-            &config,
-            &[
-                "attach",
-                "--guest",
-                &uuid,
-                "--volume",
-                file.to_str().unwrap(),
-                "--mode",
-                "rw",
-            ],
-        );
+        let out = run_attach(&config, &uuid, &file, "rw");
         assert_eq!(out.status.code(), Some(1), "{}", file.display());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{err}");
@@ -163,39 +152,13 @@ fn a_full_state_directory_refuses_changes_and_the_agent_keeps_labeling() {
     assert!(out.status.success());
     let cats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rw = image_label(cats["categories"].as_str().unwrap());
-    assert!(
-        run_cli(
-            &config,
-            &[
-                "attach",
-                "--guest",
-                &uuid,
-                "--volume",
-                disk.to_str().unwrap(),
-                "--mode",
-                "rw"
-            ]
-        )
-        .status
-        .success()
-    );
+    assert!(run_attach(&config, &uuid, &disk, "rw").status.success());
     let agent = Agent::start(&config);
 
     // Fill the state filesystem.
     let filler = fs.0.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
-    let out = run_cli(
-        &config,
-        &[
-            "attach",
-            "--guest",
-            &uuid,
-            "--volume",
-            other.to_str().unwrap(),
-            "--mode",
-            "rw",
-        ],
-    );
+    let out = run_attach(&config, &uuid, &other, "rw");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -220,21 +183,6 @@ fn a_full_state_directory_refuses_changes_and_the_agent_keeps_labeling() {
     store.integrity_check().unwrap();
     assert_eq!(store.attachments(Some(&uuid)).unwrap().len(), 1);
     drop(store);
-    assert!(
-        run_cli(
-            &config,
-            &[
-                "attach",
-                "--guest",
-                &uuid,
-                "--volume",
-                other.to_str().unwrap(),
-                "--mode",
-                "ro"
-            ]
-        )
-        .status
-        .success()
-    );
+    assert!(run_attach(&config, &uuid, &other, "ro").status.success());
     let _ = std::fs::remove_file(&config);
 }

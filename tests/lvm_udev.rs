@@ -171,18 +171,7 @@ fn lvm_errors_are_clear_refusals() {
         "state_dir = \"{}\"\n[api]\nsocket = \"/nonexistent/api.sock\"\n[[pool]]\nname = \"gone\"\ntype = \"lvm\"\nvg = \"no_such_vg\"\nresting_label = \"{FIXED_DISK}\"\nlvm_args = [\"--driverloaded\", \"n\"]\n",
         bed.state.0.display()
     )).unwrap();
-    let out = run_cli(
-        &config,
-        &[
-            "attach",
-            "--guest",
-            &uuid,
-            "--volume",
-            "no_such_vg/lv",
-            "--mode",
-            "rw",
-        ],
-    );
+    let out = run_attach(&config, &uuid, "no_such_vg/lv", "rw");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("volume group \"no_such_vg\" not found"));
 }
@@ -254,18 +243,7 @@ fn a_failing_lvm_command_is_a_clear_error() {
     );
     std::fs::write(&config, text).unwrap();
     let (uuid, _) = lvm.define_guest("vm");
-    let out = run_cli(
-        &config,
-        &[
-            "attach",
-            "--guest",
-            &uuid,
-            "--volume",
-            &lvm.volume("lv1"),
-            "--mode",
-            "rw",
-        ],
-    );
+    let out = run_attach(&config, &uuid, lvm.volume("lv1"), "rw");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

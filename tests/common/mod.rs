@@ -186,6 +186,17 @@ pub trait Configured {
     }
 }
 
+/// Runs `attach --guest G --volume V --mode M` on a config.
+pub fn run_attach(config: &Path, guest: &str, volume: impl AsRef<Path>, mode: &str) -> Output {
+    let volume = volume.as_ref().to_str().expect("a UTF-8 test path");
+    run_cli(
+        config,
+        &[
+            "attach", "--guest", guest, "--volume", volume, "--mode", mode,
+        ],
+    )
+}
+
 /// Runs the built binary with a config.
 pub fn run_cli(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
