@@ -28,7 +28,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 import svirtpool  # noqa: E402
+from agentproc import Agent  # noqa: E402
 
 IMAGES = "/var/lib/libvirt/images"
 FILE_CONTEXTS = "/etc/selinux/default/contexts/files/file_contexts"
@@ -80,40 +82,11 @@ def median_pair(runs, a, b, setup):
     return statistics.median(ta), statistics.median(tb)
 
 
-class Agent:
-    def __init__(self, binary, config):
-        notify = tempfile.mkdtemp(prefix="svirt-bench-notify-")
-        import socket as s
-        self.sockpath = os.path.join(notify, "n.sock")
-        self.ns = s.socket(s.AF_UNIX, s.SOCK_DGRAM)
-        self.ns.bind(self.sockpath)
-        self.ns.settimeout(600)
-        env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG="warn")
-        t = time.perf_counter()
-        self.proc = subprocess.Popen([binary, "--config", config, "agent"], env=env)
-        while b"READY=1" not in self.ns.recv(4096):
-            pass
-        self.ready_after = time.perf_counter() - t
-        self.notify_dir = notify
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-        shutil.rmtree(self.notify_dir, ignore_errors=True)
-
-
 def burst(binary, state, pool, total, writers=2):
     """Files created by `writers` threads while the agent runs; latency from create to
     the agent's Monitor event for the file (sent after its label is written)."""
     config = write_config(state, pool)
-    agent = Agent(binary, config)
+    agent = Agent(binary, config).wait_ready()
     created, seen = {}, {}
     done = threading.Event()
     client = svirtpool.Client(os.path.join(state, "api.sock"), timeout=60)
@@ -159,7 +132,7 @@ def attach_detach(binary, state, pool, pairs):
     with open(os.path.join(pool, "disk.img"), "wb"):
         pass
     config = write_config(state, pool)
-    agent = Agent(binary, config)
+    agent = Agent(binary, config).wait_ready()
     c = svirtpool.Client(os.path.join(state, "api.sock"))
     c.define_guest(GUEST, "bench")
     disk = os.path.join(pool, "disk.img")
@@ -218,7 +191,7 @@ def main():
         wtree = os.path.join(work, "watch")
         wn = make_tree(wtree, a.files, a.watch_dirs)
         wstate = tempfile.mkdtemp(prefix="svirt-bench-state-")
-        agent = Agent(binary, write_config(wstate, wtree))
+        agent = Agent(binary, write_config(wstate, wtree)).wait_ready()
         rss = agent.rss_kib()
         ready = agent.ready_after
         agent.stop()

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,37 +31,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 import svirtpool  # noqa: E402
+from agentproc import Agent  # noqa: E402
 
 IMAGES = "/var/lib/libvirt/images"
 STALE = "system_u:object_r:etc_t:s0"
 GUESTS = ["6f7a1c2e-0f4b-4d1e-9a57-%012d" % i for i in range(8)]
-
-
-class Agent:
-    def __init__(self, binary, config):
-        d = tempfile.mkdtemp(prefix="svirt-crash-notify-")
-        self.dir = d
-        self.ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.ns.bind(os.path.join(d, "n"))
-        self.ns.settimeout(600)
-        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(d, "n"), RUST_LOG="error")
-        self.proc = subprocess.Popen([binary, "--config", config, "agent"], env=env,
-                                     stderr=subprocess.DEVNULL)
-
-    def wait_ready(self):
-        while b"READY=1" not in self.ns.recv(4096):
-            pass
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Ledger:

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 import svirtpool  # noqa: E402
+from agentproc import Agent  # noqa: E402
 
 IMAGES = "/var/lib/libvirt/images"
 EXPECTED = {"io.svirtpool.Refused"}
@@ -46,13 +47,7 @@ def main():
     volumes = [os.path.join(pool, "v%03d.img" % i) for i in range(100)]
     for v in volumes:
         open(v, "wb").close()
-    notify_dir = tempfile.mkdtemp()
-    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ns.bind(os.path.join(notify_dir, "n"))
-    agent = subprocess.Popen([binary, "--config", config, "agent"], stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, NOTIFY_SOCKET=os.path.join(notify_dir, "n"), RUST_LOG="error"))
-    while b"READY=1" not in ns.recv(4096):
-        pass
+    agent = Agent(binary, config).wait_ready()
     sock = os.path.join(state, "api.sock")
     counts = collections.Counter()
     unexpected = []
@@ -120,14 +115,12 @@ def main():
     guests = json.loads(subprocess.run([binary, "--config", config, "guest", "list"],
                                        capture_output=True, text=True, check=True).stdout)
     pairs = [g["categories"] for g in guests]
-    agent.terminate()
-    agent.wait()
+    agent.stop()
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(state, "state.db"), uri=True)
     integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     db.close()
     shutil.rmtree(pool, ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)
-    shutil.rmtree(notify_dir, ignore_errors=True)
     total = sum(v for k, v in counts.items() if k != "files arrived")
     print("%d clients x %d ops in %.1f s (%.0f ops/s): %s" % (a.clients, a.ops, took, total / took, dict(counts)))
     print("unexpected errors: %d; drift after: %d; shared pairs: %d; integrity_check: %s" % (
