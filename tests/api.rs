@@ -223,3 +223,54 @@ fn the_cli_goes_through_the_agent_and_imports_by_descriptor() {
     bed.attach_ok(&uuid, &iso, "ro");
     assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT));
 }
+
+/// One varlink call over a fresh connection; returns the reply text.
+fn raw_call(sock: &std::path::Path, method: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(format!("{{\"method\":\"{method}\",\"parameters\":{{}}}}\0").as_bytes())
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while s.read(&mut byte).unwrap() == 1 && byte[0] != 0 {
+        reply.push(byte[0]);
+    }
+    String::from_utf8(reply).unwrap()
+}
+
+#[test]
+fn an_agent_started_after_a_crash_replaces_the_old_socket_and_serves() {
+    let bed = Bed::with_api_and_extra(API, "");
+    let sock = bed.socket();
+    bed.agent().kill();
+    assert!(
+        sock.exists(),
+        "SIGKILL leaves the socket file behind (the case under test)"
+    );
+    // Twice: a second crash and restart must work as well as the first.
+    for _ in 0..2 {
+        let agent = bed.agent();
+        let reply = raw_call(&sock, "io.svirtpool.ListPools");
+        assert!(reply.contains("\"pools\""), "not served: {reply}");
+        agent.kill();
+    }
+    // A socket someone still serves is never taken over.
+    let _first = bed.agent();
+    let second = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .args(["--config", bed.config.to_str().unwrap(), "agent"])
+        .output()
+        .unwrap();
+    assert!(
+        !second.status.success(),
+        "a second agent took over the socket"
+    );
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another agent serves"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(raw_call(&sock, "io.svirtpool.ListPools").contains("\"pools\""));
+}

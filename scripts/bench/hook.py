@@ -53,6 +53,8 @@ class Bed:
                     'lvm_args = ["--driverloaded", "n"]\n' % (self.state, self.state, self.vg))
         backing = os.path.join(self.dir, "lv1.node")
         sh("truncate", "-s", "4M", backing)
+        # udevd reads /run/udev/rules.d but does not create it.
+        os.makedirs("/run/udev/rules.d", exist_ok=True)
         self.rule = "/run/udev/rules.d/90-svirt-bench-%d.rules" % os.getpid()
         with open(self.rule, "w") as f:
             f.write('SUBSYSTEM=="block", KERNEL=="loop*", ATTR{loop/backing_file}=="%s", '

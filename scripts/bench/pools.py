@@ -159,6 +159,8 @@ def main():
     if os.geteuid() != 0:
         sys.exit("pools.py: run as root")
     binary = os.path.abspath(a.binary)
+    # Made here too: a host without libvirt has no image pool (0711, as libvirt makes it).
+    os.makedirs(IMAGES, mode=0o711, exist_ok=True)
     work = tempfile.mkdtemp(prefix="svirt-bench-", dir=IMAGES)
     state = tempfile.mkdtemp(prefix="svirt-bench-state-")
     rows = []

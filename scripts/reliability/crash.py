@@ -155,6 +155,8 @@ def main():
         sys.exit("crash.py: run as root")
     binary = os.path.abspath(a.binary)
     rng = random.Random(a.seed)
+    # Made here too: a host without libvirt has no image pool (0711, as libvirt makes it).
+    os.makedirs(IMAGES, mode=0o711, exist_ok=True)
     pool = tempfile.mkdtemp(prefix="svirt-crash-", dir=IMAGES)
     state = tempfile.mkdtemp(prefix="svirt-crash-state-")
     config = os.path.join(state, "c.toml")

@@ -38,6 +38,8 @@ def main():
     if os.geteuid() != 0:
         sys.exit("load.py: run as root")
     binary = os.path.abspath(a.binary)
+    # Made here too: a host without libvirt has no image pool (0711, as libvirt makes it).
+    os.makedirs(IMAGES, mode=0o711, exist_ok=True)
     pool = tempfile.mkdtemp(prefix="svirt-load-", dir=IMAGES)
     state = tempfile.mkdtemp(prefix="svirt-load-state-")
     config = os.path.join(state, "c.toml")
