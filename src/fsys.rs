@@ -40,6 +40,8 @@ pub struct Node {
     pub kind: NodeKind,
     /// Device of the filesystem it lives on.
     pub dev: u64,
+    /// Its inode number.
+    pub ino: u64,
 }
 
 impl Node {
@@ -48,6 +50,7 @@ impl Node {
         Ok(Node {
             kind: kind_of(&st),
             dev: st.st_dev,
+            ino: st.st_ino,
             fd,
         })
     }
@@ -185,28 +188,51 @@ fn open_error(e: rustix::io::Errno) -> OpenError {
     }
 }
 
-/// Opens `rel` below `root` without following any symlink or leaving the pool.
+/// An entry below a pool root, opened with the directory that holds it.
+pub struct Opened {
+    /// The directory holding the entry (opened beneath the root like the entry).
+    pub dir: OwnedFd,
+    /// The entry's name in `dir`.
+    pub name: std::ffi::OsString,
+    /// The entry itself.
+    pub node: Node,
+}
+
+/// Opens `rel` (not empty) below `root` without following any symlink or leaving the
+/// pool, and the directory that holds it.
 ///
-/// A regular file is opened read-only and non-blocking (its label is then read and
-/// written straight through the descriptor); anything else `O_PATH`, so opening a
-/// device node or FIFO has no effect. The kind is checked again on the descriptor.
-pub fn open_beneath(root: BorrowedFd<'_>, rel: &Path, cross_fs: bool) -> Result<Node, OpenError> {
-    let regular = rustix::fs::statat(root, rel, AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
-    let how = if regular {
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY
-    } else {
-        OFlags::PATH
+/// Every lookup is an `openat2` with the RESOLVE flags: nothing is ever looked up
+/// through a symlink or into another mount (a hung FUSE mount below a pool is never
+/// touched). The entry is first opened `O_PATH`; a regular file is then reopened
+/// read-only and non-blocking (its label is read and written through the descriptor),
+/// and must be the same inode. Anything else stays `O_PATH`, so opening a device node
+/// or FIFO has no effect.
+pub fn open_beneath(root: BorrowedFd<'_>, rel: &Path, cross_fs: bool) -> Result<Opened, OpenError> {
+    let name = rel.file_name().ok_or(OpenError::Missing)?.to_os_string();
+    let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")), cross_fs)?;
+    let flags = resolve_flags(cross_fs);
+    let open = |how: OFlags| {
+        rustix::fs::openat2(
+            &dir,
+            &name,
+            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            flags,
+        )
+        .map_err(open_error)
     };
-    let fd = rustix::fs::openat2(
-        root,
-        rel,
-        how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        resolve_flags(cross_fs),
-    )
-    .map_err(open_error)?;
-    Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string()))
+    let path_node = Node::from_fd(open(OFlags::PATH)?).map_err(|e| OpenError::Io(e.to_string()))?;
+    let node = if matches!(path_node.kind, NodeKind::Regular { .. }) {
+        let node = Node::from_fd(open(OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?)
+            .map_err(|e| OpenError::Io(e.to_string()))?;
+        if (node.dev, node.ino) != (path_node.dev, path_node.ino) {
+            return Err(OpenError::Io("replaced while being opened".into()));
+        }
+        node
+    } else {
+        path_node
+    };
+    Ok(Opened { dir, name, node })
 }
 
 /// Opens directory `rel` below `root` for reading its entries (`rel` empty: the root).
@@ -220,14 +246,26 @@ pub fn open_dir_beneath(
     } else {
         rel
     };
-    rustix::fs::openat2(
-        root,
-        rel,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        resolve_flags(cross_fs),
-    )
-    .map_err(open_error)
+    let open = |how: OFlags| {
+        rustix::fs::openat2(
+            root,
+            rel,
+            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve_flags(cross_fs),
+        )
+    };
+    open(OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| match e {
+        // O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR: tell the two apart.
+        rustix::io::Errno::NOTDIR
+            if open(OFlags::PATH)
+                .and_then(rustix::fs::fstat)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) =>
+        {
+            OpenError::Symlink
+        }
+        e => open_error(e),
+    })
 }
 
 /// One entry met by [`walk`].
@@ -239,10 +277,14 @@ pub enum Visit<'a> {
         /// Its open descriptor.
         fd: BorrowedFd<'a>,
     },
-    /// Any other entry, opened `O_PATH | O_NOFOLLOW` beneath its directory.
+    /// Any other entry, opened beneath its directory without following a symlink.
     Entry {
         /// Its path relative to the pool root.
         rel: &'a Path,
+        /// The directory holding it.
+        dir: BorrowedFd<'a>,
+        /// Its name in `dir`.
+        name: &'a OsStr,
         /// The opened entry.
         node: Node,
     },
@@ -375,11 +417,17 @@ fn read_dir(
         } else {
             OFlags::PATH
         };
-        let opened = rustix::fs::openat(
+        if dir_rel.as_os_str().is_empty() && name == crate::sole_link::STAGING_DIR.as_bytes() {
+            continue; // the agent's own staging directory
+        }
+        // RESOLVE flags here too: a file bind-mounted onto a pool name is a mount point,
+        // and is refused (EXDEV) without touching what is mounted there.
+        let opened = rustix::fs::openat2(
             &dir,
             entry.file_name(),
             how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
+            resolve_flags(cross_fs),
         );
         match opened
             .map_err(open_error)
@@ -395,7 +443,12 @@ fn read_dir(
                     subdirs.push(child.clone());
                 }
             }
-            Ok(node) => visit(Visit::Entry { rel: &child, node }),
+            Ok(node) => visit(Visit::Entry {
+                rel: &child,
+                dir: dir.as_fd(),
+                name: OsStr::from_bytes(name),
+                node,
+            }),
             Err(OpenError::Missing) => {} // removed while we walked: nothing to label
             Err(error) => visit(Visit::Error { rel: &child, error }),
         }

@@ -2,7 +2,8 @@
 //!
 //! Layout: `context` (labels as values), `policy` and `filecon` (libselinux),
 //! `config`, `state` (SQLite), `mcs` (pairs), `labels` (the one label decision),
-//! `fsys` (safe access beneath a pool), `reconcile`, `watch` (inotify), `agent`,
+//! `fsys` (safe access beneath a pool), `sole_link` (the one writer of pool files'
+//! labels), `reconcile`, `watch` (inotify), `agent`,
 //! `lock`, `cli` and `commands`.
 #![deny(missing_docs)]
 
@@ -24,6 +25,14 @@ pub mod mcs;
 pub mod ops;
 pub mod policy;
 pub mod reconcile;
+pub mod sole_link;
 pub mod state;
 pub mod uniform;
 pub mod watch;
+
+/// A file name made safe for one log line: bytes that are not printable ASCII (a
+/// newline that would forge a line, invalid UTF-8) are shown escaped (`\n`, `\xff`).
+pub fn logname(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    name.as_bytes().escape_ascii().to_string()
+}

@@ -20,9 +20,10 @@ use crate::config::{DirPool, Pool, PoolKind, Settings};
 use crate::context::Context;
 use crate::devices::{self, LvNode};
 use crate::filecon::{self, LabelError};
-use crate::fsys::{self, Node, NodeKind, OpenError, Visit};
+use crate::fsys::{self, NodeKind, OpenError, Visit};
 use crate::labels::{self, GuestContexts, Holder, Target};
 use crate::policy::{FileContexts, FileKind};
+use crate::sole_link::{self, Place, WriteError};
 use crate::state::HolderIndex;
 
 /// Why an entry of a pool is left alone.
@@ -47,6 +48,8 @@ pub enum SkipReason {
     Conflict,
     /// An LV's node is not the block device udev named (replaced in between).
     NotTheNode,
+    /// The file was replaced or removed while it was being labeled.
+    Changed,
 }
 
 impl SkipReason {
@@ -62,6 +65,7 @@ impl SkipReason {
             SkipReason::NoDefault => "no default label",
             SkipReason::Conflict => "conflicting attachments",
             SkipReason::NotTheNode => "not the LV's block device",
+            SkipReason::Changed => "changed while labeling",
         }
     }
 }
@@ -333,21 +337,41 @@ impl<'s> Reconciler<'s> {
             Ok(dir) => dir.cross_filesystems,
             Err(e) => return unreachable_entry(OpenError::Io(e)),
         };
-        let opened = self.root(idx).map_err(OpenError::Io).and_then(|root| {
-            if rel.as_os_str().is_empty() {
-                fsys::open_dir_beneath(root, rel, cross_fs).map(|fd| Node {
-                    fd,
-                    kind: NodeKind::Directory,
-                    dev: 0,
-                })
-            } else {
-                fsys::open_beneath(root, rel, cross_fs)
+        if let Err(e) = self.root(idx) {
+            return unreachable_entry(OpenError::Io(e));
+        }
+        // Borrowed field by field: the root and the labeler are used together.
+        let root = self.roots[idx].as_ref().expect("opened above").as_fd();
+        if rel.as_os_str().is_empty() {
+            return match fsys::open_dir_beneath(root, rel, cross_fs) {
+                Ok(fd) => self.labeler.reconcile_node(
+                    idx,
+                    rel,
+                    NodeKind::Directory,
+                    fd.as_fd(),
+                    None,
+                    holders,
+                ),
+                Err(e) => unreachable_entry(e),
+            };
+        }
+        match fsys::open_beneath(root, rel, cross_fs) {
+            Ok(opened) => {
+                let place = Place {
+                    root,
+                    dir: opened.dir.as_fd(),
+                    name: &opened.name,
+                };
+                let node = &opened.node;
+                self.labeler.reconcile_node(
+                    idx,
+                    rel,
+                    node.kind,
+                    node.fd.as_fd(),
+                    Some(place),
+                    holders,
+                )
             }
-        });
-        match opened {
-            Ok(node) => self
-                .labeler
-                .reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders),
             Err(e) => unreachable_entry(e),
         }
     }
@@ -376,6 +400,7 @@ impl<'s> Reconciler<'s> {
             &path,
             NodeKind::BlockDevice,
             node_fd.fd.as_fd(),
+            None,
             holders,
         )
     }
@@ -424,12 +449,23 @@ impl<'s> Reconciler<'s> {
             match visit {
                 Visit::Directory { rel, fd } => {
                     on_dir(rel, fd);
-                    let ex = labeler.reconcile_node(idx, rel, NodeKind::Directory, fd, &[]);
+                    let ex = labeler.reconcile_node(idx, rel, NodeKind::Directory, fd, None, &[]);
                     on_entry(rel, &ex);
                 }
-                Visit::Entry { rel, node } => {
+                Visit::Entry {
+                    rel,
+                    dir,
+                    name,
+                    node,
+                } => {
                     let holders = holders(rel.as_os_str().as_bytes());
-                    let ex = labeler.reconcile_node(idx, rel, node.kind, node.fd.as_fd(), holders);
+                    let place = Place {
+                        root: root.as_fd(),
+                        dir,
+                        name,
+                    };
+                    let fd = node.fd.as_fd();
+                    let ex = labeler.reconcile_node(idx, rel, node.kind, fd, Some(place), holders);
                     on_entry(rel, &ex);
                 }
                 Visit::Error { rel, error } => on_entry(rel, &unreachable_entry(error)),
@@ -502,12 +538,16 @@ impl<'s> Labeler<'s> {
             })
     }
 
+    /// Decides and, when it differs, writes the label of one opened entry. A regular
+    /// file of a dir pool comes with its `place`, and is written by the sole-link
+    /// protocol ([`sole_link`]); directories and LV nodes are written through `fd`.
     fn reconcile_node(
         &self,
         idx: usize,
         path: &Path,
         kind: NodeKind,
         fd: BorrowedFd<'_>,
+        place: Option<Place<'_>>,
         holders: &[Holder],
     ) -> Examined {
         let pool = &self.settings.pools[idx];
@@ -550,9 +590,22 @@ impl<'s> Labeler<'s> {
             // Inspecting writes nothing, but says when writing could not work either.
             (true, Apply::Inspect) if read_only_fs(fd) => Outcome::Skipped(SkipReason::ReadOnly),
             (true, Apply::Inspect) => Outcome::Relabeled,
-            (true, Apply::Write) => match filecon::write(fd, &desired) {
-                Ok(()) => Outcome::Relabeled,
-                Err(e) => label_failure(e),
+            (true, Apply::Write) => match (kind, place) {
+                (NodeKind::Regular { .. }, Some(place)) => {
+                    match sole_link::write(place, fd, &desired) {
+                        Ok(()) => Outcome::Relabeled,
+                        Err(WriteError::HardLinks) => Outcome::Skipped(SkipReason::HardLinks),
+                        Err(WriteError::Changed) => Outcome::Skipped(SkipReason::Changed),
+                        Err(WriteError::Label(e)) => label_failure(e),
+                        Err(e @ WriteError::Staging(_)) => Outcome::Failed(e.to_string()),
+                    }
+                }
+                // A regular file reached any other way is never written.
+                (NodeKind::Regular { .. }, None) => Outcome::Skipped(SkipReason::Changed),
+                _ => match filecon::write(fd, &desired) {
+                    Ok(()) => Outcome::Relabeled,
+                    Err(e) => label_failure(e),
+                },
             },
         };
         ex.desired = Some(desired);

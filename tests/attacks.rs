@@ -154,3 +154,92 @@ fn very_deep_trees_are_walked_without_recursion_or_descriptor_exhaustion() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
     assert_eq!(label(&bottom).as_deref(), Some(VIRT_IMAGE));
 }
+
+/// Entries of the pool's staging directory (the sole-link protocol leaves none).
+fn staged(bed: &Bed) -> Vec<PathBuf> {
+    std::fs::read_dir(bed.pool.join(".svirt-pool"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn hard_links_to_outside_files_raced_in_a_writable_directory() {
+    let bed = Bed::new();
+    // Outside the pool but on its filesystem, so the attacker can hard-link it.
+    let outside = TempDir::new("/var/lib/libvirt", "svirt-pool-outside");
+    let secrets = outside_files(&outside, 1);
+    let secret = &secrets[0];
+    let (uuid, _) = bed.define_guest("victim");
+    // A directory anyone may write (an upload directory): names in it can change at any
+    // moment, so the agent may not trust a link count it read.
+    let up = bed.pool.join("up");
+    std::fs::create_dir(&up).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&up, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let _agent = bed.agent();
+    let stop = AtomicBool::new(false);
+    let rounds = AtomicUsize::new(0);
+    let tries = AtomicUsize::new(0);
+    let target = up.join("x.img");
+    let relabeled_during = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        // The attacker: `x.img` is a hard link to the secret (two links), then a fresh
+        // file is renamed over it: whoever opened the link now holds the secret with one
+        // link, the one outside the pool.
+        s.spawn(|| {
+            let decoy = up.join("decoy");
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::hard_link(secret, &target);
+                // (The agent may be labeling the decoy: then it is briefly away.)
+                let _ = std::fs::write(&decoy, b"decoy");
+                let _ = std::fs::rename(&decoy, &target);
+                if i.is_multiple_of(2) {
+                    let _ = std::fs::remove_file(&target);
+                }
+                i += 1;
+                rounds.fetch_add(1, Ordering::Relaxed);
+                if label(secret).as_deref() != Some(SECRET) {
+                    relabeled_during.fetch_add(1, Ordering::Relaxed);
+                    set_label(secret, SECRET);
+                }
+            }
+        });
+        // Scans and attach calls aimed at the raced name; the agent reacts to every event.
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                bed.cli(&["scan"]);
+                bed.attach(&uuid, &target, "rw");
+                bed.cli(&[
+                    "detach",
+                    "--guest",
+                    &uuid,
+                    "--volume",
+                    target.to_str().unwrap(),
+                ]);
+                tries.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        std::thread::sleep(Duration::from_secs(10));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let relabeled = relabeled_during.load(Ordering::Relaxed) + outside_relabels(&secrets);
+    println!(
+        "hard-link race: {} attacker rounds, {} scan+attach+detach rounds, outside relabels: {relabeled}",
+        rounds.load(Ordering::Relaxed),
+        tries.load(Ordering::Relaxed),
+    );
+    assert!(rounds.load(Ordering::Relaxed) > 1000, "the race barely ran");
+    assert_eq!(relabeled, 0, "the file outside the pool was relabeled");
+    // The protocol still labels files of the writable directory, under their own names,
+    // and leaves nothing behind in its staging directory.
+    let _ = std::fs::remove_file(&target);
+    let fresh = up.join("fresh.img");
+    std::fs::write(&fresh, b"img").unwrap();
+    set_label(&fresh, "system_u:object_r:tmp_t:s0");
+    bed.ok(&["scan"]);
+    assert_eq!(label(&fresh).as_deref(), Some(VIRT_IMAGE));
+    bed.attach_ok(&uuid, &fresh, "rw");
+    assert!(label(&fresh).unwrap().starts_with(SVIRT_IMAGE));
+    assert_eq!(staged(&bed), Vec::<PathBuf>::new());
+}

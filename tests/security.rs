@@ -172,3 +172,66 @@ fn fifos_and_device_nodes_in_a_pool_are_left_alone() {
     assert_eq!(label(&fifo), None);
     assert_eq!(label(&null), None);
 }
+
+/// A bind mount that is unmounted (lazily) when dropped, even when the test fails.
+struct BindMount(std::path::PathBuf);
+
+impl BindMount {
+    fn new(from: &std::path::Path, onto: &std::path::Path) -> BindMount {
+        let ok = std::process::Command::new("mount")
+            .args(["--bind"])
+            .arg(from)
+            .arg(onto)
+            .status()
+            .expect("mount (util-linux) is needed")
+            .success();
+        assert!(ok, "mount --bind {} {}", from.display(), onto.display());
+        BindMount(onto.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn mounts_below_a_pool_are_never_entered() {
+    let bed = Bed::new();
+    let outside = Outside::new();
+    let (uuid, _) = bed.define_guest("attacker");
+    // A file bind-mounted onto a pool name (same filesystem, so st_dev cannot tell),
+    // and a directory mounted on a pool subdirectory.
+    let file = bed.file("bound.img");
+    let mnt = bed.pool.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let _file_mount = BindMount::new(&outside.dir.join("secret"), &file);
+    let _dir_mount = BindMount::new(&outside.dir.join("subdir"), &mnt);
+
+    let json: serde_json::Value = serde_json::from_str(&bed.ok(&["scan", "--json"])).unwrap();
+    assert_eq!(
+        json["total"]["skipped"]["other filesystem"], 2,
+        "both mount points are reported: {json}"
+    );
+    outside.assert_untouched();
+    for target in [file.clone(), mnt.join("inner.img")] {
+        let out = bed.attach(&uuid, &target, "rw");
+        assert_eq!(out.status.code(), Some(1), "{}", target.display());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("another filesystem"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    outside.assert_untouched();
+    // The agent's first scan leaves them alone too, while it labels the rest.
+    let other = bed.file("other.img");
+    set_label(&other, "system_u:object_r:tmp_t:s0");
+    let _agent = bed.agent();
+    assert_label_within_1s(&other, VIRT_IMAGE);
+    outside.assert_untouched();
+}

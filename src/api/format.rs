@@ -41,8 +41,9 @@ fn probe(settings: &Settings, path: &Path) -> Option<(Option<u64>, Option<String
         .filter_map(|p| p.dir())
         .find_map(|d| d.relative(path).map(|rel| (d, rel)))?;
     let root = fsys::open_pool_root(&dir.path).ok()?;
-    let node =
-        fsys::open_beneath(std::os::fd::AsFd::as_fd(&root), rel, dir.cross_filesystems).ok()?;
+    let node = fsys::open_beneath(std::os::fd::AsFd::as_fd(&root), rel, dir.cross_filesystems)
+        .ok()?
+        .node;
     let st = rustix::fs::fstat(&node.fd).ok()?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Some((None, None));

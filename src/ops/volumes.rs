@@ -127,10 +127,12 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<()> {
         .root(vol.pool)
         .map_err(|e| Error::failed(format!("pool {}: {e}", pool.name)))?;
     let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", vol.shown));
-    let node = fsys::open_beneath(root, rel, cross_fs).map_err(|e| match e {
-        OpenError::Symlink => refuse("it is or goes through a symlink".into()),
-        e => refuse(e.to_string()),
-    })?;
+    let node = fsys::open_beneath(root, rel, cross_fs)
+        .map(|opened| opened.node)
+        .map_err(|e| match e {
+            OpenError::Symlink => refuse("it is or goes through a symlink".into()),
+            e => refuse(e.to_string()),
+        })?;
     match node.kind {
         NodeKind::Regular { links: 1 } => {}
         NodeKind::Regular { links } => {
