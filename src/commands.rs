@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::ops::guests::GuestInfo;
 use crate::ops::volumes::VolumeResult;
-use crate::ops::{self, files, guests, report, volumes};
+use crate::ops::{self, Caller, files, guests, report, volumes};
 
 /// A volume argument as the agent must see it: paths made absolute from our working
 /// directory (the agent's is elsewhere); `VG/LV` names kept as they are.
@@ -64,7 +64,7 @@ fn attach(
             .await?
             .map(|r| from_labeled(r.result)))
     })
-    .unwrap_or_else(|| volumes::attach(s, guest, volume, mode))
+    .unwrap_or_else(|| volumes::attach(s, Caller::current(), guest, volume, mode))
 }
 
 /// Detach through the agent when one runs, else here.
@@ -73,7 +73,7 @@ fn detach(s: &Settings, guest: &str, volume: &Path) -> Result<VolumeResult> {
     through_agent(&s.api.socket, async |c| {
         Ok(c.detach(guest, &v).await?.map(|r| from_labeled(r.result)))
     })
-    .unwrap_or_else(|| volumes::detach(s, guest, volume))
+    .unwrap_or_else(|| volumes::detach(s, Caller::current(), guest, volume))
 }
 
 /// Opens `file` with the caller's own rights and imports it through the agent (the fd is
@@ -98,7 +98,7 @@ fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<V
             .await?
             .map(|r| from_labeled(r.result)))
     })
-    .unwrap_or_else(|| files::import(s, pool, &name, open()?))
+    .unwrap_or_else(|| files::import(s, Caller::current(), pool, &name, open()?))
 }
 
 /// Prints a value as pretty JSON on stdout.
@@ -142,7 +142,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                     .await?
                     .map(|r| from_guest(r.guest)))
             })
-            .unwrap_or_else(|| guests::define(s, &uuid, name.as_deref()))?;
+            .unwrap_or_else(|| guests::define(s, Caller::current(), &uuid, name.as_deref()))?;
             print_json(&g)
         }
         Command::Guest(GuestCommand::Show { uuid }) => print_json(&guests::show(s, &uuid)?),
@@ -181,7 +181,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             let released = through_agent(&s.api.socket, async |c| {
                 Ok(c.release(&guest).await?.map(|r| r.released as usize))
             })
-            .unwrap_or_else(|| volumes::release(s, &guest))?;
+            .unwrap_or_else(|| volumes::release(s, Caller::current(), &guest))?;
             let uuid = ops::parse_uuid(&guest)?;
             println!("released {released} volume(s) of guest {uuid}");
             Ok(())

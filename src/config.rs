@@ -45,6 +45,8 @@ struct RawApi {
     group: Option<String>,
     read_only_for_all: Option<bool>,
     max_connections: Option<usize>,
+    max_connections_per_user: Option<usize>,
+    max_guests_per_user: Option<u32>,
     max_request_bytes: Option<usize>,
     idle_timeout_secs: Option<u64>,
     write_timeout_secs: Option<u64>,
@@ -100,8 +102,12 @@ pub struct ApiSettings {
     pub group: Option<(String, u32)>,
     /// Whether everyone else may list pools, volumes and guests.
     pub read_only_for_all: bool,
-    /// Connections served at once; more are closed at accept.
+    /// Connections served at once; more are closed at accept (root's never are).
     pub max_connections: usize,
+    /// Connections one user other than root may hold at once.
+    pub max_connections_per_user: usize,
+    /// Guests one user other than root may define (each holds an MCS pair).
+    pub max_guests_per_user: u32,
     /// Largest request accepted, in bytes.
     pub max_request_bytes: usize,
     /// A connection that sends nothing for this long (and streams nothing) is closed.
@@ -316,7 +322,7 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
     let group_name = raw.group.unwrap_or_else(|| "libvirt".into());
     // A missing group is not an error: the host may not run libvirt yet. Only root
     // (and, with read_only_for_all, readers) is served then.
-    let group = group_gid(&group_name).map(|gid| (group_name, gid));
+    let group = crate::users::group_gid(&group_name).map(|gid| (group_name, gid));
     let positive = |key: &str, v: Option<u64>, default: u64| match v {
         Some(0) => Err(format!("api.{key} must be greater than 0")),
         Some(v) => Ok(v),
@@ -331,6 +337,17 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
             raw.max_connections.map(|v| v as u64),
             256,
         )? as usize,
+        max_connections_per_user: positive(
+            "max_connections_per_user",
+            raw.max_connections_per_user.map(|v| v as u64),
+            16,
+        )? as usize,
+        max_guests_per_user: u32::try_from(positive(
+            "max_guests_per_user",
+            raw.max_guests_per_user.map(u64::from),
+            64,
+        )?)
+        .unwrap_or(u32::MAX),
         max_request_bytes: positive(
             "max_request_bytes",
             raw.max_request_bytes.map(|v| v as u64),
@@ -347,25 +364,6 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
             10,
         )?),
     })
-}
-
-/// The gid of a group, from the system's group database (NSS).
-fn group_gid(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut grp: libc::group = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; buf outlives it.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c.as_ptr(),
-            &mut grp,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
 fn parse_context(key: &str, value: &str) -> Result<Context, String> {

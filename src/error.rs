@@ -21,6 +21,9 @@ pub enum Error {
     /// The guest with this UUID is not defined (exit 1).
     #[error("guest {0} is not defined")]
     NoSuchGuest(String),
+    /// The caller may not act on this guest or file (exit 1).
+    #[error("{0}")]
+    Forbidden(String),
     /// The request failed while being carried out (exit 1).
     #[error("{0}")]
     Failed(String),
@@ -31,7 +34,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config(_) => 2,
-            Error::Refused(_) | Error::Exists(_) | Error::NoSuchGuest(_) | Error::Failed(_) => 1,
+            Error::Refused(_)
+            | Error::Exists(_)
+            | Error::NoSuchGuest(_)
+            | Error::Forbidden(_)
+            | Error::Failed(_) => 1,
         }
     }
 

@@ -12,7 +12,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, StatxFlags};
+
+use crate::labels::FileId;
 
 /// What kind of object a pool entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,15 +44,41 @@ pub struct Node {
     pub dev: u64,
     /// Its inode number.
     pub ino: u64,
+    /// Which file it is (inode and birth time), to tell it from a later one of the same name.
+    pub file: FileId,
 }
 
 impl Node {
     fn from_fd(fd: OwnedFd) -> io::Result<Node> {
-        let st = rustix::fs::fstat(&fd)?;
+        let st = rustix::fs::statx(
+            &fd,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+        )?;
+        let mode = u32::from(st.stx_mode);
+        let kind = match FileType::from_raw_mode(mode) {
+            FileType::RegularFile => NodeKind::Regular {
+                links: u64::from(st.stx_nlink),
+            },
+            FileType::Directory => NodeKind::Directory,
+            FileType::Symlink => NodeKind::Symlink,
+            FileType::BlockDevice => NodeKind::BlockDevice,
+            _ => NodeKind::Other,
+        };
+        let btime_ns = if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME) {
+            st.stx_btime.tv_sec * 1_000_000_000 + i64::from(st.stx_btime.tv_nsec)
+        } else {
+            0
+        };
         Ok(Node {
-            kind: kind_of(&st),
-            dev: st.st_dev,
-            ino: st.st_ino,
+            kind,
+            dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            file: FileId {
+                ino: st.stx_ino,
+                btime_ns,
+            },
             fd,
         })
     }

@@ -60,6 +60,32 @@ pub struct Holder {
     pub pair: Pair,
     /// How it uses the volume.
     pub mode: Mode,
+    /// The file it attached (a dir pool's volume); `None` for LVs and attachments made
+    /// before files were recorded.
+    pub file: Option<FileId>,
+}
+
+/// Which file a name held when it was attached: its inode number and birth time.
+/// A file created later under the same name (even on a reused inode) is another file,
+/// and the attachment does not carry over to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `st_ino`.
+    pub ino: u64,
+    /// Birth time in nanoseconds since the epoch; 0 where the filesystem keeps none.
+    pub btime_ns: i64,
+}
+
+impl Holder {
+    /// Whether this attachment is about `file` (the file now at the volume's name).
+    pub fn holds(&self, file: Option<FileId>) -> bool {
+        match (self.file, file) {
+            (Some(held), Some(now)) => held == now,
+            // LVs, and attachments recorded before files were: by name.
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// The base contexts guests' labels are built from (from the policy or the config).
@@ -184,6 +210,7 @@ mod tests {
             guest: guest.into(),
             pair: Pair::new(a, b).unwrap(),
             mode,
+            file: None,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod reconcile;
 pub mod sole_link;
 pub mod state;
 pub mod uniform;
+pub mod users;
 pub mod watch;
 
 /// A file name made safe for one log line: bytes that are not printable ASCII (a

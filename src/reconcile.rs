@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::devices::{self, LvNode};
 use crate::filecon::{self, LabelError};
 use crate::fsys::{self, NodeKind, OpenError, Visit};
-use crate::labels::{self, GuestContexts, Holder, Target};
+use crate::labels::{self, FileId, GuestContexts, Holder, Target};
 use crate::policy::{FileContexts, FileKind};
 use crate::sole_link::{self, Place, WriteError};
 use crate::state::HolderIndex;
@@ -96,6 +96,8 @@ pub struct Examined {
     pub desired: Option<Context>,
     /// What happened.
     pub outcome: Outcome,
+    /// Which file it was (regular files of dir pools).
+    pub file: Option<FileId>,
 }
 
 /// Whether the reconciler writes labels or only reports what it would write.
@@ -344,14 +346,10 @@ impl<'s> Reconciler<'s> {
         let root = self.roots[idx].as_ref().expect("opened above").as_fd();
         if rel.as_os_str().is_empty() {
             return match fsys::open_dir_beneath(root, rel, cross_fs) {
-                Ok(fd) => self.labeler.reconcile_node(
-                    idx,
-                    rel,
-                    NodeKind::Directory,
-                    fd.as_fd(),
-                    None,
-                    holders,
-                ),
+                Ok(fd) => {
+                    let dir = Entry::direct(NodeKind::Directory, fd.as_fd());
+                    self.labeler.reconcile_node(idx, rel, dir, holders)
+                }
                 Err(e) => unreachable_entry(e),
             };
         }
@@ -362,15 +360,8 @@ impl<'s> Reconciler<'s> {
                     dir: opened.dir.as_fd(),
                     name: &opened.name,
                 };
-                let node = &opened.node;
-                self.labeler.reconcile_node(
-                    idx,
-                    rel,
-                    node.kind,
-                    node.fd.as_fd(),
-                    Some(place),
-                    holders,
-                )
+                let entry = Entry::file(&opened.node, place);
+                self.labeler.reconcile_node(idx, rel, entry, holders)
             }
             Err(e) => unreachable_entry(e),
         }
@@ -392,17 +383,12 @@ impl<'s> Reconciler<'s> {
                 current: None,
                 desired: None,
                 outcome: Outcome::Skipped(SkipReason::NotTheNode),
+                file: None,
             };
         }
         let path = node.devnode.clone();
-        self.labeler.reconcile_node(
-            idx,
-            &path,
-            NodeKind::BlockDevice,
-            node_fd.fd.as_fd(),
-            None,
-            holders,
-        )
+        let entry = Entry::direct(NodeKind::BlockDevice, node_fd.fd.as_fd());
+        self.labeler.reconcile_node(idx, &path, entry, holders)
     }
 
     /// Reconciles every volume of pool `idx` (for a dir pool, below `start`).
@@ -449,7 +435,12 @@ impl<'s> Reconciler<'s> {
             match visit {
                 Visit::Directory { rel, fd } => {
                     on_dir(rel, fd);
-                    let ex = labeler.reconcile_node(idx, rel, NodeKind::Directory, fd, None, &[]);
+                    let ex = labeler.reconcile_node(
+                        idx,
+                        rel,
+                        Entry::direct(NodeKind::Directory, fd),
+                        &[],
+                    );
                     on_entry(rel, &ex);
                 }
                 Visit::Entry {
@@ -464,8 +455,7 @@ impl<'s> Reconciler<'s> {
                         dir,
                         name,
                     };
-                    let fd = node.fd.as_fd();
-                    let ex = labeler.reconcile_node(idx, rel, node.kind, fd, Some(place), holders);
+                    let ex = labeler.reconcile_node(idx, rel, Entry::file(&node, place), holders);
                     on_entry(rel, &ex);
                 }
                 Visit::Error { rel, error } => on_entry(rel, &unreachable_entry(error)),
@@ -539,23 +529,40 @@ impl<'s> Labeler<'s> {
     }
 
     /// Decides and, when it differs, writes the label of one opened entry. A regular
-    /// file of a dir pool comes with its `place`, and is written by the sole-link
-    /// protocol ([`sole_link`]); directories and LV nodes are written through `fd`.
+    /// file of a dir pool comes with its place, and is written by the sole-link
+    /// protocol ([`sole_link`]); directories and LV nodes are written through the fd.
+    /// Holders count only if they attached this very file.
     fn reconcile_node(
         &self,
         idx: usize,
         path: &Path,
-        kind: NodeKind,
-        fd: BorrowedFd<'_>,
-        place: Option<Place<'_>>,
+        entry: Entry<'_>,
         holders: &[Holder],
     ) -> Examined {
+        let Entry {
+            kind,
+            fd,
+            place,
+            file,
+        } = entry;
+        let current_holders;
+        let holders = if holders.iter().all(|h| h.holds(file)) {
+            holders
+        } else {
+            current_holders = holders
+                .iter()
+                .filter(|h| h.holds(file))
+                .cloned()
+                .collect::<Vec<_>>();
+            &current_holders
+        };
         let pool = &self.settings.pools[idx];
         let mut ex = Examined {
             kind,
             current: None,
             desired: None,
             outcome: Outcome::Unchanged,
+            file,
         };
         let volumes = match pool.kind {
             PoolKind::Dir(_) => VolumeType::Files,
@@ -643,6 +650,38 @@ fn unreachable_entry(e: OpenError) -> Examined {
         current: None,
         desired: None,
         outcome,
+        file: None,
+    }
+}
+
+/// One opened entry, as the reconciler receives it.
+struct Entry<'a> {
+    kind: NodeKind,
+    fd: BorrowedFd<'a>,
+    /// Where a regular file of a dir pool was found (its label is written by name there).
+    place: Option<Place<'a>>,
+    file: Option<FileId>,
+}
+
+impl<'a> Entry<'a> {
+    /// A directory or an LV node: labeled through its descriptor.
+    fn direct(kind: NodeKind, fd: BorrowedFd<'a>) -> Self {
+        Entry {
+            kind,
+            fd,
+            place: None,
+            file: None,
+        }
+    }
+
+    /// An entry of a dir pool found at `place`.
+    fn file(node: &'a fsys::Node, place: Place<'a>) -> Self {
+        Entry {
+            kind: node.kind,
+            fd: node.fd.as_fd(),
+            place: Some(place),
+            file: matches!(node.kind, NodeKind::Regular { .. }).then_some(node.file),
+        }
     }
 }
 
@@ -666,6 +705,7 @@ mod tests {
             guest: "g".into(),
             pair: Pair::new(1, 2).unwrap(),
             mode: Mode::Rw,
+            file: None,
         }];
         let c = contexts();
         let files = VolumeType::Files;

@@ -165,6 +165,8 @@ fn open_staging(root: BorrowedFd<'_>, dev: u64) -> Result<OwnedFd, WriteError> {
     let bad = |why: String| WriteError::Staging(format!("{STAGING_DIR} in the pool root {why}"));
     match rustix::fs::mkdirat(root, STAGING_DIR, Mode::from_raw_mode(0o700)) {
         Ok(()) | Err(Errno::EXIST) => {}
+        // No label could be written there either: say so, as for any other file.
+        Err(Errno::ROFS) => return Err(WriteError::Label(LabelError::ReadOnly)),
         Err(e) => return Err(bad(format!("cannot be created: {e}"))),
     }
     let fd = rustix::fs::openat(

@@ -12,11 +12,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::context::{CategorySet, Pair};
 use crate::error::{Error, Result};
-use crate::labels::{self, Holder, Mode};
+use crate::labels::{self, FileId, Holder, Mode};
 use crate::mcs;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE guests (
@@ -39,6 +39,16 @@ CREATE TABLE attachments (
 CREATE INDEX attachments_by_volume ON attachments (pool, volume);
 ";
 
+/// Version 2: guests have an owner (the uid that defined them; rows from version 1 are
+/// root's), and attachments record which file they hold (inode and birth time; NULL for
+/// LVs and rows from version 1).
+const SCHEMA_V2: &str = "
+ALTER TABLE guests ADD COLUMN owner INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX guests_by_owner ON guests (owner);
+ALTER TABLE attachments ADD COLUMN file_ino INTEGER;
+ALTER TABLE attachments ADD COLUMN file_btime INTEGER;
+";
+
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "state.db";
 
@@ -51,6 +61,9 @@ pub struct Guest {
     pub name: String,
     /// Its MCS pair.
     pub pair: Pair,
+    /// The uid that defined it (root's guests: 0). Only it and root may change what
+    /// the guest holds.
+    pub owner: u32,
 }
 
 /// One attachment: a guest holds a volume of a pool in a mode.
@@ -64,6 +77,8 @@ pub struct Attachment {
     pub volume: Vec<u8>,
     /// How the guest uses it.
     pub mode: Mode,
+    /// The file attached (dir pools); `None` for LVs.
+    pub file: Option<FileId>,
 }
 
 /// Every attachment: pool name → volume path → holders.
@@ -195,6 +210,11 @@ impl Store {
         match version {
             0 => {
                 tx.execute_batch(SCHEMA_V1)?;
+                tx.execute_batch(SCHEMA_V2)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            1 => {
+                tx.execute_batch(SCHEMA_V2)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
             SCHEMA_VERSION => {}
@@ -209,20 +229,30 @@ impl Store {
         Ok(())
     }
 
-    /// Defines a guest, or returns the existing one with the same UUID.
+    /// Defines a guest for `owner`, or returns the existing one with the same UUID.
     ///
     /// A new guest gets a random free pair from `categories`; `name` updates the name
-    /// of an existing guest. Returns the guest and whether it was created.
+    /// of an existing guest. A guest of another owner is refused unless `owner` is
+    /// root, and an owner other than root may hold at most `quota` guests (so no one
+    /// user can take every pair). Returns the guest and whether it was created.
     pub fn define_guest(
         &mut self,
         uuid: &str,
         name: Option<&str>,
         categories: &CategorySet,
+        owner: u32,
+        quota: u32,
     ) -> Result<(Guest, bool)> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(mut guest) = guest_in(&tx, uuid)? {
+            if owner != 0 && guest.owner != owner {
+                return Err(Error::Forbidden(format!(
+                    "guest {uuid} belongs to another user (uid {})",
+                    guest.owner
+                )));
+            }
             if let Some(name) = name.filter(|n| *n != guest.name) {
                 tx.execute(
                     "UPDATE guests SET name = ?1 WHERE uuid = ?2",
@@ -232,6 +262,18 @@ impl Store {
             }
             tx.commit()?;
             return Ok((guest, false));
+        }
+        if owner != 0 {
+            let held: u32 = tx.query_row(
+                "SELECT count(*) FROM guests WHERE owner = ?1",
+                [owner],
+                |r| r.get(0),
+            )?;
+            if held >= quota {
+                return Err(Error::refused(format!(
+                    "uid {owner} already has {held} guests, the most api.max_guests_per_user allows"
+                )));
+            }
         }
         let mut taken_stmt =
             tx.prepare("SELECT 1 FROM guests WHERE cat_low = ?1 AND cat_high = ?2")?;
@@ -247,14 +289,15 @@ impl Store {
         drop(taken_stmt);
         let name = name.unwrap_or(uuid);
         tx.execute(
-            "INSERT INTO guests (uuid, name, cat_low, cat_high) VALUES (?1, ?2, ?3, ?4)",
-            params![uuid, name, pair.low(), pair.high()],
+            "INSERT INTO guests (uuid, name, cat_low, cat_high, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![uuid, name, pair.low(), pair.high(), owner],
         )?;
         tx.commit()?;
         let guest = Guest {
             uuid: uuid.to_owned(),
             name: name.to_owned(),
             pair,
+            owner,
         };
         Ok((guest, true))
     }
@@ -266,40 +309,11 @@ impl Store {
 
     /// Every guest, ordered by name then UUID.
     pub fn guests(&self) -> Result<Vec<Guest>> {
-        let mut stmt = self
-            .conn()
-            .prepare("SELECT uuid, name, cat_low, cat_high FROM guests ORDER BY name, uuid")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Guest {
-                uuid: r.get(0)?,
-                name: r.get(1)?,
-                pair: pair_of(r.get(2)?, r.get(3)?)?,
-            })
-        })?;
+        let mut stmt = self.conn().prepare(
+            "SELECT uuid, name, cat_low, cat_high, owner FROM guests ORDER BY name, uuid",
+        )?;
+        let rows = stmt.query_map([], guest_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Removes a guest and all its attachments in one transaction; returns those attachments.
-    ///
-    /// Refused while it has attachments unless `force`.
-    pub fn undefine_guest(&mut self, uuid: &str, force: bool) -> Result<Vec<Attachment>> {
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if guest_in(&tx, uuid)?.is_none() {
-            return Err(Error::NoSuchGuest(uuid.to_owned()));
-        }
-        let held = attachments_of(&tx, uuid)?;
-        if !held.is_empty() && !force {
-            return Err(Error::refused(format!(
-                "guest {uuid} still has {} attachment(s); detach them, or use --force to release them",
-                held.len()
-            )));
-        }
-        tx.execute("DELETE FROM attachments WHERE guest = ?1", [uuid])?;
-        tx.execute("DELETE FROM guests WHERE uuid = ?1", [uuid])?;
-        tx.commit()?;
-        Ok(held)
     }
 
     /// Everyone holding a volume.
@@ -310,7 +324,7 @@ impl Store {
     /// Every attachment of every volume, for a scan.
     pub fn holder_index(&self) -> Result<HolderIndex> {
         let mut stmt = self.conn().prepare(
-            "SELECT a.pool, a.volume, a.guest, g.cat_low, g.cat_high, a.mode
+            "SELECT a.pool, a.volume, a.guest, g.cat_low, g.cat_high, a.mode, a.file_ino, a.file_btime
              FROM attachments a JOIN guests g ON g.uuid = a.guest ORDER BY a.guest",
         )?;
         let mut index = HolderIndex::new();
@@ -320,6 +334,7 @@ impl Store {
                 guest: r.get(2)?,
                 pair: pair_of(r.get(3)?, r.get(4)?)?,
                 mode: mode_of(&r.get::<_, String>(5)?)?,
+                file: file_of(r.get(6)?, r.get(7)?),
             };
             index
                 .entry(r.get(0)?)
@@ -337,7 +352,8 @@ impl Store {
             Some(uuid) => Ok(attachments_of(self.conn(), uuid)?),
             None => {
                 let mut stmt = self.conn().prepare(
-                    "SELECT guest, pool, volume, mode FROM attachments ORDER BY pool, volume, guest",
+                    "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
+                     ORDER BY pool, volume, guest",
                 )?;
                 let rows = stmt.query_map([], attachment_row)?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -347,8 +363,9 @@ impl Store {
 
     /// Records that `guest` holds a volume in `mode`, if the other holders allow it.
     ///
-    /// Check and insert are one transaction. Returns the previous mode, if the guest
-    /// already held the volume.
+    /// Attachments of this name that hold another file (one deleted or replaced since)
+    /// are dropped first: attachments follow files, not names. Check and insert are one
+    /// transaction. Returns the previous mode, if the guest already held this file.
     pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
         let tx = self
             .conn_mut()
@@ -356,24 +373,61 @@ impl Store {
         if guest_in(&tx, &att.guest)?.is_none() {
             return Err(Error::NoSuchGuest(att.guest.clone()));
         }
-        let holders = holders_in(&tx, &att.pool, &att.volume)?;
-        labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| {
-            Error::refused(format!(
-                "volume {} {why}",
-                String::from_utf8_lossy(&att.volume)
-            ))
-        })?;
+        let (stale, holders): (Vec<Holder>, Vec<Holder>) = holders_in(&tx, &att.pool, &att.volume)?
+            .into_iter()
+            .partition(|h| !h.holds(att.file) && att.file.is_some());
+        for h in &stale {
+            tracing::info!(guest = %h.guest, pool = %att.pool,
+                volume = %att.volume.escape_ascii(), "dropped the attachment of a file that is gone");
+            tx.execute(
+                "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3",
+                params![h.guest, att.pool, att.volume],
+            )?;
+        }
+        labels::check_attach(&holders, &att.guest, att.mode)
+            .map_err(|why| Error::refused(format!("volume {} {why}", att.volume.escape_ascii())))?;
         let previous = holders
             .iter()
             .find(|h| h.guest == att.guest)
             .map(|h| h.mode);
+        let (ino, btime) = file_columns(att.file);
         tx.execute(
-            "INSERT INTO attachments (guest, pool, volume, mode) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode",
-            params![att.guest, att.pool, att.volume, att.mode.as_str()],
+            "INSERT INTO attachments (guest, pool, volume, mode, file_ino, file_btime)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode,
+                 file_ino = excluded.file_ino, file_btime = excluded.file_btime",
+            params![
+                att.guest,
+                att.pool,
+                att.volume,
+                att.mode.as_str(),
+                ino,
+                btime
+            ],
         )?;
         tx.commit()?;
         Ok(previous)
+    }
+
+    /// Forgets a guest that holds nothing (its pair becomes free); refused while it holds
+    /// something. Its volumes' labels must have been restored first.
+    pub fn forget_guest(&mut self, uuid: &str) -> Result<()> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if guest_in(&tx, uuid)?.is_none() {
+            return Err(Error::NoSuchGuest(uuid.to_owned()));
+        }
+        let held = attachments_of(&tx, uuid)?;
+        if !held.is_empty() {
+            return Err(Error::refused(format!(
+                "guest {uuid} still has {} attachment(s); detach them, or use --force to release them",
+                held.len()
+            )));
+        }
+        tx.execute("DELETE FROM guests WHERE uuid = ?1", [uuid])?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Removes one attachment; returns its mode, `None` if there was none.
@@ -419,24 +473,46 @@ impl Store {
     }
 }
 
+fn guest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Guest> {
+    Ok(Guest {
+        uuid: r.get(0)?,
+        name: r.get(1)?,
+        pair: pair_of(r.get(2)?, r.get(3)?)?,
+        owner: r.get(4)?,
+    })
+}
+
 fn guest_in(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<Guest>> {
     conn.query_row(
-        "SELECT uuid, name, cat_low, cat_high FROM guests WHERE uuid = ?1",
+        "SELECT uuid, name, cat_low, cat_high, owner FROM guests WHERE uuid = ?1",
         [uuid],
-        |r| {
-            Ok(Guest {
-                uuid: r.get(0)?,
-                name: r.get(1)?,
-                pair: pair_of(r.get(2)?, r.get(3)?)?,
-            })
-        },
+        guest_row,
     )
     .optional()
 }
 
+/// A file identity from its two columns (both NULL: none recorded).
+fn file_of(ino: Option<i64>, btime: Option<i64>) -> Option<FileId> {
+    Some(FileId {
+        ino: u64::from_ne_bytes(ino?.to_ne_bytes()),
+        btime_ns: btime.unwrap_or(0),
+    })
+}
+
+/// The two columns of a file identity (SQLite integers are signed: the bits are kept).
+fn file_columns(file: Option<FileId>) -> (Option<i64>, Option<i64>) {
+    match file {
+        Some(f) => (
+            Some(i64::from_ne_bytes(f.ino.to_ne_bytes())),
+            Some(f.btime_ns),
+        ),
+        None => (None, None),
+    }
+}
+
 fn holders_in(conn: &Connection, pool: &str, volume: &[u8]) -> rusqlite::Result<Vec<Holder>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.guest, g.cat_low, g.cat_high, a.mode FROM attachments a
+        "SELECT a.guest, g.cat_low, g.cat_high, a.mode, a.file_ino, a.file_btime FROM attachments a
          JOIN guests g ON g.uuid = a.guest WHERE a.pool = ?1 AND a.volume = ?2 ORDER BY a.guest",
     )?;
     let rows = stmt.query_map(params![pool, volume], |r| {
@@ -444,6 +520,7 @@ fn holders_in(conn: &Connection, pool: &str, volume: &[u8]) -> rusqlite::Result<
             guest: r.get(0)?,
             pair: pair_of(r.get(1)?, r.get(2)?)?,
             mode: mode_of(&r.get::<_, String>(3)?)?,
+            file: file_of(r.get(4)?, r.get(5)?),
         })
     })?;
     rows.collect()
@@ -455,12 +532,14 @@ fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachment> {
         pool: r.get(1)?,
         volume: r.get(2)?,
         mode: mode_of(&r.get::<_, String>(3)?)?,
+        file: file_of(r.get(4)?, r.get(5)?),
     })
 }
 
 fn attachments_of(conn: &Connection, uuid: &str) -> rusqlite::Result<Vec<Attachment>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT guest, pool, volume, mode FROM attachments WHERE guest = ?1 ORDER BY pool, volume",
+        "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
+         WHERE guest = ?1 ORDER BY pool, volume",
     )?;
     let rows = stmt.query_map([uuid], attachment_row)?;
     rows.collect()
@@ -476,6 +555,7 @@ mod tests {
             pool: "p".into(),
             volume: volume.as_bytes().to_vec(),
             mode,
+            file: None,
         }
     }
 
@@ -484,12 +564,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         let cats = CategorySet::full();
-        let (g1, created) = store.define_guest("g1", Some("one"), &cats).unwrap();
+        let (g1, created) = store
+            .define_guest("g1", Some("one"), &cats, 0, u32::MAX)
+            .unwrap();
         assert!(created);
-        let (again, created) = store.define_guest("g1", None, &cats).unwrap();
+        let (again, created) = store.define_guest("g1", None, &cats, 0, u32::MAX).unwrap();
         assert!(!created);
         assert_eq!(again, g1);
-        store.define_guest("g2", None, &cats).unwrap();
+        store.define_guest("g2", None, &cats, 0, u32::MAX).unwrap();
 
         assert_eq!(store.attach(&att("g1", "a.img", Mode::Ro)).unwrap(), None);
         assert_eq!(store.attach(&att("g2", "a.img", Mode::Ro)).unwrap(), None);
@@ -507,7 +589,7 @@ mod tests {
             store.attach(&att("g1", "a.img", Mode::Rw)).unwrap(),
             Some(Mode::Ro)
         );
-        assert!(store.undefine_guest("g1", false).is_err());
+        assert!(store.forget_guest("g1").is_err(), "it still holds a.img");
         assert_eq!(store.release("g1").unwrap().len(), 1);
         assert!(store.holders("p", b"a.img").unwrap().is_empty());
         store.integrity_check().unwrap();
@@ -519,7 +601,7 @@ mod tests {
         let pair = {
             let mut store = Store::open(dir.path()).unwrap();
             let (g, _) = store
-                .define_guest("g1", None, &CategorySet::full())
+                .define_guest("g1", None, &CategorySet::full(), 0, u32::MAX)
                 .unwrap();
             store.attach(&att("g1", "x", Mode::Rw)).unwrap();
             g.pair
@@ -535,10 +617,66 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         let cats = CategorySet::parse("c0.c2").unwrap();
         for g in ["a", "b", "c"] {
-            store.define_guest(g, None, &cats).unwrap();
+            store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
         }
-        let err = store.define_guest("d", None, &cats).unwrap_err();
+        let err = store
+            .define_guest("d", None, &cats, 0, u32::MAX)
+            .unwrap_err();
         assert!(err.to_string().contains("no free MCS pair"), "{err}");
         assert_eq!(err.exit_code(), 1);
+    }
+
+    #[test]
+    fn guests_belong_to_who_defined_them_and_users_have_a_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let cats = CategorySet::full();
+        let (g, _) = store.define_guest("mine", None, &cats, 1000, 2).unwrap();
+        assert_eq!(g.owner, 1000);
+        let err = store
+            .define_guest("mine", Some("x"), &cats, 1001, 2)
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)), "{err}");
+        // Root may redefine (rename) anyone's guest; it stays its owner's.
+        let (g, _) = store.define_guest("mine", Some("x"), &cats, 0, 2).unwrap();
+        assert_eq!((g.owner, g.name.as_str()), (1000, "x"));
+        store.define_guest("second", None, &cats, 1000, 2).unwrap();
+        let err = store
+            .define_guest("third", None, &cats, 1000, 2)
+            .unwrap_err();
+        assert!(err.to_string().contains("max_guests_per_user"), "{err}");
+        // Root has no quota.
+        for i in 0..3 {
+            store
+                .define_guest(&format!("r{i}"), None, &cats, 0, 2)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn attachments_follow_files_not_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let cats = CategorySet::full();
+        for g in ["old", "new"] {
+            store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+        }
+        let file = |ino| Some(FileId { ino, btime_ns: 7 });
+        let mut first = att("old", "a.img", Mode::Rw);
+        first.file = file(u64::MAX - 1);
+        store.attach(&first).unwrap();
+        let held = store.holders("p", b"a.img").unwrap();
+        assert_eq!(held[0].file, file(u64::MAX - 1), "identity round-trips");
+        // Same name, another file: the old attachment is gone, not a conflict.
+        let mut second = att("new", "a.img", Mode::Rw);
+        second.file = file(12);
+        store.attach(&second).unwrap();
+        let held = store.holders("p", b"a.img").unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].guest, "new");
+        // The same file is still a conflict.
+        let mut again = att("old", "a.img", Mode::Ro);
+        again.file = file(12);
+        assert!(store.attach(&again).is_err());
     }
 }

@@ -274,3 +274,47 @@ fn an_agent_started_after_a_crash_replaces_the_old_socket_and_serves() {
     );
     assert!(raw_call(&sock, "io.svirtpool.ListPools").contains("\"pools\""));
 }
+
+#[test]
+fn a_member_cannot_use_the_agent_as_its_deputy() {
+    let bed = Bed::with_api_and_extra(API, "");
+    use std::os::unix::fs::PermissionsExt;
+    // A file only root may read, root's guest holding a disk rw, and a public ISO.
+    let secret = bed.file("root-only.img");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let disk = bed.file("victim.img");
+    std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let public = bed.pool.join("public.iso");
+    std::fs::write(&public, b"public").unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (root_guest, pair) = bed.define_guest("root's");
+    bed.attach_ok(&root_guest, &disk, "rw");
+    let disk_label = format!("{SVIRT_IMAGE}:{pair}");
+    assert_eq!(label(&disk).as_deref(), Some(disk_label.as_str()));
+    let _agent = bed.agent();
+    let secret_label = label(&secret);
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "deputy",
+            bed.socket().to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+            &root_guest,
+        ],
+    );
+    assert_ok(&out, "deputy");
+    assert_eq!(label(&secret), secret_label, "root-only file relabeled");
+    assert_eq!(
+        label(&disk).as_deref(),
+        Some(disk_label.as_str()),
+        "the other guest's disk changed hands"
+    );
+    let held = bed.ok(&["guest", "show", &root_guest]);
+    assert!(held.contains("victim.img"), "{held}");
+    let guests = bed.ok(&["guest", "list"]);
+    assert!(
+        guests.contains("root's"),
+        "the member renamed root's guest: {guests}"
+    );
+    assert_eq!(label(&public).as_deref(), Some(VIRT_CONTENT));
+}

@@ -20,7 +20,13 @@ fn ten_thousand_guests_get_distinct_pairs_that_persist() {
         let mut store = Store::open(dir.path()).unwrap();
         for i in 0..10_000 {
             let (g, created) = store
-                .define_guest(&format!("00000000-0000-4000-8000-{i:012}"), None, &cats)
+                .define_guest(
+                    &format!("00000000-0000-4000-8000-{i:012}"),
+                    None,
+                    &cats,
+                    0,
+                    u32::MAX,
+                )
                 .unwrap();
             assert!(created);
             assert!(pairs.insert(g.pair), "pair {} handed out twice", g.pair);

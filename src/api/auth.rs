@@ -53,25 +53,9 @@ pub fn check(peer: &Peer, need: Access, api: &ApiSettings) -> Result<(), &'stati
     decide(peer.uid == 0, is_member, api.read_only_for_all, need)
 }
 
-/// Whether user `uid` is a member of group `gid` (primary or supplementary), from the
-/// system's user and group databases.
+/// Whether user `uid` is a member of group `gid` (primary or supplementary).
 fn user_in_group(uid: u32, gid: u32) -> bool {
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; buf outlives every use of pwd.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return false;
-    }
-    if pwd.pw_gid == gid {
-        return true;
-    }
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut n = groups.len() as libc::c_int;
-    // SAFETY: pw_name points into buf; groups has room for n entries.
-    let rc = unsafe { libc::getgrouplist(pwd.pw_name, pwd.pw_gid, groups.as_mut_ptr(), &mut n) };
-    rc >= 0 && groups[..n.max(0) as usize].contains(&gid)
+    crate::users::groups_of(uid).is_some_and(|groups| groups.contains(&gid))
 }
 
 #[cfg(test)]

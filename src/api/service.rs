@@ -22,7 +22,7 @@ use super::types::*;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::labels::Mode;
-use crate::ops::{files, guests, report, volumes};
+use crate::ops::{Caller, files, guests, report, volumes};
 
 /// Reply of `ListPools`.
 #[derive(Debug, Serialize, Deserialize, introspect::Type)]
@@ -127,6 +127,14 @@ impl Api {
                 reason: reason.to_owned(),
             }
         })
+    }
+
+    /// Who this connection's peer is, for the operations.
+    fn caller(&self) -> Caller {
+        Caller {
+            uid: self.peer.uid,
+            gid: self.peer.gid,
+        }
     }
 
     /// Runs a blocking operation on the blocking pool.
@@ -270,8 +278,9 @@ impl Api {
     ) -> Result<GuestReply, ApiError> {
         self.allow("DefineGuest", Access::Operate)?;
         let uuid = uuid_arg("uuid", &uuid)?;
+        let caller = self.caller();
         let g = self
-            .blocking(move |s| guests::define(s, &uuid, name.as_deref()))
+            .blocking(move |s| guests::define(s, caller, &uuid, name.as_deref()))
             .await?;
         tracing::info!(uid = self.peer.uid, pid = self.peer.pid, guest = %g.uuid, "api DefineGuest");
         Ok(GuestReply { guest: g.into() })
@@ -335,8 +344,9 @@ impl Api {
         let guest = uuid_arg("guest", &guest)?;
         let mode = mode_arg(&mode)?;
         let v = volume.clone();
+        let caller = self.caller();
         let r = self
-            .blocking(move |s| volumes::attach(s, &guest, &PathBuf::from(v), mode))
+            .blocking(move |s| volumes::attach(s, caller, &guest, &PathBuf::from(v), mode))
             .await?;
         self.mutated(
             "Attach",
@@ -350,8 +360,9 @@ impl Api {
         self.allow("Detach", Access::Operate)?;
         let guest = uuid_arg("guest", &guest)?;
         let v = volume.clone();
+        let caller = self.caller();
         let r = self
-            .blocking(move |s| volumes::detach(s, &guest, &PathBuf::from(v)))
+            .blocking(move |s| volumes::detach(s, caller, &guest, &PathBuf::from(v)))
             .await?;
         self.mutated(
             "Detach",
@@ -364,8 +375,11 @@ impl Api {
     async fn release(&self, guest: String) -> Result<ReleasedReply, ApiError> {
         self.allow("Release", Access::Operate)?;
         let guest = uuid_arg("guest", &guest)?;
+        let caller = self.caller();
         let g = guest.clone();
-        let released = self.blocking(move |s| volumes::release(s, &g)).await?;
+        let released = self
+            .blocking(move |s| volumes::release(s, caller, &g))
+            .await?;
         self.mutated(
             "Release",
             Event {
@@ -391,8 +405,9 @@ impl Api {
         self.allow("Import", Access::Operate)?;
         let fd = one_fd(fds)?;
         let p = pool.clone();
+        let caller = self.caller();
         let r = self
-            .blocking(move |s| files::import(s, &p, &name, fd))
+            .blocking(move |s| files::import(s, caller, &p, &name, fd))
             .await?;
         self.mutated("Import", volume_event("imported", pool, &r));
         Ok(labeled(r))
@@ -415,8 +430,9 @@ impl Api {
             Err(e) => return (Err(e), vec![]),
         };
         let p = pool.clone();
+        let caller = self.caller();
         match self
-            .blocking(move |s| files::create_save_image(s, &guest, &p, &name))
+            .blocking(move |s| files::create_save_image(s, caller, &guest, &p, &name))
             .await
         {
             Ok((r, fd)) => {
@@ -448,8 +464,9 @@ impl Api {
             Err(e) => return (Err(e), vec![]),
         };
         let v = volume.clone();
+        let caller = self.caller();
         match self
-            .blocking(move |s| files::open(s, &guest, &PathBuf::from(v), mode))
+            .blocking(move |s| files::open(s, caller, &guest, &PathBuf::from(v), mode))
             .await
         {
             Ok((r, fd)) => {

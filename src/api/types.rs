@@ -166,6 +166,10 @@ impl From<Error> for ApiError {
             Error::NoSuchGuest(uuid) => ApiError::GuestNotFound { uuid },
             Error::Exists(volume) => ApiError::AlreadyExists { volume },
             Error::Refused(reason) => ApiError::Refused { reason },
+            Error::Forbidden(reason) => ApiError::PermissionDenied {
+                method: String::new(),
+                reason,
+            },
             Error::Failed(reason) => ApiError::Failed { reason },
         }
     }

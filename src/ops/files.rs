@@ -6,12 +6,11 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::volumes::{self, VolumeResult};
-use super::{parse_uuid, shown};
+use super::{Caller, guest_for, parse_uuid, shown};
 use crate::config::{PoolKind, Settings};
-use crate::devices;
 use crate::error::{Error, Result};
 use crate::filecon;
 use crate::fsys;
@@ -85,7 +84,14 @@ fn link_into_place(fd: &OwnedFd, root: &OwnedFd, name: &str, shown_path: &str) -
 /// Copies everything readable from `src` into the pool as `name`, with the pool's
 /// resting label. A reflink when the filesystem can, else a copy; fsynced, then
 /// renamed into place atomically (linked from an unnamed file).
-pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Result<VolumeResult> {
+/// The new file is owned by `caller`.
+pub fn import(
+    settings: &Settings,
+    caller: Caller,
+    pool: &str,
+    name: &str,
+    src: OwnedFd,
+) -> Result<VolumeResult> {
     check_new_name(name)?;
     let idx = dir_pool(settings, pool)?;
     let st = rustix::fs::fstat(&src)
@@ -115,6 +121,7 @@ pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Resu
         std::io::copy(&mut from, &mut to)
             .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
     }
+    give_to(&tmp, caller, &shown_path)?;
     rustix::fs::fsync(&tmp).map_err(|e| Error::failed(format!("fsync of {shown_path}: {e}")))?;
     let _lock = lock::acquire(&settings.state_dir)?;
     link_into_place(&tmp, &root, name, &shown_path)?;
@@ -133,10 +140,13 @@ pub fn import(settings: &Settings, pool: &str, name: &str, src: OwnedFd) -> Resu
     }
 }
 
-/// Creates an empty save image `name` in dir pool `pool`, labeled for `guest` (and
-/// recorded as its `rw` volume) before it becomes visible; returns it open read-write.
+/// Creates an empty save image `name` in dir pool `pool`, owned by `caller`, labeled
+/// for `guest` (which `caller` must own) and recorded as its `rw` volume before it
+/// becomes visible; returns it open read-write. A failure after it got its name removes
+/// it again: nothing is left behind labeled for the guest.
 pub fn create_save_image(
     settings: &Settings,
+    caller: Caller,
     guest: &str,
     pool: &str,
     name: &str,
@@ -148,23 +158,33 @@ pub fn create_save_image(
     let shown_path = shown(&dir.path.join(name));
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
-    let g = store
-        .guest(&uuid)?
-        .ok_or_else(|| Error::NoSuchGuest(uuid.clone()))?;
+    let g = guest_for(&store, &uuid, caller)?;
     let label = settings.selinux.contexts.image_label(g.pair);
     let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
     let file = unnamed_file(&root, 0o600)?;
+    give_to(&file, caller, &shown_path)?;
     filecon::write(file.as_fd(), &label)
         .map_err(|e| Error::failed(format!("labeling {shown_path}: {e}")))?;
     link_into_place(&file, &root, name, &shown_path)?;
+    let id = volumes::file_of(&file)?;
     // After a crash here the file rests on the next scan: it fails closed.
-    store.attach(&Attachment {
+    let recorded = store.attach(&Attachment {
         guest: uuid.clone(),
         pool: pool.to_owned(),
         volume: name.as_bytes().to_vec(),
         mode: AttachMode::Rw,
-    })?;
-    tracing::info!(guest = %uuid, path = %shown_path, "save image created");
+        file: Some(id),
+    });
+    if let Err(e) = recorded {
+        // Only while the name still holds our file: never remove someone else's.
+        let ours = rustix::fs::statat(&root, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_ino == id.ino);
+        if ours {
+            let _ = rustix::fs::unlinkat(&root, name, AtFlags::empty());
+        }
+        return Err(e);
+    }
+    tracing::info!(guest = %uuid, path = %shown_path.escape_debug(), uid = caller.uid, "save image created");
     let result = VolumeResult {
         volume: shown_path,
         label: Some(label.to_string()),
@@ -173,63 +193,34 @@ pub fn create_save_image(
     Ok((result, file))
 }
 
-/// Attaches a volume to a guest (labeling it), then opens it for the client: read-only
-/// for `ro`, read-write otherwise. The file is opened beneath the pool root without
-/// following symlinks; an LV's node must be the block device udev names.
+/// Makes `caller` the owner of a file the agent created for it.
+fn give_to(file: &OwnedFd, caller: Caller, shown_path: &str) -> Result<()> {
+    if caller.is_root() {
+        return Ok(());
+    }
+    rustix::fs::fchown(
+        file,
+        Some(rustix::fs::Uid::from_raw(caller.uid)),
+        Some(rustix::fs::Gid::from_raw(caller.gid)),
+    )
+    .map_err(|e| Error::failed(format!("giving {shown_path} to uid {}: {e}", caller.uid)))
+}
+
+/// Attaches a volume to a guest (labeling it), then hands it to the client open:
+/// read-only for `ro`, read-write otherwise. The descriptor is the one opened with the
+/// caller's own rights (never root's on a member's behalf) and is the very file the
+/// attachment holds; an LV's node must be the block device udev names.
 pub fn open(
     settings: &Settings,
+    caller: Caller,
     guest: &str,
     volume: &Path,
     mode: AttachMode,
 ) -> Result<(VolumeResult, OwnedFd)> {
-    let result = volumes::attach(settings, guest, volume, mode)?;
-    let access = match mode {
-        AttachMode::Ro => OFlags::RDONLY,
-        AttachMode::Rw | AttachMode::Shared => OFlags::RDWR,
-    };
-    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = match volumes::locate_for_open(settings, volume)? {
-        volumes::Located::File { pool, rel } => {
-            let dir = settings.pools[pool].dir().expect("a dir pool");
-            let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
-            let mut resolve =
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-            if !dir.cross_filesystems {
-                resolve |= ResolveFlags::NO_XDEV;
-            }
-            let fd = rustix::fs::openat2(&root, &rel, flags, Mode::empty(), resolve)
-                .map_err(|e| Error::failed(format!("opening {}: {e}", result.volume)))?;
-            let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
-            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_nlink != 1 {
-                return Err(Error::refused(format!(
-                    "{} is no longer a volume",
-                    result.volume
-                )));
-            }
-            fd
-        }
-        volumes::Located::Lv { pool, uuid } => {
-            let vg = &settings.pools[pool].lvm().expect("an lvm pool").vg;
-            let nodes = devices::enumerate(&|v| v == vg)
-                .map_err(|e| Error::failed(format!("udev: {e}")))?;
-            let node = nodes
-                .into_iter()
-                .find(|n| n.lv_uuid == uuid)
-                .ok_or_else(|| {
-                    Error::refused(format!("{} is inactive: activate it first", result.volume))
-                })?;
-            let fd = rustix::fs::openat(rustix::fs::CWD, &node.devnode, flags, Mode::empty())
-                .map_err(|e| Error::failed(format!("opening {}: {e}", node.devnode.display())))?;
-            let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
-            let kind = FileType::from_raw_mode(st.st_mode);
-            if kind != FileType::BlockDevice || st.st_rdev != node.devnum {
-                return Err(Error::refused(format!(
-                    "{} is not the LV's block device",
-                    node.devnode.display()
-                )));
-            }
-            fd
-        }
-    };
+    let (result, fd) = volumes::attach_and_open(settings, caller, guest, volume, mode, true)?;
+    let fd = fd.expect("attach_and_open opens when asked");
+    // Hand-out descriptors block like the caller's own would.
+    let flags = rustix::fs::fcntl_getfl(&fd).map_err(Error::failed)?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK).map_err(Error::failed)?;
     Ok((result, fd))
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{parse_uuid, volumes};
+use super::{Caller, parse_uuid, volumes};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
@@ -49,21 +49,45 @@ fn guest_json(settings: &Settings, g: &Guest) -> GuestInfo {
     }
 }
 
-/// Defines a guest (or returns the existing one).
-pub fn define(settings: &Settings, uuid: &str, name: Option<&str>) -> Result<GuestInfo> {
-    let uuid = parse_uuid(uuid)?;
-    if let Some(n) = name
-        && (n.is_empty() || n.chars().any(char::is_control))
-    {
+/// Longest guest name accepted, in bytes (libvirt's names are far shorter; a bound
+/// keeps every reply that lists guests small).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Checks a guest name: 1 to 256 bytes, no control characters.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+        let shown: String = name.chars().take(64).collect();
         return Err(Error::Usage(format!(
-            "name {n:?} must be non-empty and have no control characters"
+            "guest name {shown:?}{} must be 1 to {MAX_NAME_BYTES} bytes without control characters",
+            if shown.len() < name.len() { "..." } else { "" }
         )));
+    }
+    Ok(())
+}
+
+/// Defines a guest owned by `caller` (or returns the existing one, if `caller` owns it
+/// or is root).
+pub fn define(
+    settings: &Settings,
+    caller: Caller,
+    uuid: &str,
+    name: Option<&str>,
+) -> Result<GuestInfo> {
+    let uuid = parse_uuid(uuid)?;
+    if let Some(n) = name {
+        check_name(n)?;
     }
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
-    let (guest, created) = store.define_guest(&uuid, name, &settings.selinux.categories)?;
+    let (guest, created) = store.define_guest(
+        &uuid,
+        name,
+        &settings.selinux.categories,
+        caller.uid,
+        settings.api.max_guests_per_user,
+    )?;
     if created {
-        tracing::info!(uuid = %guest.uuid, pair = %guest.pair, "guest defined");
+        tracing::info!(uuid = %guest.uuid, pair = %guest.pair, owner = guest.owner, "guest defined");
     }
     Ok(guest_json(settings, &guest))
 }
@@ -106,14 +130,34 @@ pub fn list(settings: &Settings) -> Result<Vec<GuestInfo>> {
         .collect())
 }
 
-/// Forgets a guest; with `force`, releases its volumes first (in the same transaction).
-/// Returns how many volumes were released.
+/// Forgets a guest; with `force`, releases its volumes first. Returns how many volumes
+/// were released.
+///
+/// The guest (and so its pair) goes only once every released volume has its label
+/// restored: a pair is free only when no volume carries it. When a label cannot be
+/// restored the guest stays defined, holding nothing, and the error names the volumes.
 pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
     let uuid = parse_uuid(uuid)?;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
-    let released = store.undefine_guest(&uuid, force)?;
+    let held = store.attachments(Some(&uuid))?;
+    if store.guest(&uuid)?.is_none() {
+        return Err(Error::NoSuchGuest(uuid));
+    }
+    if !held.is_empty() && !force {
+        return Err(Error::refused(format!(
+            "guest {uuid} still has {} attachment(s); detach them, or use --force to release them",
+            held.len()
+        )));
+    }
+    let released = store.release(&uuid)?;
+    volumes::restore_released(settings, &store, &released).map_err(|e| {
+        Error::failed(format!(
+            "{e}; guest {uuid} stays defined (holding nothing) so that its pair is not given \
+             to another guest while a volume carries it: fix the volume and undefine again"
+        ))
+    })?;
+    store.forget_guest(&uuid)?;
     tracing::info!(uuid, released = released.len(), "guest undefined");
-    volumes::restore_released(settings, &store, &released)?;
     Ok(released.len())
 }

@@ -2,6 +2,7 @@
 //! the state lock where it changes anything, and returns what it did as data; the
 //! callers decide how to show it.
 
+pub mod access;
 pub mod files;
 pub mod guests;
 pub mod report;
@@ -10,6 +11,51 @@ pub mod volumes;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::state::{Guest, Store};
+
+/// Who asks for an operation: the API's peer (`SO_PEERCRED`), or the user running the
+/// CLI without an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Its user.
+    pub uid: u32,
+    /// Its primary group.
+    pub gid: u32,
+}
+
+impl Caller {
+    /// Root: may act on every guest, with root's access to files.
+    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+
+    /// The user running this process.
+    pub fn current() -> Caller {
+        Caller {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        }
+    }
+
+    /// Whether it is root.
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// The guest `uuid`, if `caller` may change what it holds: root may for every guest,
+/// anyone else only for the guests it defined.
+pub fn guest_for(store: &Store, uuid: &str, caller: Caller) -> Result<Guest> {
+    let guest = store
+        .guest(uuid)?
+        .ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))?;
+    if caller.is_root() || guest.owner == caller.uid {
+        Ok(guest)
+    } else {
+        Err(Error::Forbidden(format!(
+            "guest {uuid} belongs to another user: uid {} may act only for its own guests",
+            caller.uid
+        )))
+    }
+}
 
 /// A guest UUID from a request, in libvirt's lower-case hyphenated form.
 pub fn parse_uuid(input: &str) -> Result<String> {

@@ -6,12 +6,17 @@ use std::os::unix::ffi::OsStrExt;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use super::{parse_uuid, shown};
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{FileType, OFlags};
+
+use super::{Caller, access, guest_for, parse_uuid, shown};
 use crate::config::Settings;
+use crate::devices;
 use crate::error::{Error, Result};
 use crate::filecon;
 use crate::fsys::{self, NodeKind, OpenError};
-use crate::labels::Mode;
+use crate::labels::{FileId, Mode};
 use crate::lock;
 use crate::lvm::{self, LvmError};
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler};
@@ -81,45 +86,13 @@ fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
         })
 }
 
-/// Where a volume named by a user is, for opening it.
-pub enum Located {
-    /// A file of dir pool `pool`, at `rel` below its root.
-    File {
-        /// The pool's index.
-        pool: usize,
-        /// The path below its root.
-        rel: PathBuf,
-    },
-    /// An LV of lvm pool `pool`.
-    Lv {
-        /// The pool's index.
-        pool: usize,
-        /// The LV's uuid.
-        uuid: String,
-    },
-}
-
-/// Finds a volume named by a user (as `attach` does), for opening it.
-pub fn locate_for_open(settings: &Settings, input: &Path) -> Result<Located> {
-    let vol = locate(settings, input)?;
-    Ok(match vol.rel {
-        Some(rel) => Located::File {
-            pool: vol.pool,
-            rel,
-        },
-        None => Located::Lv {
-            pool: vol.pool,
-            uuid: String::from_utf8_lossy(&vol.key).into_owned(),
-        },
-    })
-}
-
 /// Refuses a file that must not be handed to a guest: anything but a regular file
-/// with one link, reached without a symlink, on a filesystem that stores labels.
-/// (An LV needs no such check: its node is verified when it is labeled.)
-fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<()> {
+/// with one link, reached without a symlink or mount point, on a filesystem that stores
+/// labels. Returns which file it is, so the attachment holds that file and no later one
+/// of the same name. (An LV needs no such check: its node is verified when labeled.)
+fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<FileId>> {
     let Some(rel) = &vol.rel else {
-        return Ok(());
+        return Ok(None);
     };
     let pool = &rec.settings().pools[vol.pool];
     let cross_fs = pool.dir().is_some_and(|d| d.cross_filesystems);
@@ -145,7 +118,78 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<()> {
     }
     use std::os::fd::AsFd;
     filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
-    Ok(())
+    Ok(Some(node.file))
+}
+
+/// The access a guest gets to a volume attached in `mode`.
+pub fn access_flags(mode: Mode) -> OFlags {
+    match mode {
+        Mode::Ro => OFlags::RDONLY,
+        Mode::Rw | Mode::Shared => OFlags::RDWR,
+    }
+}
+
+/// Opens the volume as `caller` would (with `mode`'s access): refused unless the
+/// caller's own rights allow it. For an LV, its node must be present.
+fn open_as_caller(
+    settings: &Settings,
+    caller: Caller,
+    vol: &Volume,
+    mode: Mode,
+) -> Result<OwnedFd> {
+    let flags = access_flags(mode) | OFlags::NONBLOCK;
+    match &vol.rel {
+        Some(rel) => {
+            let dir = settings.pools[vol.pool].dir().expect("a dir pool");
+            access::open_as(caller, &dir.path, rel, dir.cross_filesystems, flags)
+        }
+        None => {
+            let node = lv_node(settings, vol)?;
+            let fd = access::open_path_as(caller, &node.devnode, flags)?;
+            let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::BlockDevice
+                || st.st_rdev != node.devnum
+            {
+                return Err(Error::refused(format!(
+                    "{} is not the LV's block device",
+                    node.devnode.display()
+                )));
+            }
+            Ok(fd)
+        }
+    }
+}
+
+/// The node of an active LV named by a user.
+fn lv_node(settings: &Settings, vol: &Volume) -> Result<devices::LvNode> {
+    let vg = &settings.pools[vol.pool].lvm().expect("an lvm pool").vg;
+    let uuid = String::from_utf8_lossy(&vol.key);
+    devices::enumerate(&|v| v == vg)
+        .map_err(|e| Error::failed(format!("udev: {e}")))?
+        .into_iter()
+        .find(|n| n.lv_uuid == uuid)
+        .ok_or_else(|| Error::refused(format!("{} is inactive: activate it first", vol.shown)))
+}
+
+/// Which file a descriptor is (inode and birth time).
+pub(super) fn file_of(fd: &OwnedFd) -> Result<FileId> {
+    let st = rustix::fs::statx(
+        fd,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::BTIME,
+    )
+    .map_err(Error::failed)?;
+    let has_btime = rustix::fs::StatxFlags::from_bits_retain(st.stx_mask)
+        .contains(rustix::fs::StatxFlags::BTIME);
+    Ok(FileId {
+        ino: st.stx_ino,
+        btime_ns: if has_btime {
+            st.stx_btime.tv_sec * 1_000_000_000 + i64::from(st.stx_btime.tv_nsec)
+        } else {
+            0
+        },
+    })
 }
 
 /// Checks that reconciling gave the volume its desired label.
@@ -176,22 +220,57 @@ pub struct VolumeResult {
 }
 
 /// Gives a guest a volume and labels it; on a labeling failure the state is put back.
-pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Result<VolumeResult> {
+pub fn attach(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+) -> Result<VolumeResult> {
+    attach_and_open(settings, caller, guest, volume, mode, false).map(|(result, _)| result)
+}
+
+/// Attaches, and with `want_fd` returns the volume opened as `caller` (with `mode`'s
+/// access). A caller other than root must be able to open the volume itself that way,
+/// and the attachment then holds exactly the file the caller opened.
+pub(super) fn attach_and_open(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+    want_fd: bool,
+) -> Result<(VolumeResult, Option<OwnedFd>)> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     let pool_name = settings.pools[vol.pool].name.clone();
+    // The caller's own rights, before anything changes (root's are checked too when a
+    // descriptor is wanted: it is the one handed out).
+    let own = (want_fd || !caller.is_root())
+        .then(|| open_as_caller(settings, caller, &vol, mode))
+        .transpose()?;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
     let mut rec = Reconciler::new(settings, Apply::Write);
-    if store.guest(&uuid)?.is_none() {
-        return Err(Error::NoSuchGuest(uuid));
+    guest_for(&store, &uuid, caller)?;
+    let file = check_attachable(&mut rec, &vol)?;
+    let changed = || {
+        Error::refused(format!(
+            "{} was replaced while it was being attached; nothing was attached",
+            vol.shown
+        ))
+    };
+    if let (Some(fd), Some(file)) = (&own, file)
+        && file_of(fd)? != file
+    {
+        return Err(changed());
     }
-    check_attachable(&mut rec, &vol)?;
     let att = Attachment {
         guest: uuid.clone(),
         pool: pool_name.clone(),
         volume: vol.key.clone(),
         mode,
+        file,
     };
     // State first, label second: after a crash in between, a rescan converges.
     let previous = store.attach(&att)?;
@@ -199,30 +278,41 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
     let result = match (&ex.outcome, vol.rel.is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
         (Outcome::Missing, true) => Ok(None),
+        // The name holds another file than the one checked: its label is not this one's.
+        _ if file.is_some() && ex.file != file => Err("it was replaced meanwhile".to_string()),
         _ => labeled(&ex).map(Some),
     };
     match result {
         Ok(label) => {
-            tracing::info!(guest = %uuid, volume = %vol.shown, %mode, label = ?label, "attached");
+            tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), %mode,
+                uid = caller.uid, label = ?label, "attached");
             let note = label
                 .is_none()
                 .then(|| "inactive: its node is labeled when the LV is activated".to_string());
-            Ok(VolumeResult {
-                volume: vol.shown,
-                label,
-                note,
-            })
+            Ok((
+                VolumeResult {
+                    volume: vol.shown,
+                    label,
+                    note,
+                },
+                own,
+            ))
         }
         Err(why) => {
-            // Put the state back as it was, and the label with it.
-            match previous {
-                Some(old) => store.attach(&Attachment { mode: old, ..att })?,
-                None => store.detach(&uuid, &pool_name, &vol.key)?,
+            // Put the state back as it was, and the label with it; say if that failed too.
+            let restored = match previous {
+                Some(old) => store.attach(&Attachment { mode: old, ..att }).map(drop),
+                None => store.detach(&uuid, &pool_name, &vol.key).map(drop),
+            }
+            .and_then(|()| store.holders(&pool_name, &vol.key))
+            .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders));
+            let rollback = match restored.as_ref().map(labeled) {
+                Ok(Ok(_)) => String::new(),
+                Ok(Err(e)) => format!("; restoring its label failed too: {e}"),
+                Err(e) => format!("; putting the state back failed too: {e}"),
             };
-            let holders = store.holders(&pool_name, &vol.key)?;
-            rec.reconcile_volume(vol.pool, &vol.key, &holders);
             Err(Error::failed(format!(
-                "cannot label {}: {why}; the attachment was not recorded",
+                "cannot label {}: {why}; the attachment was not recorded{rollback}",
                 vol.shown
             )))
         }
@@ -230,12 +320,18 @@ pub fn attach(settings: &Settings, guest: &str, volume: &Path, mode: Mode) -> Re
 }
 
 /// Takes a volume back from a guest and restores the label it must now carry.
-pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<VolumeResult> {
+pub fn detach(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+) -> Result<VolumeResult> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     let pool_name = &settings.pools[vol.pool].name;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
+    guest_for(&store, &uuid, caller)?;
     if store.detach(&uuid, pool_name, &vol.key)?.is_none() {
         return Err(Error::refused(format!(
             "guest {uuid} does not hold {}",
@@ -264,10 +360,11 @@ pub fn detach(settings: &Settings, guest: &str, volume: &Path) -> Result<VolumeR
 }
 
 /// Takes every volume back from a guest; returns how many it held.
-pub fn release(settings: &Settings, guest: &str) -> Result<usize> {
+pub fn release(settings: &Settings, caller: Caller, guest: &str) -> Result<usize> {
     let uuid = parse_uuid(guest)?;
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
+    guest_for(&store, &uuid, caller)?;
     let released = store.release(&uuid)?;
     tracing::info!(guest = %uuid, released = released.len(), "released");
     restore_released(settings, &store, &released)?;

@@ -145,6 +145,39 @@ def member(sock, pool_dir, own_file):
     print(json.dumps({"imported": r, "guest": g}))
 
 
+def deputy(sock, pool_dir, root_guest):
+    """A member tries to use the agent (root) as its deputy: a pool file only root may
+    read, another user's guest and its running disk. Every attempt is refused."""
+    assert os.getuid() != 0
+    c = Client(sock)
+    secret = os.path.join(pool_dir, "root-only.img")
+    disk = os.path.join(pool_dir, "victim.img")
+    try:
+        open(secret, "rb").close()
+        raise AssertionError("this peer can read root-only.img: the test means nothing")
+    except PermissionError:
+        pass
+    c.define_guest(UUID1, "member's")
+    denied = "io.svirtpool.PermissionDenied"
+    # Its own guest, a file it may not read: no descriptor, no label.
+    expect_error(denied, c.open_volume, UUID1, secret, "ro")
+    expect_error(denied, c.attach, UUID1, secret, "ro")
+    # A readable file, but for writing: refused too (the member may only read it).
+    expect_error(denied, c.open_volume, UUID1, disk, "rw")
+    # Another user's guest: nothing it holds can be taken, opened or changed.
+    expect_error(denied, c.open_volume, root_guest, disk, "rw")
+    expect_error(denied, c.detach, root_guest, disk)
+    expect_error(denied, c.release, root_guest)
+    expect_error(denied, c.create_save_image, root_guest, "test", "stolen.save")
+    expect_error(denied, c.define_guest, root_guest, "renamed by a member")
+    assert not os.path.exists(os.path.join(pool_dir, "stolen.save"))
+    # What it may: read a world-readable file through its own guest.
+    r, fd = c.open_volume(UUID1, os.path.join(pool_dir, "public.iso"), "ro")
+    assert os.read(fd, 6) == b"public"
+    os.close(fd)
+    print(json.dumps({"opened": r}))
+
+
 def outsider(sock, pool_dir):
     """Neither root nor in the group: read-only listing (api.read_only_for_all), no changes."""
     assert os.getuid() != 0
@@ -258,6 +291,7 @@ def main():
         "every-method": every_method,
         "member": member,
         "outsider": outsider,
+        "deputy": deputy,
         "abuse": lambda s, t: abuse(s, float(t)),
         "monitor": monitor,
     }[scenario](sock, *args)

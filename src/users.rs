@@ -1,0 +1,65 @@
+//! The system's user and group databases (NSS): the one place that asks them.
+
+/// The gid of a group by name.
+pub fn group_gid(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: an all-zero `group` is a valid value of this plain C struct.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives it.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+}
+
+/// The groups of user `uid`: its primary group and every supplementary one. `None`
+/// when the user is unknown.
+pub fn groups_of(uid: u32) -> Option<Vec<u32>> {
+    // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives every use of pwd.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    let mut groups = vec![0 as libc::gid_t; 64];
+    loop {
+        let mut n = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: pw_name points into buf; groups has room for n entries.
+        let rc =
+            unsafe { libc::getgrouplist(pwd.pw_name, pwd.pw_gid, groups.as_mut_ptr(), &mut n) };
+        let n = usize::try_from(n).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(n);
+            return Some(groups);
+        }
+        // Too small: n says how many there are.
+        if n <= groups.len() || groups.len() >= 65_536 {
+            return None;
+        }
+        groups.resize(n, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_in_its_own_group_and_unknown_users_have_none() {
+        assert!(groups_of(0).unwrap().contains(&0));
+        assert_eq!(groups_of(u32::MAX - 1), None);
+        assert_eq!(group_gid("root"), Some(0));
+        assert_eq!(group_gid("no-such-group-svirt"), None);
+    }
+}
