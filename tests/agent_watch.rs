@@ -194,3 +194,34 @@ fn no_file_is_left_behind_after_an_inotify_overflow() {
         );
     }
 }
+
+#[test]
+fn a_new_file_under_an_attached_name_is_not_the_guest_s() {
+    let bed = Bed::new();
+    let (uuid, cats) = bed.define_guest("vm");
+    let disk = bed.file("disk.img");
+    bed.attach_ok(&uuid, &disk, "rw");
+    assert_eq!(label(&disk).unwrap(), image_label(&cats));
+    // The file goes; another takes its name (a scan, then the agent watching).
+    std::fs::remove_file(&disk).unwrap();
+    std::fs::write(&disk, b"someone else's").unwrap();
+    bed.ok(&["scan"]);
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+    let _agent = bed.agent();
+    std::fs::remove_file(&disk).unwrap();
+    let fresh = bed.pool.join("fresh");
+    std::fs::write(&fresh, b"moved in").unwrap();
+    std::fs::rename(&fresh, &disk).unwrap();
+    assert_label_within_1s(&disk, VIRT_IMAGE);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE), "captured later");
+    // Attaching the new file to another guest is no conflict with the stale attachment.
+    let (other, other_cats) = bed.define_guest("other");
+    bed.attach_ok(&other, &disk, "rw");
+    assert_eq!(label(&disk).unwrap(), image_label(&other_cats));
+    let shown = bed.ok(&["guest", "show", &uuid]);
+    assert!(
+        !shown.contains("disk.img"),
+        "the gone file's attachment stays: {shown}"
+    );
+}

@@ -186,3 +186,74 @@ fn a_full_state_directory_refuses_changes_and_the_agent_keeps_labeling() {
     assert!(run_attach(&config, &uuid, &other, "ro").status.success());
     let _ = std::fs::remove_file(&config);
 }
+
+#[test]
+fn a_pair_whose_label_could_not_be_restored_is_not_given_to_another_guest() {
+    require_root_and_policy();
+    let top = TempDir::new(IMAGES, "svirt-pool-stuck");
+    let fs = Mount::new("tmpfs", "size=1m,mode=0711", &top.join("pool"));
+    let disk = fs.0.join("disk.img");
+    std::fs::write(&disk, b"x").unwrap();
+    let state = TempDir::new("/tmp", "svirt-pool-state");
+    let config = state.join("c.toml");
+    // Three categories: three pairs in all, so a freed pair would be drawn at once.
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{0}\"\n[api]\nsocket = \"{0}/api.sock\"\n[selinux]\ncategories = \"c0.c2\"\n\
+             [[pool]]\nname = \"p\"\ntype = \"dir\"\npath = \"{1}\"\nresting_label = \"{VIRT_IMAGE}\"\n",
+            state.0.display(),
+            fs.0.display()
+        ),
+    )
+    .unwrap();
+    let define = |uuid: &str| run_cli(&config, &["guest", "define", "--uuid", uuid]);
+    let old = new_uuid();
+    let out = define(&old);
+    assert!(out.status.success());
+    let cats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let old_pair = cats["categories"].as_str().unwrap().to_owned();
+    assert!(run_attach(&config, &old, &disk, "rw").status.success());
+    assert_eq!(label(&disk), Some(image_label(&old_pair)));
+
+    // The label cannot go back: undefine --force keeps the guest, and says why.
+    fs.remount_ro();
+    let out = run_cli(&config, &["guest", "undefine", &old, "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("EROFS") && err.contains("stays defined"),
+        "{err}"
+    );
+    assert_eq!(label(&disk), Some(image_label(&old_pair)));
+    // Two more guests use up the range: neither gets the pair still on the disk.
+    for _ in 0..2 {
+        let out = define(&new_uuid());
+        assert!(out.status.success());
+        let cats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_ne!(cats["categories"].as_str().unwrap(), old_pair);
+    }
+    assert_eq!(
+        define(&new_uuid()).status.code(),
+        Some(1),
+        "the range is used up"
+    );
+    // Once the label can be restored, undefine completes and frees the pair.
+    let ok = Command::new("mount")
+        .args(["-o", "remount,rw", fs.0.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = run_cli(&config, &["guest", "undefine", &old, "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+    let out = define(&new_uuid());
+    assert!(out.status.success());
+    let cats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cats["categories"].as_str().unwrap(), old_pair);
+}

@@ -151,12 +151,22 @@ pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
         )));
     }
     let released = store.release(&uuid)?;
-    volumes::restore_released(settings, &store, &released).map_err(|e| {
-        Error::failed(format!(
-            "{e}; guest {uuid} stays defined (holding nothing) so that its pair is not given \
-             to another guest while a volume carries it: fix the volume and undefine again"
-        ))
-    })?;
+    let unrestored = volumes::restore_each(settings, &store, &released)?;
+    if !unrestored.is_empty() {
+        // Those volumes still carry the guest's pair: the guest keeps holding them (so a
+        // later undefine tries again) and stays defined, so the pair is not handed out.
+        let mut reasons = Vec::new();
+        for u in unrestored {
+            store.attach(u.attachment)?;
+            reasons.push(u.why);
+        }
+        return Err(Error::failed(format!(
+            "labels could not be restored: {}; guest {uuid} stays defined, still holding \
+             those volumes, so that its pair is not given to another guest while a volume \
+             carries it: fix them and undefine it again with --force",
+            reasons.join("; ")
+        )));
+    }
     store.forget_guest(&uuid)?;
     tracing::info!(uuid, released = released.len(), "guest undefined");
     Ok(released.len())

@@ -371,10 +371,21 @@ pub fn release(settings: &Settings, caller: Caller, guest: &str) -> Result<usize
     Ok(released.len())
 }
 
-/// Relabels volumes whose attachments were just removed (the lock must be held).
-///
-/// Tries every volume and reports every failure, not only the first.
-pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachment]) -> Result<()> {
+/// A released volume whose label could not be restored, and why.
+pub struct Unrestored<'a> {
+    /// The attachment that was removed.
+    pub attachment: &'a Attachment,
+    /// The pool location and volume, and the reason.
+    pub why: String,
+}
+
+/// Relabels volumes whose attachments were just removed (the lock must be held); tries
+/// every one and returns those whose label could not be restored.
+pub fn restore_each<'a>(
+    settings: &Settings,
+    store: &Store,
+    released: &'a [Attachment],
+) -> Result<Vec<Unrestored<'a>>> {
     let mut rec = Reconciler::new(settings, Apply::Write);
     let mut failures = Vec::new();
     for att in released {
@@ -384,16 +395,27 @@ pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachme
         };
         let ex = rec.reconcile_volume(idx, &att.volume, &store.holders(&att.pool, &att.volume)?);
         if let (false, Err(why)) = (ex.outcome == Outcome::Missing, labeled(&ex)) {
-            let name = String::from_utf8_lossy(&att.volume);
-            failures.push(format!("{} {name}: {why}", settings.pools[idx].location()));
+            let name = att.volume.escape_ascii();
+            failures.push(Unrestored {
+                attachment: att,
+                why: format!("{} {name}: {why}", settings.pools[idx].location()),
+            });
         }
     }
+    Ok(failures)
+}
+
+/// Relabels volumes whose attachments were just removed (the lock must be held).
+///
+/// Tries every volume and reports every failure, not only the first.
+pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachment]) -> Result<()> {
+    let failures = restore_each(settings, store, released)?;
     if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::failed(format!(
-            "released, but some labels could not be restored: {}",
-            failures.join("; ")
-        )))
+        return Ok(());
     }
+    let reasons: Vec<String> = failures.into_iter().map(|f| f.why).collect();
+    Err(Error::failed(format!(
+        "released, but some labels could not be restored: {}",
+        reasons.join("; ")
+    )))
 }
