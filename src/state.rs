@@ -307,6 +307,17 @@ impl Store {
         Ok(guest_in(self.conn(), uuid)?)
     }
 
+    /// Up to `limit` guests in UUID order, after UUID `after` (a page of a listing:
+    /// each page costs the same, however far into the list it is).
+    pub fn guests_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Guest>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT uuid, name, cat_low, cat_high, owner FROM guests
+             WHERE uuid > ?1 ORDER BY uuid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after.unwrap_or(""), limit], guest_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every guest, ordered by name then UUID.
     pub fn guests(&self) -> Result<Vec<Guest>> {
         let mut stmt = self.conn().prepare(

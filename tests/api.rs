@@ -318,3 +318,35 @@ fn a_member_cannot_use_the_agent_as_its_deputy() {
     );
     assert_eq!(label(&public).as_deref(), Some(VIRT_CONTENT));
 }
+
+#[test]
+fn no_client_stops_the_agent_serving_others() {
+    // A small per-user limit, so one user's connections run out quickly.
+    let api = format!("{API}max_connections_per_user = 4\n");
+    let bed = Bed::with_api_and_extra(&api, "");
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let sock = sock.to_str().unwrap();
+    let out = scenario(None, &["hogs", sock, "4"]);
+    assert_ok(&out, "hogs");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    let out = scenario(None, &["endless-pipe", sock, "2"]);
+    assert_ok(&out, "endless-pipe");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!bed.pool.join("endless.iso").exists());
+    // 1,200 guests: every list is paged, every input bounded.
+    {
+        let mut store = svirt_pool::state::Store::open(&bed.state.0).unwrap();
+        let cats = svirt_pool::context::CategorySet::full();
+        for i in 0..1200 {
+            let uuid = format!("00000000-0000-4000-8000-{i:012}");
+            store.define_guest(&uuid, None, &cats, 0, u32::MAX).unwrap();
+        }
+    }
+    let out = scenario(
+        None,
+        &["bounds", sock, bed.pool.0.to_str().unwrap(), "1200"],
+    );
+    assert_ok(&out, "bounds");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+}

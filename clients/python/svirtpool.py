@@ -131,7 +131,14 @@ class Client:
         return self.call("GetGuest", {"uuid": uuid})[0]
 
     def list_guests(self):
-        return self.call("ListGuests")[0]["guests"]
+        """Every guest (in UUID order), fetching page after page."""
+        guests, after = [], None
+        while True:
+            page = self.call("ListGuests", {} if after is None else {"after": after})[0]
+            guests.extend(page["guests"])
+            after = page.get("next")
+            if after is None:
+                return guests
 
     def attach(self, guest, volume, mode):
         return self.call("Attach", {"guest": guest, "volume": volume, "mode": mode})[0]["result"]

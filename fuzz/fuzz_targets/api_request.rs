@@ -44,20 +44,35 @@ fn bed() -> &'static Bed {
 
 fuzz_target!(|data: &[u8]| {
     let bed = bed();
+    // A leading '~' makes the peer unprivileged: both sets of checks are fuzzed.
+    let (uid, data) = match data.split_first() {
+        Some((b'~', rest)) => (65534, rest),
+        _ => (0, data),
+    };
     let (mut client, server) = UnixStream::pair().unwrap();
     server.set_nonblocking(true).unwrap();
     client.write_all(data).unwrap();
     client.write_all(b"\0").unwrap();
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let (events, _) = tokio::sync::broadcast::channel(16);
-    let api = Api::new(
-        bed.settings.clone(),
-        Peer { uid: 0, gid: 0, pid: 1 },
-        events,
-        Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    );
     let local = tokio::task::LocalSet::new();
     local.block_on(&bed.runtime, async {
+        let hangup = server.try_clone().unwrap();
+        // SAFETY: the AsyncFd owns this descriptor until it is dropped.
+        let hangup = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                std::os::fd::OwnedFd::from(hangup),
+                tokio::io::Interest::READABLE,
+            )
+        }
+        .unwrap();
+        let api = Api::new(
+            bed.settings.clone(),
+            Peer { uid, gid: uid, pid: 1 },
+            events,
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            Arc::new(hangup),
+        );
         let stream = tokio::net::UnixStream::from_std(server).unwrap();
         let socket = zlink::tokio::unix::Stream::try_from(stream).unwrap();
         let server = zlink::Server::new(zlink::ReadyListener::new(socket), api);

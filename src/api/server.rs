@@ -6,13 +6,16 @@
 //! own, so each accepted socket is wrapped in [`Guarded`] and served by a `Server` over a
 //! `ReadyListener` holding just that socket.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::Permissions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::UnixListener;
@@ -226,7 +229,7 @@ pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::
         idle: settings.api.idle_timeout,
         write: settings.api.write_timeout,
     });
-    let active = Arc::new(AtomicUsize::new(0));
+    let slots = Rc::new(RefCell::new(Slots::default()));
     loop {
         let stream = match socket.listener.accept().await {
             Ok((stream, _)) => stream,
@@ -236,14 +239,6 @@ pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::
                 continue;
             }
         };
-        if active.load(Ordering::Relaxed) >= settings.api.max_connections {
-            tracing::warn!(
-                max = settings.api.max_connections,
-                "too many connections: closing a new one"
-            );
-            drop(stream);
-            continue;
-        }
         let peer = match stream.peer_cred() {
             Ok(c) => Peer {
                 uid: c.uid(),
@@ -252,6 +247,25 @@ pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::
             },
             Err(e) => {
                 tracing::warn!(error = %e, "SO_PEERCRED failed: closing the connection");
+                continue;
+            }
+        };
+        let Some(slot) = Slot::take(&slots, peer.uid, &settings.api) else {
+            drop(stream);
+            continue;
+        };
+        // A second descriptor of the socket, to notice at once when a Monitor client
+        // hangs up (zlink reads nothing while a stream runs).
+        let hangup = match rustix::io::dup(&stream).map(|fd| {
+            // SAFETY: the AsyncFd owns this OwnedFd, which stays open (and the same
+            // descriptor) until the AsyncFd drops it.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }
+        }) {
+            Ok(Ok(fd)) => Arc::new(fd),
+            _ => {
+                tracing::warn!("cannot watch a connection for hang-ups: closing it");
                 continue;
             }
         };
@@ -268,15 +282,72 @@ pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::
             limits: limits.clone(),
             streaming: streaming.clone(),
         };
-        let api = Api::new(settings.clone(), peer, events.clone(), streaming);
-        let active = active.clone();
-        active.fetch_add(1, Ordering::Relaxed);
+        let api = Api::new(settings.clone(), peer, events.clone(), streaming, hangup);
         tokio::task::spawn_local(async move {
+            let _slot = slot;
             let server = zlink::Server::new(ReadyListener::new(socket), api);
             if let Err(e) = server.run().await {
                 tracing::debug!(uid = peer.uid, pid = peer.pid, error = %e, "connection ended");
             }
-            active.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// Connections being served, in all and per user.
+#[derive(Default)]
+struct Slots {
+    total: usize,
+    per_uid: HashMap<u32, usize>,
+}
+
+/// One connection's place in [`Slots`], given back when dropped.
+struct Slot {
+    slots: Rc<RefCell<Slots>>,
+    uid: u32,
+}
+
+impl Slot {
+    /// A place for a connection of `uid`, unless it would pass `api`'s limits. Root is
+    /// always served: no other user can lock it (or the CLI run as root) out.
+    fn take(slots: &Rc<RefCell<Slots>>, uid: u32, api: &ApiSettings) -> Option<Slot> {
+        let mut s = slots.borrow_mut();
+        let mine = s.per_uid.get(&uid).copied().unwrap_or(0);
+        if uid != 0 {
+            if s.total >= api.max_connections {
+                tracing::warn!(
+                    uid,
+                    max = api.max_connections,
+                    "too many connections: closing a new one"
+                );
+                return None;
+            }
+            if mine >= api.max_connections_per_user {
+                tracing::warn!(
+                    uid,
+                    max = api.max_connections_per_user,
+                    "too many connections of this user: closing a new one"
+                );
+                return None;
+            }
+        }
+        s.total += 1;
+        s.per_uid.insert(uid, mine + 1);
+        Some(Slot {
+            slots: slots.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.slots.borrow_mut();
+        s.total -= 1;
+        if let Some(n) = s.per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_uid.remove(&self.uid);
+            }
+        }
     }
 }

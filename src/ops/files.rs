@@ -81,6 +81,40 @@ fn link_into_place(fd: &OwnedFd, root: &OwnedFd, name: &str, shown_path: &str) -
     rustix::fs::fsync(root).map_err(|e| Error::failed(format!("fsync of the pool directory: {e}")))
 }
 
+/// Copies a pipe to its end, giving up when it sends nothing for `idle`: a client
+/// that passes a pipe and never closes it holds no worker thread for ever.
+fn copy_from_pipe(src: OwnedFd, to: &OwnedFd, idle: std::time::Duration) -> std::io::Result<()> {
+    use std::io::Write;
+    let flags = rustix::fs::fcntl_getfl(&src)?;
+    rustix::fs::fcntl_setfl(&src, flags | OFlags::NONBLOCK)?;
+    let mut out = File::from(to.try_clone()?);
+    let mut buf = vec![0u8; 1 << 16];
+    let timeout = rustix::event::Timespec::try_from(idle).unwrap_or(rustix::event::Timespec {
+        tv_sec: 60,
+        tv_nsec: 0,
+    });
+    loop {
+        match rustix::io::read(&src, &mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.write_all(&buf[..n])?,
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    &src,
+                    rustix::event::PollFlags::IN,
+                )];
+                if rustix::event::poll(&mut fds, Some(&timeout))? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the passed pipe sent nothing for {} s", idle.as_secs()),
+                    ));
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Copies everything readable from `src` into the pool as `name`, with the pool's
 /// resting label. A reflink when the filesystem can, else a copy; fsynced, then
 /// renamed into place atomically (linked from an unnamed file).
@@ -114,8 +148,12 @@ pub fn import(
     // The copy (minutes for a large ISO) goes into an unnamed file, without the lock:
     // nothing in the pool or the state changes until it is linked.
     let tmp = unnamed_file(&root, 0o644)?;
-    let cloned = rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
-    if !cloned {
+    let is_pipe = FileType::from_raw_mode(st.st_mode) == FileType::Fifo;
+    let cloned = !is_pipe && rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
+    if is_pipe {
+        copy_from_pipe(src, &tmp, settings.api.idle_timeout)
+            .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
+    } else if !cloned {
         let mut from = File::from(src);
         let mut to = File::from(tmp.try_clone().map_err(Error::failed)?);
         std::io::copy(&mut from, &mut to)

@@ -130,6 +130,27 @@ pub fn list(settings: &Settings) -> Result<Vec<GuestInfo>> {
         .collect())
 }
 
+/// A page of guests in UUID order after UUID `after`, and the cursor of the next page.
+pub fn page(
+    settings: &Settings,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<GuestInfo>, Option<String>)> {
+    lock::ensure_state_dir(&settings.state_dir)?;
+    let store = Store::open(&settings.state_dir)?;
+    // One more than asked tells whether there is a next page.
+    let mut guests = store.guests_page(after, limit.saturating_add(1))?;
+    let more = guests.len() > limit as usize;
+    guests.truncate(limit as usize);
+    let next = more
+        .then(|| guests.last().map(|g| g.uuid.clone()))
+        .flatten();
+    Ok((
+        guests.iter().map(|g| guest_json(settings, g)).collect(),
+        next,
+    ))
+}
+
 /// Forgets a guest; with `force`, releases its volumes first. Returns how many volumes
 /// were released.
 ///

@@ -285,6 +285,151 @@ def monitor(sock, pool_dir):
     assert hits[0]["label"] == "system_u:object_r:virt_image_t:s0", hits
 
 
+def as_user(uid, gid, fn):
+    """Runs fn in a child process with uid/gid (no supplementary groups); returns its
+    exit status (0 when fn returned, 1 when it raised)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            fn()
+            code = 0
+        except BaseException as e:  # noqa: B902 - report anything, then exit
+            print("child uid %d: %r" % (uid, e), file=sys.stderr)
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def monitor_connection(sock):
+    s = raw_connect(sock)
+    s.sendall(b'{"method": "io.svirtpool.Monitor", "more": true}\0')
+    return s
+
+
+def hogs(sock, per_user):
+    """One user holds every connection it may, and streams; root and other users are
+    served meanwhile, and the hog's slots come back as soon as it hangs up."""
+    per_user = int(per_user)
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        os.close(done_w)
+        code = 1
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            held = [monitor_connection(sock) for _ in range(per_user)]
+            extra = raw_connect(sock)
+            try:
+                extra.sendall(b'{"method": "io.svirtpool.ListPools"}\0')
+            except BrokenPipeError:
+                pass
+            assert closed_or_error(extra), "a connection over the per-user limit was served"
+            os.write(ready_w, b"x")
+            os.read(done_r, 1)
+            for h in held:
+                h.close()
+            code = 0
+        except BaseException as e:  # noqa: B902
+            print("hog: %r" % e, file=sys.stderr)
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(done_r)
+    assert os.read(ready_r, 1) == b"x", "the hog failed"
+    t = served_quickly(sock)
+    assert t < 2.0, "root waited %.1f s beside the hog" % t
+    assert as_user(1, 1, lambda: served_quickly(sock)) == 0, "another user was not served"
+    os.write(done_w, b"x")
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, "the hog failed"
+    # Its slots are free again at once (not at the next event, which never comes here):
+    # it may open as many connections as before.
+    started = time.monotonic()
+    time.sleep(0.3)
+
+    def again():
+        held = [monitor_connection(sock) for _ in range(per_user)]
+        for h in held:
+            h.settimeout(0.2)
+            try:
+                assert h.recv(1) != b"", "a monitor was refused: slots not given back"
+            except socket.timeout:
+                pass  # streaming: served and waiting for events
+    assert as_user(65534, 65534, again) == 0, "the hung-up monitors kept their slots"
+    print("hogs: root served in %.3f s; slots back after %.3f s" % (t, time.monotonic() - started))
+
+
+def endless_pipe(sock, idle_timeout):
+    """A member imports from a pipe it never closes: the agent gives up after the idle
+    timeout and lets go of the pipe, and root is served meanwhile."""
+    idle = float(idle_timeout)
+    r, w = os.pipe()
+    result = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            Client(sock, timeout=idle + 20).import_fd(r, "test", "endless.iso")
+            result["error"] = None
+        except Exception as e:  # noqa: B902 - an error reply or a closed connection
+            result["error"] = e
+        result["secs"] = time.monotonic() - started
+
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.5)
+    os.write(w, b"some bytes, then nothing")
+    assert served_quickly(sock) < 2.0
+    t.join(idle + 30)
+    assert not t.is_alive(), "the import never ended"
+    assert result["error"] is not None, "an endless pipe was imported"
+    os.close(r)
+    # Nobody reads the pipe any more: the agent closed its end too.
+    time.sleep(0.5)
+    try:
+        os.write(w, b"more")
+        raise AssertionError("the agent still holds the pipe")
+    except BrokenPipeError:
+        pass
+    print("endless pipe: given up after %.1f s (%s)" % (result["secs"], result["error"]))
+
+
+def bounds(sock, pool_dir, count):
+    """Inputs are bounded and every list is paged."""
+    c = Client(sock)
+    expect_error("io.svirtpool.InvalidArgument", c.define_guest, UUID2, "x" * 300)
+    expect_error("io.svirtpool.InvalidArgument", c.attach, UUID1, "relative.img", "rw")
+    expect_error("io.svirtpool.InvalidArgument", c.attach, UUID1, "/" + "x" * 5000, "rw")
+    count = int(count)
+    pages, times = 0, []
+    after, seen = None, []
+    while True:
+        started = time.monotonic()
+        page = c.call("ListGuests", {} if after is None else {"after": after})[0]
+        times.append(time.monotonic() - started)
+        pages += 1
+        assert len(page["guests"]) <= 100
+        seen.extend(g["uuid"] for g in page["guests"])
+        after = page.get("next")
+        if after is None:
+            break
+    assert len(seen) == count and len(set(seen)) == count, (len(seen), count)
+    assert seen == sorted(seen), "pages are in UUID order"
+    assert len(c.list_guests()) == count
+    print("bounds: %d guests in %d pages, page times %s s"
+          % (count, pages, ", ".join("%.3f" % t for t in times)))
+
+
 def main():
     scenario, sock, *args = sys.argv[1:]
     {
@@ -292,6 +437,9 @@ def main():
         "member": member,
         "outsider": outsider,
         "deputy": deputy,
+        "hogs": hogs,
+        "endless-pipe": endless_pipe,
+        "bounds": bounds,
         "abuse": lambda s, t: abuse(s, float(t)),
         "monitor": monitor,
     }[scenario](sock, *args)
