@@ -16,9 +16,21 @@ const NOGROUP: &str = "65534";
 const NOBODY: &str = "65534";
 
 /// Runs a scenario of tests/support/api_scenarios.py, as root or as `--reuid/--regid`.
+///
+/// The script, the client and the interface file are copied to a directory anyone may
+/// read first: the checkout may be in a directory only root can enter (CI's is).
 fn scenario(ids: Option<(&str, &str)>, args: &[&str]) -> Output {
     let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!("{root}/tests/support/api_scenarios.py");
+    let copy = TempDir::new("/tmp", "svirt-pool-scenarios");
+    for (from, name) in [
+        ("tests/support/api_scenarios.py", "api_scenarios.py"),
+        ("clients/python/svirtpool.py", "svirtpool.py"),
+        ("api/io.svirtpool.varlink", "io.svirtpool.varlink"),
+    ] {
+        std::fs::copy(format!("{root}/{from}"), copy.join(name)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = match ids {
         None => Command::new("/usr/bin/python3"),
         Some((uid, gid)) => {
@@ -32,10 +44,11 @@ fn scenario(ids: Option<(&str, &str)>, args: &[&str]) -> Output {
             c
         }
     };
-    cmd.arg(script)
+    cmd.arg(copy.join("api_scenarios.py"))
         .args(args)
-        .env("PYTHONPATH", format!("{root}/clients/python"))
-        .env("SVIRT_POOL_IDL", format!("{root}/api/io.svirtpool.varlink"))
+        .current_dir("/")
+        .env("PYTHONPATH", &copy.0)
+        .env("SVIRT_POOL_IDL", copy.join("io.svirtpool.varlink"))
         .env_remove("SVIRT_POOL_SOCKET")
         .output()
         .expect("python3 and setpriv (util-linux) are needed")
