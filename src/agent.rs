@@ -221,7 +221,7 @@ impl<'s> Engine<'s> {
                     && !**degraded
                 {
                     **degraded = true;
-                    tracing::warn!(pool = %pool.name, dir = %dir.display(), error = %e,
+                    tracing::warn!(pool = %pool.name, dir = %crate::logpath(dir), error = %e,
                         "cannot watch directory (fs.inotify.max_user_watches?); rescanning the pool every {}s instead",
                         settings.unwatched_rescan.as_secs());
                 }
@@ -235,7 +235,7 @@ impl<'s> Engine<'s> {
         match result {
             Ok(()) => {
                 self.missing[idx] = false;
-                tracing::info!(pool = %pool.name, path = %rel.display(), %summary, "scanned");
+                tracing::info!(pool = %pool.name, path = %crate::logpath(rel), %summary, "scanned");
                 Some(summary)
             }
             Err(e) if pool.lvm().is_some() => {
@@ -407,17 +407,17 @@ impl<'s> Engine<'s> {
 fn log_outcome(pool: &str, path: &Path, ex: &Examined, relabel_level: tracing::Level) {
     match &ex.outcome {
         Outcome::Failed(e) => {
-            tracing::warn!(pool, path = %path.display(), error = %e, "cannot label");
+            tracing::warn!(pool, path = %crate::logpath(path), error = %e, "cannot label");
         }
         Outcome::Skipped(reason) => {
-            tracing::debug!(pool, path = %path.display(), reason = reason.as_str(), "skipped");
+            tracing::debug!(pool, path = %crate::logpath(path), reason = reason.as_str(), "skipped");
         }
         Outcome::Relabeled => {
             let to = ex.desired.as_ref().map_or("", |c| c.as_str());
             if relabel_level == tracing::Level::INFO {
-                tracing::info!(pool, path = %path.display(), from = ?ex.current, to, "relabeled");
+                tracing::info!(pool, path = %crate::logpath(path), from = ?ex.current, to, "relabeled");
             } else {
-                tracing::debug!(pool, path = %path.display(), from = ?ex.current, to, "relabeled");
+                tracing::debug!(pool, path = %crate::logpath(path), from = ?ex.current, to, "relabeled");
             }
         }
         Outcome::Unchanged | Outcome::Missing => {}

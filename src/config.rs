@@ -283,6 +283,10 @@ impl Settings {
         if pools.is_empty() {
             return Err(err("no [[pool]] is configured".into()));
         }
+        check_state_dir_outside_pools(&state_dir, &pools).map_err(err)?;
+        if checks == Checks::Full {
+            check_no_overlap_through_mounts(&state_dir, &pools).map_err(err)?;
+        }
         let api = validate_api(raw.api).map_err(err)?;
         let unwatched_rescan = match raw.agent.unwatched_rescan_secs {
             Some(0) => {
@@ -533,6 +537,101 @@ fn check_pool_path(path: &Path) -> Result<(), String> {
         return Err("the root directory cannot be a pool".into());
     }
     fsys::open_pool_root(path).map(drop)
+}
+
+/// The state database must not be a pool volume: members could then open it.
+fn check_state_dir_outside_pools(state_dir: &Path, pools: &[Pool]) -> Result<(), String> {
+    for pool in pools {
+        if let Some(dir) = pool.dir()
+            && state_dir.starts_with(&dir.path)
+        {
+            return Err(format!(
+                "state_dir {} is inside pool {:?} ({}): keep the state out of every pool",
+                state_dir.display(),
+                pool.name,
+                dir.path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A directory's (device, inode) followed by its ancestors'.
+type Ancestry = Vec<(u64, u64)>;
+
+/// (device, inode) of a directory and of each of its ancestors up to `/`, found by
+/// opening `..` from the directory itself: a bind mount shows the directory it mounts.
+fn ancestry(path: &Path) -> Ancestry {
+    use rustix::fs::{Mode, OFlags};
+    let mut ids = Vec::new();
+    let open = |at: &dyn std::os::fd::AsFd, name: &Path| {
+        rustix::fs::openat(
+            at.as_fd(),
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let Ok(mut fd) = open(&rustix::fs::CWD, path) else {
+        return ids;
+    };
+    while let Ok(st) = rustix::fs::fstat(&fd) {
+        let id = (st.st_dev, st.st_ino);
+        if ids.last() == Some(&id) || ids.len() > 4096 {
+            break; // `/` is its own parent
+        }
+        ids.push(id);
+        match open(&fd, Path::new("..")) {
+            Ok(parent) => fd = parent,
+            Err(_) => break,
+        }
+    }
+    ids
+}
+
+/// The nearest directory of `path` that exists (the state directory may not yet).
+fn existing_dir(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| p.is_dir())
+        .unwrap_or(Path::new("/"))
+}
+
+/// Pools that overlap through a bind mount (two paths, one directory tree), and a state
+/// directory inside a pool reached that way, are refused like lexical overlaps.
+fn check_no_overlap_through_mounts(state_dir: &Path, pools: &[Pool]) -> Result<(), String> {
+    let dirs: Vec<(&Pool, &Path, Ancestry)> = pools
+        .iter()
+        .filter_map(|p| Some((p, p.dir()?.path.as_path())))
+        .map(|(p, path)| (p, path, ancestry(path)))
+        .collect();
+    for (i, (a, a_path, a_chain)) in dirs.iter().enumerate() {
+        let Some(a_root) = a_chain.first() else {
+            continue;
+        };
+        for (b, b_path, b_chain) in &dirs[i + 1..] {
+            let Some(b_root) = b_chain.first() else {
+                continue;
+            };
+            if b_chain.contains(a_root) || a_chain.contains(b_root) {
+                return Err(format!(
+                    "pool {:?} ({}) overlaps pool {:?} ({}) through a mount: both reach the same directory tree",
+                    b.name,
+                    b_path.display(),
+                    a.name,
+                    a_path.display()
+                ));
+            }
+        }
+        if ancestry(existing_dir(state_dir)).contains(a_root) {
+            return Err(format!(
+                "state_dir {} is inside pool {:?} ({}) through a mount: keep the state out of every pool",
+                state_dir.display(),
+                a.name,
+                a_path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_distinct(a: &Pool, b: &Pool) -> Result<(), String> {

@@ -37,3 +37,8 @@ pub fn logname(name: &std::ffi::OsStr) -> String {
     use std::os::unix::ffi::OsStrExt;
     name.as_bytes().escape_ascii().to_string()
 }
+
+/// A path made safe for one log line, as [`logname`] does for names.
+pub fn logpath(path: &std::path::Path) -> String {
+    logname(path.as_os_str())
+}

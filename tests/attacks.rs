@@ -243,3 +243,55 @@ fn hard_links_to_outside_files_raced_in_a_writable_directory() {
     assert!(label(&fresh).unwrap().starts_with(SVIRT_IMAGE));
     assert_eq!(staged(&bed), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
+    let bed = Bed::new();
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .args(["--config", bed.config.to_str().unwrap(), "agent"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let mut stderr = agent.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let logged = |what: &str| log.lock().unwrap().contains(what);
+    assert!(wait_for(Duration::from_secs(10), || logged(
+        "initial scan done"
+    )));
+    // Created while the agent watches: it logs the relabel with the name.
+    let forged = bed
+        .pool
+        .0
+        .join("x.img\nERROR forged: root password is hunter2");
+    std::fs::write(&forged, b"x").unwrap();
+    assert_label_within_1s(&forged, VIRT_IMAGE);
+    assert!(wait_for(Duration::from_secs(2), || logged("relabeled")));
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&agent),
+        rustix::process::Signal::TERM,
+    );
+    agent.wait().unwrap();
+    reader.join().unwrap();
+    let log = log.lock().unwrap();
+    assert!(
+        log.contains(r"x.img\nERROR forged"),
+        "the name is not logged escaped: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("ERROR forged")),
+        "a file name forged a log line: {log}"
+    );
+}

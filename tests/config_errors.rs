@@ -176,3 +176,73 @@ fn the_shipped_example_config_loads() {
     assert_eq!(settings.selinux.contexts.content.as_str(), VIRT_CONTENT);
     assert_eq!(settings.selinux.categories.len(), 1024);
 }
+
+#[test]
+fn pools_overlapping_through_a_bind_mount_and_state_in_a_pool_are_refused() {
+    require_root_and_policy();
+    let top = TempDir::new(IMAGES, "svirt-pool-bind");
+    let (real, alias) = (top.join("real"), top.join("alias"));
+    std::fs::create_dir_all(real.join("sub")).unwrap();
+    std::fs::create_dir_all(&alias).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["--bind", real.to_str().unwrap(), alias.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount --bind");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(alias.clone());
+    let state = TempDir::new("/tmp", "svirt-pool-state");
+    let config = state.join("c.toml");
+    let run = |body: String| {
+        std::fs::write(&config, body).unwrap();
+        run_cli(&config, &["scan"])
+    };
+    let pool = |name: &str, path: &std::path::Path| {
+        format!(
+            "[[pool]]\nname = \"{name}\"\ntype = \"dir\"\npath = \"{}\"\n",
+            path.display()
+        )
+    };
+    // The same tree under two names, and one pool inside the other's alias.
+    for (second, what) in [(alias.clone(), "same tree"), (alias.join("sub"), "nested")] {
+        let out = run(format!(
+            "state_dir = \"{}\"\n{}{}",
+            state.0.display(),
+            pool("a", &real),
+            pool("b", &second)
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            err.contains("overlaps pool") && err.contains("through a mount"),
+            "{what}: {err}"
+        );
+    }
+    // The state directory inside a pool: by path, and through the alias.
+    for state_dir in [real.join("state"), alias.join("state")] {
+        let out = run(format!(
+            "state_dir = \"{}\"\n{}",
+            state_dir.display(),
+            pool("a", &real)
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("state_dir") && err.contains("inside pool"),
+            "{err}"
+        );
+        assert!(
+            !state_dir.exists(),
+            "a refused config created the state dir"
+        );
+    }
+}

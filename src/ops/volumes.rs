@@ -340,7 +340,7 @@ pub fn detach(
     }
     let mut rec = Reconciler::new(settings, Apply::Write);
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
-    tracing::info!(guest = %uuid, volume = %vol.shown, "detached");
+    tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
     match (&ex.outcome, labeled(&ex)) {
         (Outcome::Missing, _) => Ok(VolumeResult {
             volume: vol.shown,
