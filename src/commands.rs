@@ -15,21 +15,16 @@ use crate::ops::{self, Caller, files, guests, report, volumes};
 /// A volume argument as the agent must see it: paths made absolute from our working
 /// directory (the agent's is elsewhere); `VG/LV` names kept as they are.
 fn volume_for_agent(settings: &Settings, volume: &Path) -> Result<String> {
-    let text = volume.to_str().ok_or_else(|| {
-        Error::Usage(format!(
-            "{}: the volume path is not UTF-8",
-            volume.display()
-        ))
-    })?;
-    let is_lv = text
-        .trim_start_matches("/dev/")
-        .split_once('/')
-        .is_some_and(|(vg, _)| settings.lvm_pool_of(vg).is_some());
+    let is_lv = volume.to_str().is_some_and(|text| {
+        text.trim_start_matches("/dev/")
+            .split_once('/')
+            .is_some_and(|(vg, _)| settings.lvm_pool_of(vg).is_some())
+    });
     if volume.is_absolute() || is_lv {
-        return Ok(text.to_owned());
+        return Ok(ops::volume_address(volume));
     }
     let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
-    Ok(cwd.join(volume).to_string_lossy().into_owned())
+    Ok(ops::volume_address(&cwd.join(volume)))
 }
 
 fn from_labeled(l: Labeled) -> VolumeResult {

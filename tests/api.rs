@@ -363,3 +363,58 @@ fn no_client_stops_the_agent_serving_others() {
     assert_ok(&out, "bounds");
     println!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn names_that_are_not_utf8_are_addressed_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let bed = Bed::with_api_and_extra(API, "");
+    let odd = bed
+        .pool
+        .0
+        .join(std::ffi::OsStr::from_bytes(b"\xff\xfe-odd.img"));
+    std::fs::write(&odd, b"x").unwrap();
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        None,
+        &[
+            "odd-names",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "odd-names");
+    assert_eq!(label(&odd).as_deref(), Some(VIRT_CONTENT));
+    // The CLI passes such a path to the agent by its address too.
+    let (uuid, cats) = bed.define_guest("cli");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .arg("--config")
+        .arg(&bed.config)
+        .args([
+            "detach",
+            "--guest",
+            "6f7a1c2e-0f4b-4d1e-9a57-3c1d2b8e9f01",
+            "--volume",
+        ])
+        .arg(&odd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .arg("--config")
+        .arg(&bed.config)
+        .args(["attach", "--guest", &uuid, "--mode", "rw", "--volume"])
+        .arg(&odd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(label(&odd), Some(image_label(&cats)));
+}

@@ -186,7 +186,8 @@ fn uuid_arg(parameter: &str, value: &str) -> Result<String, ApiError> {
 const MAX_VOLUME_BYTES: usize = 4096;
 
 /// Checks a volume parameter: an absolute path (the agent's working directory means
-/// nothing to a client), or `VG/LV` of a managed volume group; at most 4096 bytes.
+/// nothing to a client), `base64:` and an absolute path's bytes (names that are not
+/// UTF-8), or `VG/LV` of a managed volume group; at most 4096 bytes.
 fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, ApiError> {
     let invalid = |reason: String| ApiError::InvalidArgument {
         parameter: "volume".into(),
@@ -200,13 +201,19 @@ fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, ApiError> {
     let managed_lv = volume
         .split_once('/')
         .is_some_and(|(vg, lv)| !lv.contains('/') && settings.lvm_pool_of(vg).is_some());
-    if !volume.starts_with('/') && !managed_lv {
+    let path = crate::ops::volume_from_address(volume).map_err(|e| invalid(e.to_string()))?;
+    if !path.is_absolute() && !managed_lv {
         return Err(invalid(format!(
             "{:?} is neither an absolute path nor VG/LV of a managed volume group",
             volume.escape_debug().to_string()
         )));
     }
-    Ok(PathBuf::from(volume))
+    if path.as_os_str().len() > MAX_VOLUME_BYTES {
+        return Err(invalid(format!(
+            "must name at most {MAX_VOLUME_BYTES} bytes"
+        )));
+    }
+    Ok(path)
 }
 
 fn mode_arg(mode: &str) -> Result<Mode, ApiError> {

@@ -43,6 +43,9 @@ pub struct Volume {
     pub name: String,
     /// Its file, or its LV node (empty when the LV is inactive).
     pub path: String,
+    /// What to pass as `volume` to Attach, Detach or Open it: its path, or
+    /// `base64:BYTES` when the path is not UTF-8 (`name` and `path` show it lossily).
+    pub address: String,
     /// Its size in bytes, when known.
     pub size: Option<u64>,
     /// `qcow2`, `raw`, `iso`, from the file's magic; null for LVs and unreadable files.
@@ -213,6 +216,7 @@ impl Volume {
         Volume {
             name: v.volume,
             path: v.path,
+            address: v.address,
             size: None,
             format: None,
             current_label: v.current,

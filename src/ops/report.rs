@@ -69,6 +69,9 @@ pub struct VolumeStatus {
     pub volume: String,
     /// The file, or the LV's node (empty while it has none).
     pub path: String,
+    /// What to pass as `volume` to address it: its path, `base64:BYTES` when the path
+    /// is not UTF-8 (`path` and `volume` show such names lossily), or `VG/LV`.
+    pub address: String,
     /// Whether the file or LV exists.
     pub exists: bool,
     /// For an LV: whether it has a node (is active).
@@ -88,6 +91,9 @@ pub struct VolumeStatus {
     /// Why it is skipped, failed or missing.
     pub note: Option<String>,
 }
+
+/// How a volume is shown: its name, its path, and its address.
+type Shown = (String, String, String);
 
 /// One guest holding a volume.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -167,11 +173,12 @@ impl Holders<'_> {
     }
 
     /// Volumes with attachments that were not seen, so nobody loses track of them.
+    /// `volume_name` shows a state key as (volume, path, address).
     fn unseen(
         &self,
         pool: &str,
         seen: &HashSet<Vec<u8>>,
-        volume_name: &dyn Fn(&[u8]) -> (String, String),
+        volume_name: &dyn Fn(&[u8]) -> Shown,
     ) -> Vec<VolumeStatus> {
         let Some(held) = self.index.get(pool) else {
             return Vec::new();
@@ -179,11 +186,12 @@ impl Holders<'_> {
         held.keys()
             .filter(|k| !seen.contains(*k))
             .map(|key| {
-                let (volume, path) = volume_name(key);
+                let (volume, path, address) = volume_name(key);
                 let attachments = self.of(pool, key);
                 VolumeStatus {
                     volume,
                     path,
+                    address,
                     exists: false,
                     active: None,
                     state: state_of(&attachments),
@@ -223,6 +231,7 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
         volumes.push(VolumeStatus {
             volume: shown(rel),
             path: shown(&pool.entry_path(rel)),
+            address: super::volume_address(&pool.entry_path(rel)),
             exists: true,
             active: None,
             state: state_of(&attachments),
@@ -236,7 +245,8 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
     let (mut volumes, seen, summary) = found.into_inner().expect("status");
     volumes.extend(holders.unseen(&pool.name, &seen, &|key| {
         let rel = Path::new(std::ffi::OsStr::from_bytes(key));
-        (shown(rel), shown(&pool.entry_path(rel)))
+        let path = pool.entry_path(rel);
+        (shown(rel), shown(&path), super::volume_address(&path))
     }));
     PoolStatus {
         name: pool.name.clone(),
@@ -287,6 +297,7 @@ fn lvm_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
         }
         status.volumes.push(VolumeStatus {
             volume: format!("{}/{}", lv.vg, lv.name),
+            address: format!("{}/{}", lv.vg, lv.name),
             path: node.map(|n| shown(&n.devnode)).unwrap_or_default(),
             exists: true,
             active: Some(node.is_some()),
@@ -304,10 +315,8 @@ fn lvm_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
         status
             .volumes
             .extend(holders.unseen(&pool.name, &seen, &|key| {
-                (
-                    format!("LV uuid {}", String::from_utf8_lossy(key)),
-                    String::new(),
-                )
+                let lv = format!("LV uuid {}", String::from_utf8_lossy(key));
+                (lv.clone(), String::new(), lv)
             }));
     }
     status

@@ -430,6 +430,23 @@ def bounds(sock, pool_dir, count):
           % (count, pages, ", ".join("%.3f" % t for t in times)))
 
 
+def odd_names(sock, pool_dir):
+    """A file whose name is not UTF-8 is listed with an address that names it exactly,
+    and can be attached through that address."""
+    import base64
+    c = Client(sock)
+    c.define_guest(UUID1, "odd")
+    odd = [v for v in c.list_volumes("test") if v["address"].startswith("base64:")]
+    assert len(odd) == 1, odd
+    raw = base64.b64decode(odd[0]["address"][len("base64:"):])
+    assert raw == os.fsencode(pool_dir) + b"/\xff\xfe-odd.img", raw
+    r = c.attach(UUID1, odd[0]["address"], "ro")
+    assert label(raw) == "system_u:object_r:virt_content_t:s0", label(raw)
+    # The lossy name addresses nothing.
+    expect_error("io.svirtpool.Refused", c.attach, UUID1, odd[0]["path"], "ro")
+    print(json.dumps({"attached": r}))
+
+
 def main():
     scenario, sock, *args = sys.argv[1:]
     {
@@ -440,6 +457,7 @@ def main():
         "hogs": hogs,
         "endless-pipe": endless_pipe,
         "bounds": bounds,
+        "odd-names": odd_names,
         "abuse": lambda s, t: abuse(s, float(t)),
         "monitor": monitor,
     }[scenario](sock, *args)
