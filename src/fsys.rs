@@ -313,6 +313,8 @@ pub enum Visit<'a> {
         dir: BorrowedFd<'a>,
         /// Its name in `dir`.
         name: &'a OsStr,
+        /// Whether nobody but root can change names in `dir` (decided once per directory).
+        dir_sealed: bool,
         /// The opened entry.
         node: Node,
     },
@@ -420,6 +422,7 @@ fn read_dir(
             return subdirs;
         }
     };
+    let dir_sealed = crate::sole_link::sealed(dir.as_fd());
     let mut child = PathBuf::new();
     while let Some(entry) = entries.read() {
         let entry = match entry {
@@ -475,6 +478,7 @@ fn read_dir(
                 rel: &child,
                 dir: dir.as_fd(),
                 name: OsStr::from_bytes(name),
+                dir_sealed,
                 node,
             }),
             Err(OpenError::Missing) => {} // removed while we walked: nothing to label

@@ -359,6 +359,7 @@ impl<'s> Reconciler<'s> {
                     root,
                     dir: opened.dir.as_fd(),
                     name: &opened.name,
+                    dir_sealed: sole_link::sealed(opened.dir.as_fd()),
                 };
                 let entry = Entry::file(&opened.node, place);
                 self.labeler.reconcile_node(idx, rel, entry, holders)
@@ -447,6 +448,7 @@ impl<'s> Reconciler<'s> {
                     rel,
                     dir,
                     name,
+                    dir_sealed,
                     node,
                 } => {
                     let holders = holders(rel.as_os_str().as_bytes());
@@ -454,6 +456,7 @@ impl<'s> Reconciler<'s> {
                         root: root.as_fd(),
                         dir,
                         name,
+                        dir_sealed,
                     };
                     let ex = labeler.reconcile_node(idx, rel, Entry::file(&node, place), holders);
                     on_entry(rel, &ex);

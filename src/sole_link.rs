@@ -8,8 +8,8 @@
 //! but root can change (docs/labels.md, "Writing a label safely"):
 //!
 //! - **Sealed directory** (owned by root, no group or other write bit, no ACL entry that
-//!   grants write): the name we opened still holds the file, and nobody else can
-//!   change it. If the file has one link, it is that name, so it is labeled through the
+//!   grants write): nobody but root can change the name we opened the file through, so
+//!   if the file has one link it is that name, and it is labeled through the
 //!   descriptor.
 //! - **Any other directory**: the name is moved (`renameat2(RENAME_NOREPLACE)`) into the
 //!   pool's staging directory ([`STAGING_DIR`], root's, mode 0700, on the pool root's
@@ -69,6 +69,8 @@ pub struct Place<'a> {
     pub dir: BorrowedFd<'a>,
     /// The file's name in `dir`.
     pub name: &'a OsStr,
+    /// Whether `dir` is sealed ([`sealed`]), decided once per directory by the caller.
+    pub dir_sealed: bool,
 }
 
 /// Writes `label` on the regular file `fd`, found as `place`, by the protocol above.
@@ -81,10 +83,8 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
         return Err(WriteError::HardLinks);
     }
     let id = (st.st_dev, st.st_ino);
-    if sealed(place.dir) {
-        if identity_at(place.dir, place.name) != Some(id) {
-            return Err(WriteError::Changed);
-        }
+    if place.dir_sealed {
+        // Opened through this name, which only root can change: its one link is it.
         return filecon::write(fd, label).map_err(WriteError::Label);
     }
     let staging = open_staging(place.root, st.st_dev)?;

@@ -295,3 +295,40 @@ fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
         "a file name forged a log line: {log}"
     );
 }
+
+#[test]
+fn an_acl_that_lets_another_user_write_unseals_a_root_directory() {
+    let bed = Bed::new();
+    // Root's directory, mode 0755, but an ACL lets nobody (65534) write it.
+    let dir = bed.pool.join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 7u16, u32::MAX), // owner rwx
+        (0x02, 7, 65534),          // user nobody rwx
+        (0x04, 5, u32::MAX),       // group r-x
+        (0x10, 7, u32::MAX),       // mask rwx
+        (0x20, 5, u32::MAX),       // other r-x
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    rustix::fs::setxattr(
+        &dir,
+        "system.posix_acl_access",
+        &acl,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("the pool filesystem keeps POSIX ACLs");
+    let file = dir.join("disk.img");
+    std::fs::write(&file, b"x").unwrap();
+    bed.ok(&["scan"]);
+    assert_eq!(label(&file).as_deref(), Some(VIRT_IMAGE));
+    // Labeled by way of the staging directory (a sealed directory never needs it).
+    assert!(
+        bed.pool.join(".svirt-pool").is_dir(),
+        "the ACL was not seen: the file was labeled as in a sealed directory"
+    );
+    assert_eq!(staged(&bed), Vec::<PathBuf>::new());
+}
