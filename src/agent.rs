@@ -37,6 +37,11 @@ const EVENT_BACKLOG: usize = 4096;
 /// the signal handlers on this one.
 pub fn run(settings: Settings) -> Result<()> {
     let settings = Arc::new(settings);
+    // Guests libvirt's hook attached whose domain died without a release hook (libvirtd
+    // killed, host rebooted) give their volumes back before the first scan.
+    if let Err(e) = crate::libvirt::hook::release_dead(&settings) {
+        tracing::warn!(error = %e, "cannot check libvirt's running domains");
+    }
     let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| Error::failed(format!("pipe: {e}")))?;
     let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);

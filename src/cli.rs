@@ -77,6 +77,19 @@ pub enum Command {
     },
     /// udev RUN hook: label the LV node of the event in the environment, always exit 0.
     UdevHook,
+    /// libvirt qemu hook (installed as /etc/libvirt/hooks/qemu.d/svirt-pool): domain XML
+    /// on stdin; attaches pool disks at prepare/start/reconnect, releases at release.
+    /// Exits 1 with one line on stderr when the domain must not start.
+    LibvirtHook {
+        /// The domain's name.
+        name: String,
+        /// The operation (`prepare`, `start`, `release`, `reconnect`, ...).
+        op: String,
+        /// The sub-operation (`begin`, `end`).
+        subop: String,
+        /// libvirt's extra argument (`-` mostly).
+        extra: Option<String>,
+    },
     /// Show each pool's volumes, attachments, current and desired labels, and drift.
     Status {
         /// Print JSON (every volume).
@@ -107,6 +120,13 @@ pub enum GuestCommand {
     },
     /// Print every guest as JSON.
     List,
+    /// Print the libvirt <seclabel> elements that let the agent own this guest's disk
+    /// labels: the domain's static label with the guest's pair, and relabel='no' for
+    /// each pool disk (docs/libvirt.md).
+    Seclabel {
+        /// The guest's UUID.
+        uuid: String,
+    },
     /// Forget a guest and free its pair.
     Undefine {
         /// The guest's UUID.

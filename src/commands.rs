@@ -96,6 +96,36 @@ fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<V
     .unwrap_or_else(|| files::import(s, Caller::current(), pool, &name, open()?))
 }
 
+/// Runs a libvirt hook call: reads the domain XML from stdin (bounded), does the work
+/// through the agent when one answers, else here; gives up after the deadline.
+fn libvirt_hook(s: &Settings, op: &str, subop: &str) -> Result<String> {
+    use crate::libvirt::{domain, hook};
+    if hook::action(op, subop) == hook::Action::Nothing {
+        return Ok(format!("{op} {subop}: nothing to do"));
+    }
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::io::stdin(), domain::MAX_XML_BYTES as u64 + 1),
+        &mut xml,
+    )
+    .map_err(|e| Error::Usage(format!("reading the domain XML on stdin: {e}")))?;
+    let (s, op, subop) = (s.clone(), op.to_owned(), subop.to_owned());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = through_agent(&s.api.socket, async |c| {
+            Ok(c.libvirt_hook(&op, &subop, &xml).await?.map(|r| r.summary))
+        })
+        .unwrap_or_else(|| hook::run(&s, &op, &subop, &xml));
+        let _ = tx.send(result);
+    });
+    rx.recv_timeout(hook::DEADLINE).unwrap_or_else(|_| {
+        Err(Error::failed(format!(
+            "gave up after {} s (state lock or agent busy): the domain must not start",
+            hook::DEADLINE.as_secs()
+        )))
+    })
+}
+
 /// Prints a value as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(Error::failed)?;
@@ -191,5 +221,22 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::UdevHook => unreachable!("the udev hook runs without full settings"),
+        Command::LibvirtHook {
+            name: _,
+            op,
+            subop,
+            extra: _,
+        } => {
+            let summary = libvirt_hook(s, &op, &subop)?;
+            tracing::info!(%summary, "libvirt hook");
+            Ok(())
+        }
+        Command::Guest(GuestCommand::Seclabel { uuid }) => {
+            let g = guests::show(s, &uuid)?;
+            let process: crate::context::Context =
+                g.process_label.parse().map_err(Error::failed)?;
+            print!("{}", crate::libvirt::seclabel::snippet(&process));
+            Ok(())
+        }
     }
 }

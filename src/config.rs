@@ -30,6 +30,14 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     agent: RawAgent,
+    #[serde(default)]
+    libvirt: RawLibvirt,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLibvirt {
+    status_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,6 +99,9 @@ pub struct Settings {
     /// `[agent] unwatched_rescan_secs`: how often a pool that could not be fully watched
     /// (inotify watch limit reached) is rescanned instead.
     pub unwatched_rescan: std::time::Duration,
+    /// `[libvirt] status_dir`: where libvirtd keeps a status XML per running QEMU domain
+    /// (`/run/libvirt/qemu`), to tell which hook-managed guests still run.
+    pub libvirt_status_dir: PathBuf,
 }
 
 /// The `[api]` section.
@@ -297,8 +308,19 @@ impl Settings {
             Some(s) => std::time::Duration::from_secs(s),
             None => std::time::Duration::from_secs(30),
         };
+        let libvirt_status_dir = raw
+            .libvirt
+            .status_dir
+            .unwrap_or_else(|| PathBuf::from("/run/libvirt/qemu"));
+        if !libvirt_status_dir.is_absolute() {
+            return Err(err(format!(
+                "libvirt.status_dir: {} is not an absolute path",
+                libvirt_status_dir.display()
+            )));
+        }
         Ok(Settings {
             unwatched_rescan,
+            libvirt_status_dir,
             source: source.to_path_buf(),
             state_dir,
             selinux,

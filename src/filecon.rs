@@ -56,3 +56,22 @@ pub fn write(fd: BorrowedFd<'_>, label: &Context) -> Result<(), LabelError> {
         .set_for_file(&fd)
         .map_err(|e| label_error(&e))
 }
+
+/// The xattr libvirt's SELinux driver sets (with `trusted.libvirt.security.selinux`, the
+/// label it remembered) on every file it labels for a running domain, and removes when
+/// it restores the label.
+pub const LIBVIRT_REF_XATTR: &str = "trusted.libvirt.security.ref_selinux";
+
+/// Whether libvirt holds the object behind `fd`: it labeled it for a running domain and
+/// will restore it itself. Such a label is never rewritten under the running VM.
+pub fn held_by_libvirt(fd: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 64];
+    let answer = match rustix::fs::fgetxattr(fd, LIBVIRT_REF_XATTR, &mut buf) {
+        // An O_PATH descriptor (an LV node) has no xattr calls: go through its magic link.
+        Err(rustix::io::Errno::BADF) => {
+            rustix::fs::getxattr(crate::fsys::proc_fd_path(fd), LIBVIRT_REF_XATTR, &mut buf)
+        }
+        other => other,
+    };
+    matches!(answer, Ok(_) | Err(rustix::io::Errno::RANGE))
+}

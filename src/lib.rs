@@ -19,6 +19,7 @@ pub mod filecon;
 pub mod fsys;
 pub mod hook;
 pub mod labels;
+pub mod libvirt;
 pub mod lock;
 pub mod lvm;
 pub mod mcs;

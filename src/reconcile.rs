@@ -50,6 +50,9 @@ pub enum SkipReason {
     NotTheNode,
     /// The file was replaced or removed while it was being labeled.
     Changed,
+    /// libvirt labeled it for a running domain (its remember xattrs are set): it
+    /// restores the label itself when the domain stops.
+    HeldByLibvirt,
 }
 
 impl SkipReason {
@@ -66,6 +69,7 @@ impl SkipReason {
             SkipReason::Conflict => "conflicting attachments",
             SkipReason::NotTheNode => "not the LV's block device",
             SkipReason::Changed => "changed while labeling",
+            SkipReason::HeldByLibvirt => "held by libvirt",
         }
     }
 }
@@ -597,6 +601,11 @@ impl<'s> Labeler<'s> {
         let differs = ex.current.as_deref() != Some(desired.as_str());
         ex.outcome = match (differs, self.apply) {
             (false, _) => Outcome::Unchanged,
+            // Never under a running VM: libvirt restores it and removes its xattrs (an
+            // ATTRIB event), and then it is labeled per the state again.
+            (true, _) if filecon::held_by_libvirt(fd) => {
+                Outcome::Skipped(SkipReason::HeldByLibvirt)
+            }
             // Inspecting writes nothing, but says when writing could not work either.
             (true, Apply::Inspect) if read_only_fs(fd) => Outcome::Skipped(SkipReason::ReadOnly),
             (true, Apply::Inspect) => Outcome::Relabeled,

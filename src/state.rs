@@ -40,11 +40,17 @@ CREATE INDEX attachments_by_volume ON attachments (pool, volume);
 ";
 
 /// Version 2: guests have an owner (the uid that defined them; rows from version 1 are
-/// root's), and attachments record which file they hold (inode and birth time; NULL for
-/// LVs and rows from version 1).
+/// root's), may run under the pair libvirt gave them (`run_low`/`run_high`, while a
+/// libvirt domain runs with its own label) and say whether libvirt's hook manages them;
+/// attachments record which file they hold (inode and birth time; NULL for LVs and rows
+/// from version 1).
 const SCHEMA_V2: &str = "
 ALTER TABLE guests ADD COLUMN owner INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX guests_by_owner ON guests (owner);
+ALTER TABLE guests ADD COLUMN run_low INTEGER;
+ALTER TABLE guests ADD COLUMN run_high INTEGER;
+ALTER TABLE guests ADD COLUMN via_libvirt INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX guests_by_run_pair ON guests (run_low, run_high) WHERE run_low IS NOT NULL;
 ALTER TABLE attachments ADD COLUMN file_ino INTEGER;
 ALTER TABLE attachments ADD COLUMN file_btime INTEGER;
 ";
@@ -64,6 +70,18 @@ pub struct Guest {
     /// The uid that defined it (root's guests: 0). Only it and root may change what
     /// the guest holds.
     pub owner: u32,
+    /// The pair libvirt runs it with, when that is not `pair` (a libvirt domain with its
+    /// own SELinux label): its volumes carry this one while it is set.
+    pub run_pair: Option<Pair>,
+    /// Whether libvirt's qemu hook defined or attached it.
+    pub via_libvirt: bool,
+}
+
+impl Guest {
+    /// The pair its volumes carry now.
+    pub fn effective_pair(&self) -> Pair {
+        self.run_pair.unwrap_or(self.pair)
+    }
 }
 
 /// One attachment: a guest holds a volume of a pool in a mode.
@@ -275,8 +293,11 @@ impl Store {
                 )));
             }
         }
-        let mut taken_stmt =
-            tx.prepare("SELECT 1 FROM guests WHERE cat_low = ?1 AND cat_high = ?2")?;
+        // Taken: another guest's own pair, or the pair a libvirt domain runs with.
+        let mut taken_stmt = tx.prepare(
+            "SELECT 1 FROM guests WHERE (cat_low = ?1 AND cat_high = ?2)
+             OR (run_low = ?1 AND run_high = ?2)",
+        )?;
         let pair = mcs::pick_pair(categories, &mut rand::rng(), |p| {
             taken_stmt.exists(params![p.low(), p.high()])
         })?
@@ -298,6 +319,8 @@ impl Store {
             name: name.to_owned(),
             pair,
             owner,
+            run_pair: None,
+            via_libvirt: false,
         };
         Ok((guest, true))
     }
@@ -310,10 +333,9 @@ impl Store {
     /// Up to `limit` guests in UUID order, after UUID `after` (a page of a listing:
     /// each page costs the same, however far into the list it is).
     pub fn guests_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Guest>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT uuid, name, cat_low, cat_high, owner FROM guests
-             WHERE uuid > ?1 ORDER BY uuid LIMIT ?2",
-        )?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {GUEST_COLUMNS} FROM guests WHERE uuid > ?1 ORDER BY uuid LIMIT ?2"
+        ))?;
         let rows = stmt.query_map(params![after.unwrap_or(""), limit], guest_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -335,7 +357,8 @@ impl Store {
     /// Every attachment of every volume, for a scan.
     pub fn holder_index(&self) -> Result<HolderIndex> {
         let mut stmt = self.conn().prepare(
-            "SELECT a.pool, a.volume, a.guest, g.cat_low, g.cat_high, a.mode, a.file_ino, a.file_btime
+            "SELECT a.pool, a.volume, a.guest, coalesce(g.run_low, g.cat_low),
+                    coalesce(g.run_high, g.cat_high), a.mode, a.file_ino, a.file_btime
              FROM attachments a JOIN guests g ON g.uuid = a.guest ORDER BY a.guest",
         )?;
         let mut index = HolderIndex::new();
@@ -420,6 +443,48 @@ impl Store {
         Ok(previous)
     }
 
+    /// Sets the pair a guest runs with (`None`: its own again). Refused when another
+    /// guest holds that pair, as its own or as the one it runs with: two guests with one
+    /// pair could open each other's volumes.
+    pub fn set_run_pair(&mut self, uuid: &str, pair: Option<Pair>) -> Result<()> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let guest = guest_in(&tx, uuid)?.ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))?;
+        let pair = pair.filter(|p| *p != guest.pair);
+        if let Some(p) = pair
+            && let Some(other) = pair_holder(&tx, p)?
+            && other.uuid != uuid
+        {
+            return Err(Error::refused(format!(
+                "pair {p} is held by guest {} ({})",
+                other.name, other.uuid
+            )));
+        }
+        tx.execute(
+            "UPDATE guests SET run_low = ?1, run_high = ?2 WHERE uuid = ?3",
+            params![pair.map(Pair::low), pair.map(Pair::high), uuid],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records that libvirt's hook manages this guest.
+    pub fn mark_via_libvirt(&mut self, uuid: &str) -> Result<()> {
+        self.conn()
+            .execute("UPDATE guests SET via_libvirt = 1 WHERE uuid = ?1", [uuid])?;
+        Ok(())
+    }
+
+    /// The guests libvirt's hook manages.
+    pub fn libvirt_guests(&self) -> Result<Vec<Guest>> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {GUEST_COLUMNS} FROM guests WHERE via_libvirt = 1 ORDER BY uuid"
+        ))?;
+        let rows = stmt.query_map([], guest_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Forgets a guest that holds nothing (its pair becomes free); refused while it holds
     /// something. Its volumes' labels must have been restored first.
     pub fn forget_guest(&mut self, uuid: &str) -> Result<()> {
@@ -484,18 +549,40 @@ impl Store {
     }
 }
 
+/// The columns [`guest_row`] reads, in order.
+const GUEST_COLUMNS: &str = "uuid, name, cat_low, cat_high, owner, run_low, run_high, via_libvirt";
+
 fn guest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Guest> {
+    let run_pair = match (r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?) {
+        (Some(low), Some(high)) => Some(pair_of(low, high)?),
+        _ => None,
+    };
     Ok(Guest {
         uuid: r.get(0)?,
         name: r.get(1)?,
         pair: pair_of(r.get(2)?, r.get(3)?)?,
         owner: r.get(4)?,
+        run_pair,
+        via_libvirt: r.get(7)?,
     })
+}
+
+/// Which guest holds `pair`, as its own or as the pair it runs with.
+fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Option<Guest>> {
+    conn.query_row(
+        &format!(
+            "SELECT {GUEST_COLUMNS} FROM guests WHERE (cat_low = ?1 AND cat_high = ?2)
+             OR (run_low = ?1 AND run_high = ?2) LIMIT 1"
+        ),
+        params![pair.low(), pair.high()],
+        guest_row,
+    )
+    .optional()
 }
 
 fn guest_in(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<Guest>> {
     conn.query_row(
-        "SELECT uuid, name, cat_low, cat_high, owner FROM guests WHERE uuid = ?1",
+        &format!("SELECT {GUEST_COLUMNS} FROM guests WHERE uuid = ?1"),
         [uuid],
         guest_row,
     )
@@ -523,7 +610,8 @@ fn file_columns(file: Option<FileId>) -> (Option<i64>, Option<i64>) {
 
 fn holders_in(conn: &Connection, pool: &str, volume: &[u8]) -> rusqlite::Result<Vec<Holder>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.guest, g.cat_low, g.cat_high, a.mode, a.file_ino, a.file_btime FROM attachments a
+        "SELECT a.guest, coalesce(g.run_low, g.cat_low), coalesce(g.run_high, g.cat_high),
+                a.mode, a.file_ino, a.file_btime FROM attachments a
          JOIN guests g ON g.uuid = a.guest WHERE a.pool = ?1 AND a.volume = ?2 ORDER BY a.guest",
     )?;
     let rows = stmt.query_map(params![pool, volume], |r| {

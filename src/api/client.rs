@@ -6,7 +6,7 @@ use std::path::Path;
 
 use zlink::proxy;
 
-use super::service::{GuestReply, LabeledReply, ReleasedReply};
+use super::service::{GuestReply, HookReply, LabeledReply, ReleasedReply};
 use super::types::ApiError;
 use crate::error::Error;
 
@@ -40,6 +40,13 @@ pub trait SvirtPoolProxy {
     ) -> zlink::Result<Result<LabeledReply, ApiError>>;
     /// `Release`.
     async fn release(&mut self, guest: &str) -> zlink::Result<Result<ReleasedReply, ApiError>>;
+    /// `LibvirtHook`.
+    async fn libvirt_hook(
+        &mut self,
+        op: &str,
+        subop: &str,
+        xml: &str,
+    ) -> zlink::Result<Result<HookReply, ApiError>>;
     /// `Import`, with the file passed as the one fd.
     async fn import(
         &mut self,

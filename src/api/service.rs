@@ -74,6 +74,13 @@ pub struct ReleasedReply {
     pub released: u64,
 }
 
+/// Reply of `LibvirtHook`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct HookReply {
+    /// What was done, in one line.
+    pub summary: String,
+}
+
 /// Reply of `Attach`, `Detach`, `Import`, `CreateSaveImage` and `Open`.
 #[derive(Debug, Serialize, Deserialize, introspect::Type)]
 pub struct LabeledReply {
@@ -452,6 +459,22 @@ impl Api {
         Ok(ReleasedReply {
             released: released as u64,
         })
+    }
+
+    /// libvirt's qemu hook, relayed by `svirt-pool libvirt-hook` (root only): `op` and
+    /// `subop` as libvirt passed them, `xml` the domain XML it gave on stdin.
+    async fn libvirt_hook(
+        &self,
+        op: String,
+        subop: String,
+        xml: String,
+    ) -> Result<HookReply, ApiError> {
+        self.allow("LibvirtHook", Access::Admin)?;
+        let summary = self
+            .blocking(move |s| crate::libvirt::hook::run(s, &op, &subop, &xml))
+            .await?;
+        tracing::info!(uid = self.peer.uid, pid = self.peer.pid, %summary, "api LibvirtHook");
+        Ok(HookReply { summary })
     }
 
     /// Copies the file behind the one passed fd into dir pool `pool` as `name`, with the

@@ -19,7 +19,7 @@ use crate::fsys::{self, NodeKind, OpenError};
 use crate::labels::{FileId, Mode};
 use crate::lock;
 use crate::lvm::{self, LvmError};
-use crate::reconcile::{Apply, Examined, Outcome, Reconciler};
+use crate::reconcile::{Apply, Examined, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
 
 /// A volume named on the command line: its pool, its key in the state, and how
@@ -41,6 +41,27 @@ fn lvm_name<'a>(settings: &Settings, input: &'a Path) -> Option<(usize, &'a str,
     let (vg, lv) = text.split_once('/')?;
     let idx = settings.lvm_pool_of(vg)?;
     lvm::is_valid_name(lv).then_some((idx, vg, lv))
+}
+
+/// Whether `path` names a volume of a managed pool: a file inside a dir pool (by its
+/// absolute path), or `/dev/VG/LV` of a managed volume group. Asks nothing of lvm2.
+pub fn is_managed(settings: &Settings, path: &Path) -> bool {
+    if lvm_name(settings, path).is_some() {
+        return true;
+    }
+    let Ok(path) = fsys::normalize_user_path(path, Path::new("/")) else {
+        return false;
+    };
+    settings
+        .pools
+        .iter()
+        .any(|p| p.dir().is_some_and(|d| d.relative(&path).is_some()))
+}
+
+/// The pool name and state key of a volume named by a user (as attach finds it).
+pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> {
+    let vol = locate(settings, path)?;
+    Ok((settings.pools[vol.pool].name.clone(), vol.key))
 }
 
 /// Finds the pool of a volume named by a user: an LV of a managed VG, or a path
@@ -278,6 +299,8 @@ pub(super) fn attach_and_open(
     let result = match (&ex.outcome, vol.rel.is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
         (Outcome::Missing, true) => Ok(None),
+        // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
+        (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Ok(None),
         // The name holds another file than the one checked: its label is not this one's.
         _ if file.is_some() && ex.file != file => Err("it was replaced meanwhile".to_string()),
         _ => labeled(&ex).map(Some),
@@ -286,9 +309,16 @@ pub(super) fn attach_and_open(
         Ok(label) => {
             tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), %mode,
                 uid = caller.uid, label = ?label, "attached");
-            let note = label
-                .is_none()
-                .then(|| "inactive: its node is labeled when the LV is activated".to_string());
+            let note = match (&ex.outcome, label.is_none()) {
+                (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Some(
+                    "held by libvirt for a running domain: labeled when libvirt restores it"
+                        .to_string(),
+                ),
+                (_, true) => {
+                    Some("inactive: its node is labeled when the LV is activated".to_string())
+                }
+                (_, false) => None,
+            };
             Ok((
                 VolumeResult {
                     volume: vol.shown,

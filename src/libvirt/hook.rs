@@ -1,0 +1,208 @@
+//! libvirt's qemu hook (`/etc/libvirt/hooks/qemu.d/svirt-pool`): attach a domain's pool
+//! disks when it starts, under the pair libvirt runs it with; release them when it is
+//! gone. A non-zero exit at `prepare`/`start` makes libvirt refuse the start.
+
+use std::time::Duration;
+
+use super::domain::{self, Domain};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::lock;
+use crate::ops::{Caller, guests, volumes};
+use crate::state::Store;
+
+/// How long one hook call may take before it refuses (libvirt waits for it).
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a hook call asks of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `prepare begin`, `start begin` (attach, with the pair in the XML once libvirt
+    /// chose it) and `reconnect begin` (libvirtd restarted: assert them again).
+    Attach,
+    /// `release end`: the domain is gone; its disks go back to rest.
+    Release,
+    /// Anything else: nothing to do.
+    Nothing,
+}
+
+/// The pure decision: what `OP SUBOP` asks for.
+pub fn action(op: &str, subop: &str) -> Action {
+    match (op, subop) {
+        ("prepare" | "start" | "reconnect", "begin") => Action::Attach,
+        ("release", "end") => Action::Release,
+        _ => Action::Nothing,
+    }
+}
+
+/// Runs one hook call on the domain XML `xml`; returns a one-line summary.
+pub fn run(settings: &Settings, op: &str, subop: &str, xml: &str) -> Result<String> {
+    let act = action(op, subop);
+    if act == Action::Nothing {
+        return Ok(format!("{op} {subop}: nothing to do"));
+    }
+    let domain = domain::parse(xml).map_err(|e| Error::Usage(e.to_string()))?;
+    if op == "reconnect" {
+        // libvirtd restarted: domains that died meanwhile never got their release.
+        release_dead(settings)?;
+    }
+    match act {
+        Action::Attach => attach(settings, &domain),
+        Action::Release => release(settings, &domain),
+        Action::Nothing => unreachable!("returned above"),
+    }
+}
+
+/// Defines the domain's guest, adopts the pair libvirt runs it with (refused when
+/// another guest holds it), and attaches every disk that is in a managed pool. On any
+/// refusal nothing this call attached stays attached, and the error names the disk.
+fn attach(settings: &Settings, d: &Domain) -> Result<String> {
+    guests::define(settings, Caller::ROOT, &d.uuid, Some(&d.name))?;
+    let (held_before, run_before) = {
+        let _lock = lock::acquire(&settings.state_dir)?;
+        let mut store = Store::open(&settings.state_dir)?;
+        store.mark_via_libvirt(&d.uuid)?;
+        let guest = store
+            .guest(&d.uuid)?
+            .ok_or_else(|| Error::NoSuchGuest(d.uuid.clone()))?;
+        let held: Vec<(String, Vec<u8>)> = store
+            .attachments(Some(&d.uuid))?
+            .into_iter()
+            .map(|a| (a.pool, a.volume))
+            .collect();
+        // The pair libvirt runs it with (a static label, or a dynamic one once chosen).
+        if let Some(pair) = d.seclabel.as_ref().and_then(|s| s.pair()) {
+            store
+                .set_run_pair(&d.uuid, Some(pair))
+                .map_err(|e| Error::refused(format!("domain {} cannot start: {e}", d.name)))?;
+        }
+        (held, guest.run_pair)
+    };
+    let mut attached = Vec::new();
+    for disk in &d.disks {
+        if !volumes::is_managed(settings, &disk.source) {
+            continue; // left to libvirt
+        }
+        match volumes::attach(settings, Caller::ROOT, &d.uuid, &disk.source, disk.mode) {
+            Ok(_) => attached.push(disk),
+            Err(e) => {
+                let rollback = undo(settings, d, &attached, &held_before, run_before);
+                return Err(Error::refused(format!(
+                    "disk {} ({}): {e}{rollback}",
+                    disk.target,
+                    disk.source.display()
+                )));
+            }
+        }
+    }
+    Ok(format!(
+        "domain {} ({}): {} pool disk(s) attached",
+        d.name,
+        d.uuid,
+        attached.len()
+    ))
+}
+
+/// Takes back what a refused attach did; says what could not be taken back.
+fn undo(
+    settings: &Settings,
+    d: &Domain,
+    attached: &[&domain::Disk],
+    held_before: &[(String, Vec<u8>)],
+    run_before: Option<crate::context::Pair>,
+) -> String {
+    let mut failures = Vec::new();
+    for disk in attached {
+        let was_held =
+            volumes::state_key(settings, &disk.source).is_ok_and(|key| held_before.contains(&key));
+        if !was_held && let Err(e) = volumes::detach(settings, Caller::ROOT, &d.uuid, &disk.source)
+        {
+            failures.push(format!("{}: {e}", disk.target));
+        }
+    }
+    let restored = lock::acquire(&settings.state_dir)
+        .and_then(|_lock| Store::open(&settings.state_dir)?.set_run_pair(&d.uuid, run_before));
+    if let Err(e) = restored {
+        failures.push(format!("its pair: {e}"));
+    }
+    if failures.is_empty() {
+        "; nothing was attached".into()
+    } else {
+        format!("; undoing failed too: {}", failures.join("; "))
+    }
+}
+
+/// The domain is gone: its disks go back to rest, and it runs with its own pair again.
+fn release(settings: &Settings, d: &Domain) -> Result<String> {
+    let known = {
+        lock::ensure_state_dir(&settings.state_dir)?;
+        Store::open(&settings.state_dir)?.guest(&d.uuid)?.is_some()
+    };
+    if !known {
+        return Ok(format!("domain {}: not a guest of the agent", d.name));
+    }
+    let released = volumes::release(settings, Caller::ROOT, &d.uuid)?;
+    let _lock = lock::acquire(&settings.state_dir)?;
+    Store::open(&settings.state_dir)?.set_run_pair(&d.uuid, None)?;
+    Ok(format!("domain {}: {released} volume(s) released", d.name))
+}
+
+/// The UUIDs of the domains libvirt runs: one status XML per running domain in its
+/// status directory (none at all when the directory is missing: libvirtd never ran
+/// since boot).
+pub fn running_domains(status_dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(status_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|xml| domain::parse(&xml).ok())
+        .map(|d| d.uuid)
+        .collect()
+}
+
+/// Releases the hook-managed guests whose domain does not run (libvirtd killed, host
+/// rebooted: no `release` hook came). Returns what it released, and logs it.
+pub fn release_dead(settings: &Settings) -> Result<Vec<String>> {
+    lock::ensure_state_dir(&settings.state_dir)?;
+    let guests = Store::open(&settings.state_dir)?.libvirt_guests()?;
+    if guests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let running = running_domains(&settings.libvirt_status_dir);
+    let mut released = Vec::new();
+    for g in guests.iter().filter(|g| !running.contains(&g.uuid)) {
+        let n = volumes::release(settings, Caller::ROOT, &g.uuid)?;
+        let _lock = lock::acquire(&settings.state_dir)?;
+        Store::open(&settings.state_dir)?.set_run_pair(&g.uuid, None)?;
+        if n > 0 || g.run_pair.is_some() {
+            tracing::warn!(guest = %g.uuid, name = %g.name.escape_debug(), released = n,
+                "libvirt domain is not running (no release hook came): released its volumes");
+            released.push(g.uuid.clone());
+        }
+    }
+    Ok(released)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_calls_do_what() {
+        assert_eq!(action("prepare", "begin"), Action::Attach);
+        assert_eq!(action("start", "begin"), Action::Attach);
+        assert_eq!(action("reconnect", "begin"), Action::Attach);
+        assert_eq!(action("release", "end"), Action::Release);
+        for (op, sub) in [
+            ("started", "begin"),
+            ("stopped", "end"),
+            ("migrate", "begin"),
+            ("start", "end"),
+        ] {
+            assert_eq!(action(op, sub), Action::Nothing, "{op} {sub}");
+        }
+    }
+}

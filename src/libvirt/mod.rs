@@ -1,0 +1,6 @@
+//! Cooperating with libvirt (docs/libvirt.md): its qemu hook, the domain XML it passes,
+//! and the `<seclabel>` that lets the agent own a domain's disk labels.
+
+pub mod domain;
+pub mod hook;
+pub mod seclabel;

@@ -1,0 +1,345 @@
+//! libvirt's qemu hook fed with domain XML as libvirtd passes it (SELinux is disabled
+//! on these machines, so real libvirtd never puts an SELinux label in the XML: those
+//! paths are tested here with XML that carries one), and volumes libvirt holds.
+//! tests/libvirt_real.rs runs the hook under a real libvirtd with real TCG guests.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// A domain XML with `disks` (`(source, extra elements)`) and an optional SELinux label.
+fn domain_xml(name: &str, uuid: &str, label: Option<&str>, disks: &[(&Path, &str)]) -> String {
+    let mut xml = format!(
+        "<domain type='qemu' id='1'>\n<name>{name}</name>\n<uuid>{uuid}</uuid>\n<devices>\n"
+    );
+    for (i, (source, extra)) in disks.iter().enumerate() {
+        let device = if extra.contains("cdrom") {
+            "cdrom"
+        } else {
+            "disk"
+        };
+        xml.push_str(&format!(
+            "<disk type='file' device='{device}'><source file='{}'/><target dev='vd{}'/>{}</disk>\n",
+            source.display(),
+            (b'a' + i as u8) as char,
+            extra.replace("cdrom", "")
+        ));
+    }
+    xml.push_str("</devices>\n<seclabel type='dynamic' model='dac' relabel='yes'/>\n");
+    if let Some(label) = label {
+        xml.push_str(&format!(
+            "<seclabel type='dynamic' model='selinux' relabel='yes'><label>{label}</label></seclabel>\n"
+        ));
+    }
+    xml.push_str("</domain>\n");
+    xml
+}
+
+/// Runs `svirt-pool libvirt-hook NAME OP SUBOP -` with `xml` on stdin, as libvirtd does.
+fn hook(config: &Path, name: &str, op: &str, subop: &str, xml: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .arg("--config")
+        .arg(config)
+        .args(["libvirt-hook", name, op, subop, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn hook_ok(config: &Path, name: &str, op: &str, subop: &str, xml: &str) {
+    let out = hook(config, name, op, subop, xml);
+    assert!(
+        out.status.success(),
+        "{op} {subop}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const PROCESS: &str = "system_u:system_r:svirt_t:s0";
+
+/// A test bed whose libvirt status directory is a temporary one: a domain "runs" while
+/// its status XML is there.
+fn libvirt_bed(api: &str) -> (Bed, TempDir) {
+    let status = TempDir::new("/tmp", "svirt-pool-libvirt-status");
+    let bed = Bed::with_api_and_extra(
+        api,
+        &format!("[libvirt]\nstatus_dir = \"{}\"\n", status.0.display()),
+    );
+    (bed, status)
+}
+
+fn starts_and_stops_with_the_hook(with_agent: bool) {
+    let (bed, status) = libvirt_bed("");
+    let _agent = with_agent.then(|| bed.agent());
+    let outside = TempDir::new("/var/lib/libvirt", "svirt-pool-outside");
+    let out_disk = outside.join("elsewhere.img");
+    std::fs::write(&out_disk, b"x").unwrap();
+    set_label(&out_disk, "system_u:object_r:etc_t:s0");
+    let (disk, iso, shared) = (
+        bed.file("web.img"),
+        bed.file("debian.iso"),
+        bed.file("data.img"),
+    );
+    let uuid = new_uuid();
+    let xml = domain_xml(
+        "web",
+        &uuid,
+        None,
+        &[
+            (&disk, ""),
+            (&iso, "cdrom<readonly/>"),
+            (&shared, "<shareable/>"),
+            (&out_disk, ""),
+        ],
+    );
+    hook_ok(&bed.config, "web", "prepare", "begin", &xml);
+    hook_ok(&bed.config, "web", "start", "begin", &xml);
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    assert_eq!(shown["name"], "web");
+    let cats = shown["categories"].as_str().unwrap();
+    assert_eq!(label(&disk), Some(image_label(cats)));
+    assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT));
+    assert_eq!(label(&shared).as_deref(), Some(SVIRT_IMAGE));
+    assert_eq!(
+        label(&out_disk).as_deref(),
+        Some("system_u:object_r:etc_t:s0"),
+        "a disk outside the pools is libvirt's"
+    );
+    // A second domain on the same rw disk must not start; the first keeps its label.
+    let other = new_uuid();
+    let other_iso = bed.file("other.iso");
+    let xml2 = domain_xml(
+        "db",
+        &other,
+        None,
+        &[(&other_iso, "cdrom<readonly/>"), (&disk, "")],
+    );
+    let out = hook(&bed.config, "db", "prepare", "begin", &xml2);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("vdb") && err.contains("web.img") && err.contains(&uuid),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one line for libvirt's log: {err}"
+    );
+    assert_eq!(label(&disk), Some(image_label(cats)));
+    assert_eq!(
+        label(&other_iso).as_deref(),
+        Some(VIRT_IMAGE),
+        "nothing stays attached"
+    );
+    hook_ok(&bed.config, "db", "release", "end", &xml2);
+    // Stop: everything rests again.
+    hook_ok(&bed.config, "web", "stopped", "end", &xml);
+    hook_ok(&bed.config, "web", "release", "end", &xml);
+    for f in [&disk, &iso, &shared] {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
+    }
+    drop(status);
+}
+
+#[test]
+fn the_hook_attaches_at_start_refuses_a_second_rw_user_and_releases() {
+    starts_and_stops_with_the_hook(false);
+}
+
+#[test]
+fn the_hook_works_through_a_running_agent() {
+    starts_and_stops_with_the_hook(true);
+}
+
+#[test]
+fn a_label_libvirt_chose_is_adopted_and_a_pair_collision_refused() {
+    let (bed, _status) = libvirt_bed("");
+    let disk = bed.file("dyn.img");
+    let uuid = new_uuid();
+    // At prepare libvirt has not chosen the pair yet; at start the XML carries it.
+    let at_prepare = domain_xml("dyn", &uuid, None, &[(&disk, "")]);
+    hook_ok(&bed.config, "dyn", "prepare", "begin", &at_prepare);
+    let dynamic = format!("{PROCESS}:c123,c456");
+    let at_start = domain_xml("dyn", &uuid, Some(&dynamic), &[(&disk, "")]);
+    hook_ok(&bed.config, "dyn", "start", "begin", &at_start);
+    assert_eq!(label(&disk), Some(image_label("c123,c456")));
+    // The pair is taken while it runs: another domain with it may not start, and its
+    // disks stay as they were.
+    let (twin_disk, twin) = (bed.file("twin.img"), new_uuid());
+    let twin_xml = domain_xml("twin", &twin, Some(&dynamic), &[(&twin_disk, "")]);
+    let out = hook(&bed.config, "twin", "start", "begin", &twin_xml);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c123,c456") && err.contains("dyn"), "{err}");
+    assert_eq!(label(&twin_disk), None, "the refused domain's disk was labeled");
+    // A guest of the agent holding that pair as its own is protected the same way.
+    let own = bed.define_guest("own").1;
+    let clash = domain_xml("clash", &new_uuid(), Some(&format!("{PROCESS}:{own}")), &[]);
+    assert_eq!(
+        hook(&bed.config, "clash", "start", "begin", &clash)
+            .status
+            .code(),
+        Some(1)
+    );
+    // Released: the disk rests, and the guest runs with its own pair next time.
+    hook_ok(&bed.config, "dyn", "release", "end", &at_start);
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+    hook_ok(&bed.config, "dyn", "start", "begin", &at_prepare);
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    assert_eq!(
+        label(&disk),
+        Some(image_label(shown["categories"].as_str().unwrap()))
+    );
+    // Bad XML is refused with a reason, and changes nothing.
+    let out = hook(
+        &bed.config,
+        "x",
+        "prepare",
+        "begin",
+        "<domain><name>x</name>",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("domain XML"));
+    // Operations the agent has nothing to do for exit 0 without reading the XML.
+    hook_ok(&bed.config, "dyn", "started", "begin", "");
+}
+
+#[test]
+fn guests_whose_domain_died_without_a_release_are_released() {
+    let (bed, status) = libvirt_bed("");
+    let (alive_disk, dead_disk) = (bed.file("alive.img"), bed.file("dead.img"));
+    let (alive, dead) = (new_uuid(), new_uuid());
+    let alive_xml = domain_xml("alive", &alive, None, &[(&alive_disk, "")]);
+    let dead_xml = domain_xml("dead", &dead, None, &[(&dead_disk, "")]);
+    hook_ok(&bed.config, "alive", "start", "begin", &alive_xml);
+    hook_ok(&bed.config, "dead", "start", "begin", &dead_xml);
+    // libvirtd's status file says only "alive" runs (as after a crash of "dead").
+    std::fs::write(
+        status.join("alive.xml"),
+        format!("<domstatus state='running' pid='1'>{alive_xml}</domstatus>"),
+    )
+    .unwrap();
+    let _agent = bed.agent();
+    assert_eq!(
+        label(&dead_disk).as_deref(),
+        Some(VIRT_IMAGE),
+        "dead guest released"
+    );
+    assert!(
+        label(&alive_disk).unwrap().starts_with(SVIRT_IMAGE),
+        "running guest kept"
+    );
+    // libvirtd restarted (reconnect) after "alive" died too.
+    std::fs::remove_file(status.join("alive.xml")).unwrap();
+    let third = bed.file("third.img");
+    let third_xml = domain_xml("third", &new_uuid(), None, &[(&third, "")]);
+    std::fs::write(status.join("third.xml"), &third_xml).unwrap();
+    hook_ok(&bed.config, "third", "reconnect", "begin", &third_xml);
+    assert_label_within_1s(&alive_disk, VIRT_IMAGE);
+    assert!(label(&third).unwrap().starts_with(SVIRT_IMAGE));
+}
+
+#[test]
+fn volumes_libvirt_holds_are_never_relabeled_under_a_running_vm() {
+    let bed = Bed::new();
+    let (held, other) = (bed.file("held.img"), bed.file("other.img"));
+    let _agent = bed.agent();
+    // What libvirt's SELinux driver does at VM start: remember, then label.
+    for (name, value) in [
+        ("trusted.libvirt.security.selinux", VIRT_IMAGE),
+        ("trusted.libvirt.security.ref_selinux", "1"),
+    ] {
+        rustix::fs::setxattr(
+            &held,
+            name,
+            value.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
+    let running = "system_u:object_r:svirt_image_t:s0:c123,c456";
+    set_label(&held, running);
+    set_label(&other, "system_u:object_r:etc_t:s0");
+    assert_label_within_1s(&other, VIRT_IMAGE);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        label(&held).as_deref(),
+        Some(running),
+        "rewritten under a running VM"
+    );
+    let status = bed.ok(&["status", "--all"]);
+    assert!(status.contains("held by libvirt"), "{status}");
+    // libvirt restores at stop and removes its xattrs: the agent's own labels apply again.
+    set_label(&held, "system_u:object_r:svirt_image_t:s0:c1,c2");
+    for name in [
+        "trusted.libvirt.security.selinux",
+        "trusted.libvirt.security.ref_selinux",
+    ] {
+        rustix::fs::removexattr(&held, name).unwrap();
+    }
+    assert_label_within_1s(&held, VIRT_IMAGE);
+}
+
+#[test]
+fn the_seclabel_printed_for_a_guest_is_valid_domain_xml() {
+    let bed = Bed::new();
+    let (uuid, cats) = bed.define_guest("adoptee");
+    let snippet = bed.ok(&["guest", "seclabel", &uuid]);
+    let label = format!("{PROCESS}:{cats}");
+    assert!(
+        snippet.contains(&format!("<label>{label}</label>")),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains("type='static'") && snippet.contains("relabel='no'"),
+        "{snippet}"
+    );
+    // Put both where they go in a domain, and let libvirt's schema judge.
+    let disk_seclabel = snippet
+        .lines()
+        .find(|l| l.contains("relabel='no'"))
+        .unwrap();
+    let domain_seclabel: String = snippet
+        .lines()
+        .skip_while(|l| !l.starts_with("<seclabel type='static'"))
+        .take_while(|l| !l.starts_with("<!--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let xml = format!(
+        "<domain type='qemu'><name>adoptee</name><uuid>{uuid}</uuid><memory>65536</memory>\
+         <os><type>hvm</type></os><devices><disk type='file' device='disk'>\
+         <source file='{}'>{disk_seclabel}</source><target dev='vda'/></disk></devices>\
+         {domain_seclabel}</domain>",
+        bed.pool.join("adoptee.img").display()
+    );
+    let file = bed.state.join("adoptee.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = Command::new("virt-xml-validate")
+        .arg(&file)
+        .arg("domain")
+        .output()
+        .expect("virt-xml-validate (libvirt-clients) is needed");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
