@@ -342,9 +342,9 @@ impl Store {
 
     /// Every guest, ordered by name then UUID.
     pub fn guests(&self) -> Result<Vec<Guest>> {
-        let mut stmt = self.conn().prepare(
-            "SELECT uuid, name, cat_low, cat_high, owner FROM guests ORDER BY name, uuid",
-        )?;
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {GUEST_COLUMNS} FROM guests ORDER BY name, uuid"
+        ))?;
         let rows = stmt.query_map([], guest_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -777,5 +777,44 @@ mod tests {
         let mut again = att("old", "a.img", Mode::Ro);
         again.file = file(12);
         assert!(store.attach(&again).is_err());
+    }
+
+    #[test]
+    fn a_run_pair_is_taken_while_set_and_every_listing_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let cats = CategorySet::parse("c0.c3").unwrap();
+        let (a, _) = store.define_guest("a", None, &cats, 0, u32::MAX).unwrap();
+        let (b, _) = store.define_guest("b", None, &cats, 0, u32::MAX).unwrap();
+        // b may not run with a's pair; a may run with a pair nobody holds.
+        assert!(store.set_run_pair("b", Some(a.pair)).is_err());
+        let free = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+            .into_iter()
+            .filter_map(|(l, h)| Pair::new(l, h))
+            .find(|p| *p != a.pair && *p != b.pair)
+            .unwrap();
+        store.set_run_pair("a", Some(free)).unwrap();
+        assert!(
+            store.set_run_pair("b", Some(free)).is_err(),
+            "taken while a runs"
+        );
+        for g in store.guests().unwrap() {
+            let want = if g.uuid == "a" { Some(free) } else { None };
+            assert_eq!(g.run_pair, want);
+        }
+        store.attach(&att("a", "x.img", Mode::Rw)).unwrap();
+        assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, free);
+        assert_eq!(
+            store.holder_index().unwrap()["p"][&b"x.img".to_vec()][0].pair,
+            free
+        );
+        // New guests never draw a pair a guest runs with: 6 pairs, 2 own, 1 run pair.
+        for g in ["c", "d", "e"] {
+            let (n, _) = store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+            assert_ne!(n.pair, free);
+        }
+        assert!(store.define_guest("f", None, &cats, 0, u32::MAX).is_err());
+        store.set_run_pair("a", None).unwrap();
+        assert_eq!(store.guest("a").unwrap().unwrap().effective_pair(), a.pair);
     }
 }

@@ -187,7 +187,11 @@ fn a_label_libvirt_chose_is_adopted_and_a_pair_collision_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("c123,c456") && err.contains("dyn"), "{err}");
-    assert_eq!(label(&twin_disk), None, "the refused domain's disk was labeled");
+    assert_eq!(
+        label(&twin_disk),
+        None,
+        "the refused domain's disk was labeled"
+    );
     // A guest of the agent holding that pair as its own is protected the same way.
     let own = bed.define_guest("own").1;
     let clash = domain_xml("clash", &new_uuid(), Some(&format!("{PROCESS}:{own}")), &[]);
