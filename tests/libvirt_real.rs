@@ -1,0 +1,206 @@
+//! The qemu hook under a real libvirtd running real QEMU guests (TCG: no KVM needed).
+//! SELinux is disabled on these machines, so libvirt runs only its DAC driver: these
+//! tests check what the hook does at start, refusal, stop and libvirtd's restart;
+//! tests/libvirt_hook.rs feeds it XML with SELinux labels.
+//!
+//! Needs libvirtd, virsh and qemu-system-x86_64 (`scripts/install-deps --tests`); it
+//! starts libvirtd itself if none runs (scripts/start-libvirtd).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+const HOOK: &str = "/etc/libvirt/hooks/qemu.d/svirt-pool-test";
+const HOOK_CONF: &str = "/run/svirt-pool-test/hook.conf";
+
+fn virsh(args: &[&str]) -> Output {
+    Command::new("virsh")
+        .args(["-c", "qemu:///system"])
+        .args(args)
+        .output()
+        .expect("virsh (libvirt-clients) is needed: scripts/install-deps --tests")
+}
+
+fn virsh_ok(args: &[&str]) -> String {
+    let out = virsh(args);
+    assert!(
+        out.status.success(),
+        "virsh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts libvirtd if needed, installs the test hook (it runs this build's binary on
+/// the config named in HOOK_CONF), and removes both the hook's config and every test
+/// domain when dropped.
+struct Libvirt {
+    domains: Vec<String>,
+}
+
+impl Libvirt {
+    fn new(config: &Path) -> Libvirt {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-libvirtd");
+        let out = Command::new(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "start-libvirtd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(
+            HOOK,
+            "#!/bin/sh\n# svirt-pool's tests: the test build's hook on the config a test names.\n\
+             [ -r /run/svirt-pool-test/hook.conf ] || exit 0\n. /run/svirt-pool-test/hook.conf\n\
+             exec \"$BIN\" --config \"$CONFIG\" libvirt-hook \"$@\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(HOOK, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all("/run/svirt-pool-test").unwrap();
+        std::fs::write(
+            HOOK_CONF,
+            format!(
+                "BIN='{}'\nCONFIG='{}'\n",
+                env!("CARGO_BIN_EXE_svirt-pool"),
+                config.display()
+            ),
+        )
+        .unwrap();
+        Libvirt {
+            domains: Vec::new(),
+        }
+    }
+
+    /// Starts a transient TCG domain with these disks (`(file, readonly)`).
+    fn create(&mut self, name: &str, disks: &[(&Path, bool)]) -> Output {
+        let mut xml = format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+        );
+        for (i, (file, ro)) in disks.iter().enumerate() {
+            let (device, bus, extra) = if *ro {
+                ("cdrom", "ide", "<readonly/>")
+            } else {
+                ("disk", "virtio", "")
+            };
+            let dev = if *ro {
+                format!("hd{}", (b'a' + i as u8) as char)
+            } else {
+                format!("vd{}", (b'a' + i as u8) as char)
+            };
+            xml.push_str(&format!(
+                "<disk type='file' device='{device}'><driver name='qemu' type='raw'/>\
+                 <source file='{}'/><target dev='{dev}' bus='{bus}'/>{extra}</disk>",
+                file.display()
+            ));
+        }
+        xml.push_str("</devices></domain>");
+        let file = PathBuf::from(format!("/run/svirt-pool-test/{name}.xml"));
+        std::fs::write(&file, xml).unwrap();
+        self.domains.push(name.to_owned());
+        virsh(&["create", file.to_str().unwrap()])
+    }
+}
+
+impl Drop for Libvirt {
+    fn drop(&mut self) {
+        for d in &self.domains {
+            let _ = virsh(&["destroy", d]);
+        }
+        let _ = std::fs::remove_file(HOOK_CONF);
+    }
+}
+
+/// Kills libvirtd (its guests keep running) and starts it again: it reconnects to them
+/// and calls the hook with `reconnect begin`.
+fn restart_libvirtd() {
+    let _ = Command::new("pkill")
+        .args(["-9", "-x", "libvirtd"])
+        .status();
+    assert!(wait_for(Duration::from_secs(5), || {
+        !Command::new("pgrep")
+            .args(["-x", "libvirtd"])
+            .status()
+            .unwrap()
+            .success()
+    }));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-libvirtd");
+    assert!(Command::new(script).status().unwrap().success());
+}
+
+/// A raw disk image libvirt's DAC driver (which runs QEMU as libvirt-qemu) can open.
+fn image(bed: &Bed, name: &str) -> PathBuf {
+    let path = bed.file(name);
+    std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
+    path
+}
+
+#[test]
+fn real_guests_start_refuse_stop_and_survive_a_libvirtd_restart() {
+    let bed = Bed::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut libvirt = Libvirt::new(&bed.config);
+    let (disk, iso) = (image(&bed, "web.img"), image(&bed, "install.iso"));
+    let name = unique("svirt-web").replace('-', "_");
+
+    // Start with the agent running: the hook goes through its API.
+    let agent = bed.agent();
+    let out = libvirt.create(&name, &[(&disk, false), (&iso, true)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uuid = virsh_ok(&["domuuid", &name]).trim().to_owned();
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let cats = shown["categories"].as_str().unwrap().to_owned();
+    assert_eq!(shown["name"], name.as_str());
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+    assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT));
+
+    // A second guest on the same rw disk does not start; the first keeps its label.
+    let second = unique("svirt-db").replace('-', "_");
+    let out = libvirt.create(&second, &[(&disk, false)]);
+    assert!(!out.status.success(), "the second rw user started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web.img"), "libvirt does not say why: {err}");
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+
+    // The agent stops; libvirtd is killed and restarted while the guest runs. On
+    // reconnect the hook asserts the attachments again (the CLI path, no agent): a
+    // label taken away meanwhile comes back.
+    drop(agent);
+    bed.ok(&[
+        "detach",
+        "--guest",
+        &uuid,
+        "--volume",
+        disk.to_str().unwrap(),
+    ]);
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+    restart_libvirtd();
+    assert!(
+        virsh_ok(&["list", "--name"]).contains(&name),
+        "the guest died"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || label(&disk)
+            == Some(image_label(&cats))),
+        "reconnect did not re-attach: {:?}",
+        label(&disk)
+    );
+
+    // Destroyed: its disks rest again.
+    virsh_ok(&["destroy", &name]);
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+    assert_eq!(label(&iso).as_deref(), Some(VIRT_IMAGE));
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    assert_eq!(shown["attachments"].as_array().unwrap().len(), 0);
+}
