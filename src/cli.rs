@@ -90,6 +90,9 @@ pub enum Command {
         /// libvirt's extra argument (`-` mostly).
         extra: Option<String>,
     },
+    /// Work with libvirt's domains.
+    #[command(subcommand)]
+    Libvirt(LibvirtCommand),
     /// Show each pool's volumes, attachments, current and desired labels, and drift.
     Status {
         /// Print JSON (every volume).
@@ -98,6 +101,24 @@ pub enum Command {
         /// List every volume, not only attached or drifting ones.
         #[arg(long)]
         all: bool,
+    },
+}
+
+/// `libvirt` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum LibvirtCommand {
+    /// Let the agent own a defined domain's pool disk labels: define its guest, give the
+    /// domain a static <seclabel> with the guest's pair and relabel='no' on each pool
+    /// disk. Prints the diff; changes the domain only with --apply (virsh define).
+    Adopt {
+        /// The domain's name (as virsh knows it).
+        name: String,
+        /// Define the edited XML in libvirt.
+        #[arg(long)]
+        apply: bool,
+        /// Print the whole edited XML instead of the diff.
+        #[arg(long)]
+        xml: bool,
     },
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::api::client::{SvirtPoolProxy, through_agent};
 use crate::api::types::{Guest, Labeled};
-use crate::cli::{Command, GuestCommand};
+use crate::cli::{Command, GuestCommand, LibvirtCommand};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::ops::guests::GuestInfo;
@@ -229,6 +229,22 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         } => {
             let summary = libvirt_hook(s, &op, &subop)?;
             tracing::info!(%summary, "libvirt hook");
+            Ok(())
+        }
+        Command::Libvirt(LibvirtCommand::Adopt { name, apply, xml }) => {
+            use crate::libvirt::adopt;
+            let a = adopt::adopt(s, &name, apply)?;
+            if xml {
+                print!("{}", a.after);
+            } else if a.after == a.before {
+                println!("domain {name} is adopted already: nothing to change");
+            } else {
+                print!("{}", adopt::diff(s, &a.before, &a.after)?);
+                match a.applied {
+                    true => println!("defined the adopted domain {name} in libvirt"),
+                    false => println!("(not applied: run again with --apply to define it)"),
+                }
+            }
             Ok(())
         }
         Command::Guest(GuestCommand::Seclabel { uuid }) => {

@@ -40,10 +40,17 @@ fn virsh_ok(args: &[&str]) -> String {
 /// domain when dropped.
 struct Libvirt {
     domains: Vec<String>,
+    /// One test at a time: libvirtd, the hook and its config are the machine's.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Libvirt {
     fn new(config: &Path) -> Libvirt {
+        let turn = TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-libvirtd");
         let out = Command::new(script).output().unwrap();
         assert!(
@@ -72,6 +79,7 @@ impl Libvirt {
         .unwrap();
         Libvirt {
             domains: Vec::new(),
+            _turn: turn,
         }
     }
 
@@ -124,6 +132,7 @@ fn restart_libvirtd() {
     assert!(wait_for(Duration::from_secs(5), || {
         !Command::new("pgrep")
             .args(["-x", "libvirtd"])
+            .stdout(std::process::Stdio::null())
             .status()
             .unwrap()
             .success()
@@ -203,4 +212,91 @@ fn real_guests_start_refuse_stop_and_survive_a_libvirtd_restart() {
     let shown: serde_json::Value =
         serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
     assert_eq!(shown["attachments"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn adopt_shows_the_diff_then_defines_the_domain_with_the_guest_s_label() {
+    let bed = Bed::new();
+    let _libvirt = Libvirt::new(&bed.config);
+    let disk = image(&bed, "adopt.img");
+    let outside = TempDir::new("/var/lib/libvirt", "svirt-pool-outside");
+    let elsewhere = outside.join("elsewhere.img");
+    std::fs::write(&elsewhere, b"x").unwrap();
+    let name = unique("svirt-adopt").replace('-', "_");
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+         <disk type='file' device='disk'><source file='{}'/><target dev='vda'/></disk>\
+         <disk type='file' device='disk'><source file='{}'/><target dev='vdb'/></disk>\
+         </devices></domain>",
+        disk.display(),
+        elsewhere.display()
+    );
+    let file = bed.state.join("adopt.xml");
+    std::fs::write(&file, xml).unwrap();
+    virsh_ok(&["define", file.to_str().unwrap()]);
+    struct Undefine(String);
+    impl Drop for Undefine {
+        fn drop(&mut self) {
+            let _ = virsh(&["undefine", &self.0]);
+        }
+    }
+    let _undefine = Undefine(name.clone());
+    let dump = || virsh_ok(&["dumpxml", "--inactive", "--security-info", &name]);
+    let before = dump();
+
+    // First the diff, and nothing changes.
+    let diff = bed.ok(&["libvirt", "adopt", &name]);
+    let uuid = virsh_ok(&["domuuid", &name]).trim().to_owned();
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let label = format!(
+        "system_u:system_r:svirt_t:s0:{}",
+        shown["categories"].as_str().unwrap()
+    );
+    assert!(
+        diff.contains(&format!("+    <label>{label}</label>")),
+        "{diff}"
+    );
+    assert!(diff.contains("relabel='no'"), "{diff}");
+    assert!(diff.contains("not applied"), "{diff}");
+    assert_eq!(dump(), before, "a dry run changed the domain");
+    // The edited XML is valid for libvirt's schema.
+    let edited = bed.state.join("edited.xml");
+    std::fs::write(&edited, bed.ok(&["libvirt", "adopt", &name, "--xml"])).unwrap();
+    let out = Command::new("virt-xml-validate")
+        .arg(&edited)
+        .arg("domain")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Applied: libvirt keeps both; the disk outside the pools is still libvirt's.
+    bed.ok(&["libvirt", "adopt", &name, "--apply"]);
+    let after = dump();
+    assert!(
+        after.contains(&format!("<label>{label}</label>")),
+        "{after}"
+    );
+    let disk_of = |file: &str| {
+        after
+            .split("<disk")
+            .map(|d| d.split("</disk>").next().unwrap())
+            .find(|d| d.contains(file))
+            .unwrap()
+            .to_owned()
+    };
+    let pool_disk = disk_of("adopt.img");
+    assert!(pool_disk.contains("relabel='no'"), "{after}");
+    let other_disk = disk_of("elsewhere.img");
+    assert!(!other_disk.contains("seclabel"), "{after}");
+    assert!(
+        bed.ok(&["libvirt", "adopt", &name])
+            .contains("adopted already"),
+        "adopting again must change nothing"
+    );
 }
