@@ -347,3 +347,29 @@ fn the_seclabel_printed_for_a_guest_is_valid_domain_xml() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_hook_that_cannot_finish_in_10_s_refuses_the_start() {
+    let (bed, _status) = libvirt_bed("");
+    let disk = bed.file("slow.img");
+    let xml = domain_xml("slow", &new_uuid(), None, &[(&disk, "")]);
+    // Someone holds the state lock (a stuck CLI, say) and never lets go.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(bed.state.join("lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let started = std::time::Instant::now();
+    let out = hook(&bed.config, "slow", "prepare", "begin", &xml);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gave up after 10 s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_eq!(label(&disk), None);
+}
