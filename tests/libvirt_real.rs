@@ -264,16 +264,7 @@ fn adopt_shows_the_diff_then_defines_the_domain_with_the_guest_s_label() {
     // The edited XML is valid for libvirt's schema.
     let edited = bed.state.join("edited.xml");
     std::fs::write(&edited, bed.ok(&["libvirt", "adopt", &name, "--xml"])).unwrap();
-    let out = Command::new("virt-xml-validate")
-        .arg(&edited)
-        .arg("domain")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_valid_domain_xml(&edited);
 
     // Applied: libvirt keeps both; the disk outside the pools is still libvirt's.
     bed.ok(&["libvirt", "adopt", &name, "--apply"]);

@@ -364,3 +364,19 @@ impl Drop for Agent {
         self.terminate();
     }
 }
+
+/// Asserts that `file` is a domain XML libvirt's schema accepts (`virt-xml-validate`).
+pub fn assert_valid_domain_xml(file: &Path) {
+    let out = Command::new("virt-xml-validate")
+        .arg(file)
+        .arg("domain")
+        .output()
+        .expect("virt-xml-validate (libvirt-clients; xmllint from libxml2-utils) is needed");
+    assert!(
+        out.status.success(),
+        "{} is not valid domain XML: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
