@@ -235,3 +235,120 @@ fn mounts_below_a_pool_are_never_entered() {
     assert_label_within_1s(&other, VIRT_IMAGE);
     outside.assert_untouched();
 }
+
+/// A FUSE mount whose server never answers: any lookup that enters it waits for ever
+/// (until the server's descriptor is closed, which aborts the connection).
+struct HungFuse {
+    target: std::path::PathBuf,
+    server: Option<std::os::fd::OwnedFd>,
+}
+
+impl HungFuse {
+    fn mount(target: &std::path::Path) -> HungFuse {
+        use std::os::fd::AsRawFd;
+        let server = rustix::fs::open(
+            "/dev/fuse",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("/dev/fuse");
+        let rootmode = if target.is_dir() { "40755" } else { "100644" };
+        let data = format!(
+            "fd={},rootmode={rootmode},user_id=0,group_id=0",
+            server.as_raw_fd()
+        );
+        let c = |s: &str| std::ffi::CString::new(s).unwrap();
+        let (source, target_c, fstype, data) = (
+            c("svirt-hung"),
+            c(target.to_str().unwrap()),
+            c("fuse"),
+            c(&data),
+        );
+        // SAFETY: every pointer is a valid NUL-terminated string for the call.
+        let rc = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target_c.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mount fuse: {}", std::io::Error::last_os_error());
+        HungFuse {
+            target: target.to_path_buf(),
+            server: Some(server),
+        }
+    }
+}
+
+impl Drop for HungFuse {
+    fn drop(&mut self) {
+        // Closing the server aborts the connection: whatever waits on it fails.
+        self.server.take();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.target)
+            .status();
+    }
+}
+
+/// Runs the CLI and fails the test if it does not finish within `secs`.
+fn cli_within(config: &std::path::Path, args: &[&str], secs: u64) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("svirt-pool {args:?} hung on the FUSE mount for {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_fuse_mount_that_never_answers_stalls_nothing() {
+    let bed = Bed::new();
+    let (uuid, _) = bed.define_guest("victim");
+    let file = bed.file("hung.img");
+    let dir = bed.pool.join("hungdir");
+    std::fs::create_dir(&dir).unwrap();
+    let ok = bed.file("ok.img");
+    set_label(&ok, "system_u:object_r:tmp_t:s0");
+    let _on_file = HungFuse::mount(&file);
+    let _on_dir = HungFuse::mount(&dir);
+
+    let out = cli_within(&bed.config, &["scan", "--json"], 10);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["total"]["skipped"]["other filesystem"], 2, "{json}");
+    assert_eq!(label(&ok).as_deref(), Some(VIRT_IMAGE));
+    for target in [file.clone(), dir.join("x.img")] {
+        let out = cli_within(
+            &bed.config,
+            &[
+                "attach",
+                "--guest",
+                &uuid,
+                "--volume",
+                target.to_str().unwrap(),
+                "--mode",
+                "rw",
+            ],
+            10,
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", target.display());
+    }
+    // The agent starts (its first scan passes the mounts by) and serves.
+    let _agent = bed.agent();
+    set_label(&ok, "system_u:object_r:tmp_t:s0");
+    assert_label_within_1s(&ok, VIRT_IMAGE);
+    cli_within(&bed.config, &["status"], 10);
+}
