@@ -232,7 +232,6 @@ fn parse_sublevel(input: &str, s: &str) -> Result<Sublevel, ParseError> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Context {
     text: String,
-    type_start: usize,
     level_start: usize,
 }
 
@@ -240,11 +239,6 @@ impl Context {
     /// The whole context as text.
     pub fn as_str(&self) -> &str {
         &self.text
-    }
-
-    /// The type field, e.g. `svirt_image_t`.
-    pub fn type_name(&self) -> &str {
-        &self.text[self.type_start..self.level_start - 1]
     }
 
     /// The MLS/MCS level field, e.g. `s0:c1,c2`.
@@ -304,11 +298,9 @@ impl FromStr for Context {
                 "the high level does not dominate the low level",
             ));
         }
-        let type_start = user.len() + role.len() + 2;
         Ok(Context {
             text: s.to_owned(),
-            type_start,
-            level_start: type_start + ty.len() + 1,
+            level_start: user.len() + role.len() + ty.len() + 3,
         })
     }
 }
@@ -338,7 +330,6 @@ mod tests {
     #[test]
     fn parses_refpolicy_contexts() {
         let c: Context = "system_u:object_r:svirt_image_t:s0:c1,c2".parse().unwrap();
-        assert_eq!(c.type_name(), "svirt_image_t");
         assert_eq!(c.level(), "s0:c1,c2");
         let c: Context = "system_u:system_r:svirt_t:s0-s0:c0.c1023".parse().unwrap();
         assert_eq!(c.high_categories(), CategorySet::full());

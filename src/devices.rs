@@ -96,10 +96,6 @@ pub fn enumerate(managed: &dyn Fn(&str) -> bool) -> std::io::Result<Vec<LvNode>>
 pub struct Monitor {
     socket: udev::MonitorSocket,
 }
-
-/// An `add` or `change` of a managed LV's node.
-pub type NodeEvent = LvNode;
-
 impl Monitor {
     /// Starts listening for block device events.
     pub fn new() -> std::io::Result<Monitor> {
@@ -115,7 +111,7 @@ impl Monitor {
     }
 
     /// Every pending `add`/`change` event of a managed LV node (never blocks).
-    pub fn read(&mut self, managed: &dyn Fn(&str) -> bool) -> Vec<NodeEvent> {
+    pub fn read(&mut self, managed: &dyn Fn(&str) -> bool) -> Vec<LvNode> {
         self.socket
             .iter()
             .filter(|event| {

@@ -168,7 +168,6 @@ def main():
         tree = os.path.join(work, "tree")
         n = make_tree(tree, a.files, a.dirs)
         cfg_guest = write_config(state, tree, resting=GUEST_LABEL)
-        cfg_default = write_config(state + "/", tree) if False else None
         scan = lambda cfg: (lambda: timed([binary, "--config", cfg, "scan"]))
         chcon = lambda: timed(["chcon", "-R", GUEST_LABEL, tree])
 

@@ -7,9 +7,6 @@ use crate::error::Error;
 use crate::ops::guests::{AttachmentInfo, GuestInfo};
 use crate::ops::report::{HolderStatus, PoolStatus, VolumeStatus};
 
-/// The interface name.
-pub const INTERFACE: &str = "io.svirtpool";
-
 /// A managed pool.
 #[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
 pub struct Pool {
@@ -104,7 +101,8 @@ pub struct Labeled {
 /// A change seen by the agent, streamed by `Monitor`.
 #[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
 pub struct Event {
-    /// `relabeled`, `attached`, `detached`, `released`, `imported`, `created`, `pool-gone`, `pool-back`.
+    /// `appeared` (a new volume), `relabeled`, `attached`, `detached`, `released`,
+    /// `imported`, `created`, `undefined`, or `lagged` (this client missed `volume` events).
     pub kind: String,
     /// The pool's name.
     pub pool: String,
