@@ -93,7 +93,7 @@ fn a_removed_and_recreated_pool_directory_is_watched_again() {
     let bed = Bed::new();
     let _agent = bed.agent();
     std::fs::remove_dir_all(&bed.pool.0).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Recreated at once: the agent must notice the directory is another one.
     std::fs::create_dir(&bed.pool.0).unwrap();
     // Found again on the next tick (1 s), then watched: files created later get labeled.
     let found = wait_for(Duration::from_secs(3), || {
@@ -147,10 +147,20 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
     });
-    // Let the agent drain its queue, then compare every label with what the state says.
-    std::thread::sleep(Duration::from_millis(500));
-    let status: serde_json::Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
-    for v in status["pools"][0]["volumes"].as_array().unwrap() {
+    // Once the agent drained its queue (no drift left), every label is what the state says.
+    let status = || -> serde_json::Value {
+        serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap()
+    };
+    let settled = wait_for(Duration::from_secs(5), || {
+        status()["pools"][0]["volumes"]
+            .as_array()
+            .is_some_and(|vs| vs.iter().all(|v| v["drift"] == false))
+    });
+    assert!(settled, "labels still drift: {}", status());
+    let status = status();
+    let volumes = status["pools"][0]["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), disks.len(), "status lists every volume: {status}");
+    for v in volumes {
         assert_eq!(v["drift"], false, "stale label: {v}");
         let holders = v["attachments"].as_array().unwrap();
         let expected = match holders.len() {
@@ -165,32 +175,6 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
         assert_eq!(
             label(std::path::Path::new(v["path"].as_str().unwrap())).unwrap(),
             expected
-        );
-    }
-}
-
-#[test]
-fn no_file_is_left_behind_after_an_inotify_overflow() {
-    let bed = Bed::new();
-    // A tiny event queue for this agent only: the limit is read when inotify_init runs,
-    // so it is put back as soon as the agent is up.
-    let knob = "/proc/sys/fs/inotify/max_queued_events";
-    let old = std::fs::read_to_string(knob).unwrap();
-    std::fs::write(knob, "16").unwrap();
-    let agent = std::panic::catch_unwind(|| bed.agent());
-    std::fs::write(knob, old.trim()).unwrap();
-    let _agent = agent.unwrap();
-    let files: Vec<_> = (0..500)
-        .map(|i| bed.file(&format!("burst/f{i:03}.img")))
-        .collect();
-    for f in &files {
-        let ok = wait_for(Duration::from_secs(5), || {
-            label(f).as_deref() == Some(VIRT_IMAGE)
-        });
-        assert!(
-            ok,
-            "{} left unlabeled after the queue overflowed",
-            f.display()
         );
     }
 }

@@ -149,6 +149,9 @@ fn a_renamed_lv_keeps_its_attachment() {
     let lv = &status["pools"][0]["volumes"][0];
     assert_eq!(lv["volume"], bed.volume("renamed"));
     assert_eq!(lv["state"], "shared by vm");
+    // Its node under the new name (udev names it by DM_LV_NAME) is labeled as attached.
+    let node = bed.node("renamed");
+    assert_eq!(label(&node.devnode()).as_deref(), Some(SVIRT_IMAGE));
     bed.ok(&[
         "detach",
         "--guest",
@@ -156,6 +159,7 @@ fn a_renamed_lv_keeps_its_attachment() {
         "--volume",
         &bed.volume("renamed"),
     ]);
+    assert_eq!(label(&node.devnode()).as_deref(), Some(FIXED_DISK));
 }
 
 #[test]
