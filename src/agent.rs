@@ -135,7 +135,7 @@ impl<'s> Engine<'s> {
             let _lock = lock::acquire(&self.settings.state_dir)?;
             self.scan_all()?
         };
-        tracing::info!(%total, elapsed_ms = started.elapsed().as_millis() as u64, "initial scan done");
+        tracing::info!(%total, elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "initial scan done");
         let status = format!(
             "watching {} directories; initial scan: {total}",
             self.watcher.len()

@@ -176,7 +176,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             let released = through_agent(&s.api.socket, async |c| {
                 Ok(c.undefine_guest(&uuid, Some(force))
                     .await?
-                    .map(|r| r.released as usize))
+                    .map(|r| usize::try_from(r.released).unwrap_or(usize::MAX)))
             })
             .unwrap_or_else(|| guests::undefine(s, &uuid, force))?;
             let uuid = ops::parse_uuid(&uuid)?;
@@ -204,7 +204,9 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Release { guest } => {
             let released = through_agent(&s.api.socket, async |c| {
-                Ok(c.release(&guest).await?.map(|r| r.released as usize))
+                Ok(c.release(&guest)
+                    .await?
+                    .map(|r| usize::try_from(r.released).unwrap_or(usize::MAX)))
             })
             .unwrap_or_else(|| volumes::release(s, Caller::current(), &guest))?;
             let uuid = ops::parse_uuid(&guest)?;

@@ -349,6 +349,8 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
     // A missing group is not an error: the host may not run libvirt yet. Only root
     // (and, with read_only_for_all, readers) is served then.
     let group = crate::users::group_gid(&group_name).map(|gid| (group_name, gid));
+    // Counts and sizes fit a usize on every target this runs on (64-bit Linux).
+    let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     let positive = |key: &str, v: Option<u64>, default: u64| match v {
         Some(0) => Err(format!("api.{key} must be greater than 0")),
         Some(v) => Ok(v),
@@ -358,27 +360,27 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
         socket,
         group,
         read_only_for_all: raw.read_only_for_all.unwrap_or(false),
-        max_connections: positive(
+        max_connections: as_usize(positive(
             "max_connections",
             raw.max_connections.map(|v| v as u64),
             256,
-        )? as usize,
-        max_connections_per_user: positive(
+        )?),
+        max_connections_per_user: as_usize(positive(
             "max_connections_per_user",
             raw.max_connections_per_user.map(|v| v as u64),
             16,
-        )? as usize,
+        )?),
         max_guests_per_user: u32::try_from(positive(
             "max_guests_per_user",
             raw.max_guests_per_user.map(u64::from),
             64,
         )?)
         .unwrap_or(u32::MAX),
-        max_request_bytes: positive(
+        max_request_bytes: as_usize(positive(
             "max_request_bytes",
             raw.max_request_bytes.map(|v| v as u64),
             1 << 20,
-        )? as usize,
+        )?),
         idle_timeout: std::time::Duration::from_secs(positive(
             "idle_timeout_secs",
             raw.idle_timeout_secs,

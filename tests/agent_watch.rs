@@ -148,9 +148,8 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
         writer.join().unwrap();
     });
     // Once the agent drained its queue (no drift left), every label is what the state says.
-    let status = || -> serde_json::Value {
-        serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap()
-    };
+    let status =
+        || -> serde_json::Value { serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap() };
     let settled = wait_for(Duration::from_secs(5), || {
         status()["pools"][0]["volumes"]
             .as_array()
@@ -159,7 +158,11 @@ fn cli_commands_beside_a_busy_agent_leave_no_stale_label() {
     assert!(settled, "labels still drift: {}", status());
     let status = status();
     let volumes = status["pools"][0]["volumes"].as_array().unwrap();
-    assert_eq!(volumes.len(), disks.len(), "status lists every volume: {status}");
+    assert_eq!(
+        volumes.len(),
+        disks.len(),
+        "status lists every volume: {status}"
+    );
     for v in volumes {
         assert_eq!(v["drift"], false, "stale label: {v}");
         let holders = v["attachments"].as_array().unwrap();

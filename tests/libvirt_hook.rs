@@ -26,7 +26,7 @@ fn domain_xml(name: &str, uuid: &str, label: Option<&str>, disks: &[(&Path, &str
         xml.push_str(&format!(
             "<disk type='file' device='{device}'><source file='{}'/><target dev='vd{}'/>{}</disk>\n",
             source.display(),
-            (b'a' + i as u8) as char,
+            char::from(b'a' + u8::try_from(i).unwrap()),
             extra.replace("cdrom", "")
         ));
     }

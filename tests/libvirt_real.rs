@@ -96,9 +96,9 @@ impl Libvirt {
                 ("disk", "virtio", "")
             };
             let dev = if *ro {
-                format!("hd{}", (b'a' + i as u8) as char)
+                format!("hd{}", char::from(b'a' + u8::try_from(i).unwrap()))
             } else {
-                format!("vd{}", (b'a' + i as u8) as char)
+                format!("vd{}", char::from(b'a' + u8::try_from(i).unwrap()))
             };
             xml.push_str(&format!(
                 "<disk type='file' device='{device}'><driver name='qemu' type='raw'/>\

@@ -315,8 +315,8 @@ impl Api {
                 let volumes: Vec<Volume> = p
                     .volumes
                     .into_iter()
-                    .skip(offset as usize)
-                    .take(limit as usize)
+                    .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
                     .map(|v| super::format::describe(s, v))
                     .collect();
                 let next = (offset + limit < total).then_some(offset + limit);
