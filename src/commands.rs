@@ -15,11 +15,10 @@ use crate::ops::{self, Caller, files, guests, report, volumes};
 /// A volume argument as the agent must see it: paths made absolute from our working
 /// directory (the agent's is elsewhere); `VG/LV` names kept as they are.
 fn volume_for_agent(settings: &Settings, volume: &Path) -> Result<String> {
-    let is_lv = volume.to_str().is_some_and(|text| {
-        text.trim_start_matches("/dev/")
-            .split_once('/')
-            .is_some_and(|(vg, _)| settings.lvm_pool_of(vg).is_some())
-    });
+    let is_lv = matches!(
+        settings.locate(volume),
+        Some(crate::config::Located::Lv { .. })
+    );
     if volume.is_absolute() || is_lv {
         return Ok(ops::volume_address(volume));
     }

@@ -181,6 +181,38 @@ pub struct LvmPool {
     pub lvm_args: Vec<String>,
 }
 
+/// Which pool a volume named by a path is in, and its name there: the one answer to
+/// "which pool is this?" for the CLI, the API, the hook and the picker. Lexical only: it
+/// opens nothing and asks nothing of lvm2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located<'a> {
+    /// A file of dir pool `pool`, `rel` below its root.
+    File {
+        /// The pool's index.
+        pool: usize,
+        /// The path below the pool root.
+        rel: &'a Path,
+    },
+    /// LV `lv` of the volume group of lvm pool `pool`.
+    Lv {
+        /// The pool's index.
+        pool: usize,
+        /// The volume group.
+        vg: &'a str,
+        /// The LV's name.
+        lv: &'a str,
+    },
+}
+
+impl Located<'_> {
+    /// The pool's index.
+    pub fn pool(&self) -> usize {
+        match self {
+            Located::File { pool, .. } | Located::Lv { pool, .. } => *pool,
+        }
+    }
+}
+
 impl DirPool {
     /// The path relative to this pool's root, if `path` (lexically normal) lies strictly inside it.
     pub fn relative<'a>(&self, path: &'a Path) -> Option<&'a Path> {
@@ -326,6 +358,24 @@ impl Settings {
             selinux,
             pools,
             api,
+        })
+    }
+
+    /// Where `path` is: `VG/LV` or `/dev/VG/LV` of a managed volume group, or an absolute,
+    /// lexically normal path strictly inside a dir pool. `None`: in no pool.
+    pub fn locate<'a>(&self, path: &'a Path) -> Option<Located<'a>> {
+        if let Some(text) = path.to_str() {
+            let name = text.strip_prefix("/dev/").unwrap_or(text);
+            if let Some((vg, lv)) = name.split_once('/')
+                && let Some(pool) = self.lvm_pool_of(vg)
+                && lvm::is_valid_name(lv)
+            {
+                return Some(Located::Lv { pool, vg, lv });
+            }
+        }
+        self.pools.iter().enumerate().find_map(|(pool, p)| {
+            let rel = p.dir()?.relative(path)?;
+            Some(Located::File { pool, rel })
         })
     }
 

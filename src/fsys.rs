@@ -174,7 +174,9 @@ pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, String> 
     Ok(out)
 }
 
-fn resolve_flags(cross_filesystems: bool) -> ResolveFlags {
+/// The RESOLVE flags of every lookup below a pool: beneath its root, no symlink, and no
+/// other mount unless the pool may cross filesystems.
+pub fn resolve_flags(cross_filesystems: bool) -> ResolveFlags {
     let flags = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     if cross_filesystems {
         flags

@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 
 use super::types::Volume;
-use crate::config::Settings;
+use crate::config::{Located, Settings};
 use crate::fsys;
 use crate::ops::report::VolumeStatus;
 
@@ -32,34 +31,26 @@ pub fn describe(settings: &Settings, status: VolumeStatus) -> Volume {
     v
 }
 
-/// Reads a dir-pool file's size and magic, opened beneath its pool root without
-/// following links (a FIFO planted in a pool is never opened for reading).
+/// Reads a dir-pool file's size and magic through the descriptor it was opened with
+/// beneath its pool root (no symlink, no other mount; a FIFO or device planted in a
+/// pool is opened `O_PATH` and never read).
 fn probe(settings: &Settings, path: &Path) -> Option<(Option<u64>, Option<String>)> {
-    let (dir, rel) = settings
-        .pools
-        .iter()
-        .filter_map(|p| p.dir())
-        .find_map(|d| d.relative(path).map(|rel| (d, rel)))?;
+    let Some(Located::File { pool, rel }) = settings.locate(path) else {
+        return None;
+    };
+    let dir = settings.pools[pool].dir()?;
     let root = fsys::open_pool_root(&dir.path).ok()?;
     let node = fsys::open_beneath(std::os::fd::AsFd::as_fd(&root), rel, dir.cross_filesystems)
         .ok()?
         .node;
-    let st = rustix::fs::fstat(&node.fd).ok()?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    if !matches!(node.kind, fsys::NodeKind::Regular { .. }) {
         return Some((None, None));
     }
-    let fd = rustix::fs::openat2(
-        &root,
-        rel,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-    .ok()?;
+    let st = rustix::fs::fstat(&node.fd).ok()?;
     let mut head = vec![0u8; ISO_MAGIC_AT + 5];
-    let n = rustix::io::pread(&fd, &mut head, 0).unwrap_or(0);
+    let n = rustix::io::pread(&node.fd, &mut head, 0).unwrap_or(0);
     Some((
-        Some(st.st_size as u64),
+        u64::try_from(st.st_size).ok(),
         Some(format_of(&head[..n]).to_owned()),
     ))
 }

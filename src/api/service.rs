@@ -205,9 +205,10 @@ fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, ApiError> {
             "must be 1 to {MAX_VOLUME_BYTES} bytes without NUL"
         )));
     }
-    let managed_lv = volume
-        .split_once('/')
-        .is_some_and(|(vg, lv)| !lv.contains('/') && settings.lvm_pool_of(vg).is_some());
+    let managed_lv = matches!(
+        settings.locate(std::path::Path::new(volume)),
+        Some(crate::config::Located::Lv { .. })
+    );
     let path = crate::ops::volume_from_address(volume).map_err(|e| invalid(e.to_string()))?;
     if !path.is_absolute() && !managed_lv {
         return Err(invalid(format!(
@@ -261,18 +262,10 @@ fn volume_event(kind: &str, pool: String, r: &volumes::VolumeResult) -> Event {
 }
 
 /// The pool a volume path or `VG/LV` belongs to, for events.
-fn pool_of(settings: &Settings, volume: &str) -> String {
-    let path = std::path::Path::new(volume);
+fn pool_of(settings: &Settings, volume: &std::path::Path) -> String {
     settings
-        .pools
-        .iter()
-        .find(|p| match &p.kind {
-            crate::config::PoolKind::Dir(d) => path.starts_with(&d.path),
-            crate::config::PoolKind::Lvm(l) => volume
-                .trim_start_matches("/dev/")
-                .starts_with(&format!("{}/", l.vg)),
-        })
-        .map(|p| p.name.clone())
+        .locate(volume)
+        .map(|at| settings.pools[at.pool()].name.clone())
         .unwrap_or_default()
 }
 
@@ -411,13 +404,14 @@ impl Api {
         let guest = uuid_arg("guest", &guest)?;
         let mode = mode_arg(&mode)?;
         let v = volume_arg(&self.settings, &volume)?;
+        let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         let r = self
             .blocking(move |s| volumes::attach(s, caller, &guest, &v, mode))
             .await?;
         self.mutated(
             "Attach",
-            volume_event("attached", pool_of(&self.settings, &volume), &r),
+            volume_event("attached", pool, &r),
         );
         Ok(labeled(r))
     }
@@ -427,13 +421,14 @@ impl Api {
         self.allow("Detach", Access::Operate)?;
         let guest = uuid_arg("guest", &guest)?;
         let v = volume_arg(&self.settings, &volume)?;
+        let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         let r = self
             .blocking(move |s| volumes::detach(s, caller, &guest, &v))
             .await?;
         self.mutated(
             "Detach",
-            volume_event("detached", pool_of(&self.settings, &volume), &r),
+            volume_event("detached", pool, &r),
         );
         Ok(labeled(r))
     }
@@ -550,6 +545,7 @@ impl Api {
             Ok(v) => v,
             Err(e) => return (Err(e), vec![]),
         };
+        let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         match self
             .blocking(move |s| files::open(s, caller, &guest, &v, mode))
@@ -558,7 +554,7 @@ impl Api {
             Ok((r, fd)) => {
                 self.mutated(
                     "Open",
-                    volume_event("attached", pool_of(&self.settings, &volume), &r),
+                    volume_event("attached", pool, &r),
                 );
                 (Ok(labeled(r)), vec![fd])
             }

@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{FileType, OFlags};
 
 use super::{Caller, access, guest_for, parse_uuid, shown};
-use crate::config::Settings;
+use crate::config::{Located, Settings};
 use crate::devices;
 use crate::error::{Error, Result};
 use crate::filecon;
@@ -34,28 +34,14 @@ struct Volume {
     rel: Option<PathBuf>,
 }
 
-/// `VG/LV` or `/dev/VG/LV` naming an LV of a managed volume group.
-fn lvm_name<'a>(settings: &Settings, input: &'a Path) -> Option<(usize, &'a str, &'a str)> {
-    let text = input.to_str()?;
-    let text = text.strip_prefix("/dev/").unwrap_or(text);
-    let (vg, lv) = text.split_once('/')?;
-    let idx = settings.lvm_pool_of(vg)?;
-    lvm::is_valid_name(lv).then_some((idx, vg, lv))
-}
-
 /// Whether `path` names a volume of a managed pool: a file inside a dir pool (by its
 /// absolute path), or `/dev/VG/LV` of a managed volume group. Asks nothing of lvm2.
 pub fn is_managed(settings: &Settings, path: &Path) -> bool {
-    if lvm_name(settings, path).is_some() {
+    if let Some(Located::Lv { .. }) = settings.locate(path) {
         return true;
     }
-    let Ok(path) = fsys::normalize_user_path(path, Path::new("/")) else {
-        return false;
-    };
-    settings
-        .pools
-        .iter()
-        .any(|p| p.dir().is_some_and(|d| d.relative(&path).is_some()))
+    fsys::normalize_user_path(path, Path::new("/"))
+        .is_ok_and(|path| settings.locate(&path).is_some())
 }
 
 /// The pool name and state key of a volume named by a user (as attach finds it).
@@ -67,7 +53,7 @@ pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> 
 /// Finds the pool of a volume named by a user: an LV of a managed VG, or a path
 /// inside a dir pool. Refuses `..`, unknown LVs and paths outside every pool.
 fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
-    if let Some((pool, vg, lv)) = lvm_name(settings, input) {
+    if let Some(Located::Lv { pool, vg, lv }) = settings.locate(input) {
         let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
         let lvs = lvm::invoke_lvs(vg, args).map_err(|e| match e {
             LvmError::NoSuchVg(_) => Error::refused(e),
@@ -86,25 +72,18 @@ fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
     }
     let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
     let path = fsys::normalize_user_path(input, &cwd).map_err(Error::refused)?;
-    settings
-        .pools
-        .iter()
-        .enumerate()
-        .find_map(|(pool, p)| {
-            let rel = p.dir()?.relative(&path)?;
-            Some(Volume {
-                pool,
-                key: rel.as_os_str().as_bytes().to_vec(),
-                shown: shown(&path),
-                rel: Some(rel.to_path_buf()),
-            })
-        })
-        .ok_or_else(|| {
-            Error::refused(format!(
-                "{} is not inside any configured pool",
-                shown(&path)
-            ))
-        })
+    match settings.locate(&path) {
+        Some(Located::File { pool, rel }) => Ok(Volume {
+            pool,
+            key: rel.as_os_str().as_bytes().to_vec(),
+            shown: shown(&path),
+            rel: Some(rel.to_path_buf()),
+        }),
+        _ => Err(Error::refused(format!(
+            "{} is not inside any configured pool",
+            shown(&path)
+        ))),
+    }
 }
 
 /// Refuses a file that must not be handed to a guest: anything but a regular file
