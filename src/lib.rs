@@ -1,10 +1,12 @@
 //! svirt-pool: owns the SELinux labels of virtual-machine storage pools for sVirt.
 //!
-//! Layout: `context` (labels as values), `policy` and `filecon` (libselinux),
-//! `config`, `state` (SQLite), `mcs` (pairs), `labels` (the one label decision),
-//! `fsys` (safe access beneath a pool), `sole_link` (the one writer of pool files'
-//! labels), `reconcile`, `watch` (inotify), `agent`,
-//! `lock`, `cli` and `commands`.
+//! Layout (docs/architecture.md draws the flow): `context` (labels as values), `mcs`
+//! (pairs), `labels` (the one label decision), `policy`, `uniform` and `filecon`
+//! (libselinux), `sole_link` (the one writer of pool files' labels), `fsys` (safe access
+//! beneath a pool), `devices` (udev), `lvm` (lvm2), `watch` (inotify), `reconcile`
+//! (observe, decide, apply), `state` (SQLite), `lock`, `ops` (operations shared by the
+//! CLI, the API and the hooks), `agent`, `api` (varlink), `hook` (udev RUN hook),
+//! `libvirt` (qemu hook), `config`, `cli` and `commands`, `error`, `users` (NSS).
 #![deny(missing_docs)]
 
 pub mod agent;
