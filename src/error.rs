@@ -21,6 +21,9 @@ pub enum Error {
     /// The guest with this UUID is not defined (exit 1).
     #[error("guest {0} is not defined")]
     NoSuchGuest(String),
+    /// No pool of this name is configured (exit 1).
+    #[error("pool {0:?} is not configured")]
+    NoSuchPool(String),
     /// The caller may not act on this guest or file (exit 1).
     #[error("{0}")]
     Forbidden(String),
@@ -37,6 +40,7 @@ impl Error {
             Error::Refused(_)
             | Error::Exists(_)
             | Error::NoSuchGuest(_)
+            | Error::NoSuchPool(_)
             | Error::Forbidden(_)
             | Error::Failed(_) => 1,
         }

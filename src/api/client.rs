@@ -69,14 +69,15 @@ impl From<ApiError> for Error {
             ApiError::InvalidArgument { parameter, reason } => {
                 Error::Usage(format!("{parameter}: {reason}"))
             }
+            ApiError::PermissionDenied { method, reason } if method.is_empty() => {
+                Error::Forbidden(reason)
+            }
             ApiError::PermissionDenied { method, reason } => {
-                Error::Refused(format!("{method}: permission denied: {reason}"))
+                Error::Forbidden(format!("{method}: permission denied: {reason}"))
             }
             ApiError::Refused { reason } => Error::Refused(reason),
             ApiError::GuestNotFound { uuid } => Error::NoSuchGuest(uuid),
-            ApiError::PoolNotFound { pool } => {
-                Error::Refused(format!("pool {pool:?} is not configured"))
-            }
+            ApiError::PoolNotFound { pool } => Error::NoSuchPool(pool),
             ApiError::AlreadyExists { volume } => Error::Exists(volume),
             ApiError::Failed { reason } => Error::Failed(reason),
         }
@@ -112,4 +113,28 @@ pub fn through_agent<T>(
             Err(e) => Err(Error::failed(format!("talking to the agent on {}: {e}", socket.display()))),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI through the agent fails with the same kind (and exit status) as without it.
+    #[test]
+    fn error_kinds_survive_the_api() {
+        let kinds = [
+            Error::Usage("u".into()),
+            Error::Refused("r".into()),
+            Error::Exists("e".into()),
+            Error::NoSuchGuest("g".into()),
+            Error::NoSuchPool("p".into()),
+            Error::Forbidden("f".into()),
+            Error::Failed("x".into()),
+        ];
+        for e in kinds {
+            let before = format!("{e:?}");
+            let back = Error::from(ApiError::from(e));
+            assert_eq!(format!("{back:?}"), before);
+        }
+    }
 }

@@ -165,6 +165,7 @@ impl From<Error> for ApiError {
                 reason,
             },
             Error::NoSuchGuest(uuid) => ApiError::GuestNotFound { uuid },
+            Error::NoSuchPool(pool) => ApiError::PoolNotFound { pool },
             Error::Exists(volume) => ApiError::AlreadyExists { volume },
             Error::Refused(reason) => ApiError::Refused { reason },
             Error::Forbidden(reason) => ApiError::PermissionDenied {

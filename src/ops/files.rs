@@ -43,7 +43,7 @@ fn dir_pool(settings: &Settings, pool: &str) -> Result<usize> {
         .pools
         .iter()
         .position(|p| p.name == pool)
-        .ok_or_else(|| Error::refused(format!("pool {pool:?} is not configured")))?;
+        .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
     match settings.pools[idx].kind {
         PoolKind::Dir(_) => Ok(idx),
         PoolKind::Lvm(_) => Err(Error::refused(format!(

@@ -62,7 +62,7 @@ def every_method(sock, pool_dir):
     assert open(os.path.join(pool_dir, "disk.qcow2"), "rb").read(4) == b"QFI\xfb"
     expect_error("io.svirtpool.AlreadyExists", c.import_file, qcow, "test", "disk.qcow2")
     expect_error("io.svirtpool.InvalidArgument", c.import_file, qcow, "test", "../escape")
-    expect_error("io.svirtpool.Refused", c.import_file, qcow, "nosuchpool", "x")
+    expect_error("io.svirtpool.PoolNotFound", c.import_file, qcow, "nosuchpool", "x")
     iso = bytearray(0x9000)
     iso[0x8001:0x8006] = b"CD001"
     r_fd, w_fd = os.pipe()  # a pipe works too: the agent only reads the descriptor
