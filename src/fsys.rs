@@ -66,22 +66,34 @@ impl Node {
             FileType::BlockDevice => NodeKind::BlockDevice,
             _ => NodeKind::Other,
         };
-        let btime_ns = if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME) {
-            st.stx_btime.tv_sec * 1_000_000_000 + i64::from(st.stx_btime.tv_nsec)
-        } else {
-            0
-        };
+        let file = file_id_of(&st);
         Ok(Node {
             kind,
             dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
             ino: st.stx_ino,
-            file: FileId {
-                ino: st.stx_ino,
-                btime_ns,
-            },
+            file,
             fd,
         })
     }
+}
+
+/// Which file a `statx` result is: inode and birth time (0 where none is kept).
+fn file_id_of(st: &rustix::fs::Statx) -> FileId {
+    let has_btime = StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME);
+    FileId {
+        ino: st.stx_ino,
+        btime_ns: if has_btime {
+            st.stx_btime.tv_sec * 1_000_000_000 + i64::from(st.stx_btime.tv_nsec)
+        } else {
+            0
+        },
+    }
+}
+
+/// Which file is behind `fd` (inode and birth time).
+pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {
+    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::INO | StatxFlags::BTIME)?;
+    Ok(file_id_of(&st))
 }
 
 fn kind_of(st: &Stat) -> NodeKind {

@@ -173,23 +173,8 @@ fn lv_node(settings: &Settings, vol: &Volume) -> Result<devices::LvNode> {
 
 /// Which file a descriptor is (inode and birth time).
 pub(super) fn file_of(fd: &OwnedFd) -> Result<FileId> {
-    let st = rustix::fs::statx(
-        fd,
-        "",
-        rustix::fs::AtFlags::EMPTY_PATH,
-        rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::BTIME,
-    )
-    .map_err(Error::failed)?;
-    let has_btime = rustix::fs::StatxFlags::from_bits_retain(st.stx_mask)
-        .contains(rustix::fs::StatxFlags::BTIME);
-    Ok(FileId {
-        ino: st.stx_ino,
-        btime_ns: if has_btime {
-            st.stx_btime.tv_sec * 1_000_000_000 + i64::from(st.stx_btime.tv_nsec)
-        } else {
-            0
-        },
-    })
+    use std::os::fd::AsFd;
+    fsys::file_id(fd.as_fd()).map_err(Error::failed)
 }
 
 /// Checks that reconciling gave the volume its desired label.
