@@ -167,21 +167,27 @@ pub fn running_domains(status_dir: &std::path::Path) -> Vec<String> {
 /// rebooted: no `release` hook came). Returns what it released, and logs it.
 pub fn release_dead(settings: &Settings) -> Result<Vec<String>> {
     lock::ensure_state_dir(&settings.state_dir)?;
-    let guests = Store::open(&settings.state_dir)?.libvirt_guests()?;
-    if guests.is_empty() {
+    let store = Store::open(&settings.state_dir)?;
+    // Only guests that still hold something (volumes, or libvirt's pair) need a look.
+    let mut holding = Vec::new();
+    for g in store.libvirt_guests()? {
+        if g.run_pair.is_some() || !store.attachments(Some(&g.uuid))?.is_empty() {
+            holding.push(g);
+        }
+    }
+    drop(store);
+    if holding.is_empty() {
         return Ok(Vec::new());
     }
     let running = running_domains(&settings.libvirt_status_dir);
     let mut released = Vec::new();
-    for g in guests.iter().filter(|g| !running.contains(&g.uuid)) {
+    for g in holding.iter().filter(|g| !running.contains(&g.uuid)) {
         let n = volumes::release(settings, Caller::ROOT, &g.uuid)?;
         let _lock = lock::acquire(&settings.state_dir)?;
         Store::open(&settings.state_dir)?.set_run_pair(&g.uuid, None)?;
-        if n > 0 || g.run_pair.is_some() {
-            tracing::warn!(guest = %g.uuid, name = %g.name.escape_debug(), released = n,
-                "libvirt domain is not running (no release hook came): released its volumes");
-            released.push(g.uuid.clone());
-        }
+        tracing::warn!(guest = %g.uuid, name = %g.name.escape_debug(), released = n,
+            "libvirt domain is not running (no release hook came): released its volumes");
+        released.push(g.uuid.clone());
     }
     Ok(released)
 }
