@@ -74,7 +74,15 @@ pub struct Place<'a> {
 }
 
 /// Writes `label` on the regular file `fd`, found as `place`, by the protocol above.
+///
+/// The caller has seen, on the descriptor, a regular file with one link (the plan
+/// refuses anything else): in a sealed directory that is all it takes, and no further
+/// system call is spent on the hot path of a scan.
 pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<(), WriteError> {
+    if place.dir_sealed {
+        // Opened through this name, which only root can change: its one link is it.
+        return filecon::write(fd, label).map_err(WriteError::Label);
+    }
     let st = rustix::fs::fstat(fd).map_err(io_failure)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(WriteError::Changed);
@@ -83,10 +91,6 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
         return Err(WriteError::HardLinks);
     }
     let id = (st.st_dev, st.st_ino);
-    if place.dir_sealed {
-        // Opened through this name, which only root can change: its one link is it.
-        return filecon::write(fd, label).map_err(WriteError::Label);
-    }
     let staging = open_staging(place.root, st.st_dev)?;
     let tmp = staging_name(st.st_ino);
     rustix::fs::renameat_with(
