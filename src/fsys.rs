@@ -92,7 +92,12 @@ fn file_id_of(st: &rustix::fs::Statx) -> FileId {
 
 /// Which file is behind `fd` (inode and birth time).
 pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {
-    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::INO | StatxFlags::BTIME)?;
+    let st = rustix::fs::statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::INO | StatxFlags::BTIME,
+    )?;
     Ok(file_id_of(&st))
 }
 

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-
 use super::types::Volume;
 use crate::config::{Located, Settings};
 use crate::fsys;

@@ -409,10 +409,7 @@ impl Api {
         let r = self
             .blocking(move |s| volumes::attach(s, caller, &guest, &v, mode))
             .await?;
-        self.mutated(
-            "Attach",
-            volume_event("attached", pool, &r),
-        );
+        self.mutated("Attach", volume_event("attached", pool, &r));
         Ok(labeled(r))
     }
 
@@ -426,10 +423,7 @@ impl Api {
         let r = self
             .blocking(move |s| volumes::detach(s, caller, &guest, &v))
             .await?;
-        self.mutated(
-            "Detach",
-            volume_event("detached", pool, &r),
-        );
+        self.mutated("Detach", volume_event("detached", pool, &r));
         Ok(labeled(r))
     }
 
@@ -552,10 +546,7 @@ impl Api {
             .await
         {
             Ok((r, fd)) => {
-                self.mutated(
-                    "Open",
-                    volume_event("attached", pool, &r),
-                );
+                self.mutated("Open", volume_event("attached", pool, &r));
                 (Ok(labeled(r)), vec![fd])
             }
             Err(e) => (Err(e), vec![]),
