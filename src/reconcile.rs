@@ -602,8 +602,9 @@ impl<'s> Labeler<'s> {
         ex.outcome = match (differs, self.apply) {
             (false, _) => Outcome::Unchanged,
             // Never under a running VM: libvirt restores it and removes its xattrs (an
-            // ATTRIB event), and then it is labeled per the state again.
-            (true, _) if filecon::held_by_libvirt(fd) => {
+            // ATTRIB event), and then it is labeled per the state again. A file with no
+            // label at all is not libvirt's (it labels what it holds): no xattr read.
+            (true, _) if ex.current.is_some() && filecon::held_by_libvirt(fd) => {
                 Outcome::Skipped(SkipReason::HeldByLibvirt)
             }
             // Inspecting writes nothing, but says when writing could not work either.
