@@ -363,6 +363,7 @@ impl<'s> Reconciler<'s> {
                     root,
                     dir: opened.dir.as_fd(),
                     name: &opened.name,
+                    rel,
                     dir_sealed: sole_link::sealed(opened.dir.as_fd()),
                 };
                 let entry = Entry::file(&opened.node, place);
@@ -434,6 +435,10 @@ impl<'s> Reconciler<'s> {
             Ok(fd) => rustix::io::dup(fd).map_err(|e| e.to_string())?,
             Err(e) => return Err(e),
         };
+        // Files a crash left in the staging directory go back to their names first.
+        if self.apply == Apply::Write && start.as_os_str().is_empty() {
+            sole_link::recover(root.as_fd(), cross_fs);
+        }
         let (settings, apply) = (self.settings, self.apply);
         fsys::walk(root.as_fd(), start, cross_fs, scan_threads(), &|visit| {
             let labeler = Labeler::new(settings, apply);
@@ -460,6 +465,7 @@ impl<'s> Reconciler<'s> {
                         root: root.as_fd(),
                         dir,
                         name,
+                        rel,
                         dir_sealed,
                     };
                     let ex = labeler.reconcile_node(idx, rel, Entry::file(&node, place), holders);

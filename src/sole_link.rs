@@ -24,6 +24,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
@@ -69,6 +70,9 @@ pub struct Place<'a> {
     pub dir: BorrowedFd<'a>,
     /// The file's name in `dir`.
     pub name: &'a OsStr,
+    /// The file's path below the pool root (written down while the file is staged, so
+    /// that a crash in between never loses its name).
+    pub rel: &'a Path,
     /// Whether `dir` is sealed ([`sealed`]), decided once per directory by the caller.
     pub dir_sealed: bool,
 }
@@ -93,6 +97,19 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
     let id = (st.st_dev, st.st_ino);
     let staging = open_staging(place.root, st.st_dev)?;
     let tmp = staging_name(st.st_ino);
+    // Where it came from, written before it moves: if the agent dies while the file is
+    // staged, `recover` puts it back. (No fsync: this guards against a crash of the
+    // process, whose writes the page cache keeps; after a power loss an orphan is
+    // reported, never deleted.)
+    let origin = origin_name(&tmp);
+    rustix::fs::openat(
+        &staging,
+        &origin,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .and_then(|f| rustix::io::write(&f, place.rel.as_os_str().as_bytes()).map(drop))
+    .map_err(|e| WriteError::Staging(format!("writing its origin down: {e}")))?;
     rustix::fs::renameat_with(
         place.dir,
         place.name,
@@ -100,6 +117,9 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
         &tmp,
         RenameFlags::NOREPLACE,
     )
+    .inspect_err(|_| {
+        let _ = rustix::fs::unlinkat(&staging, &origin, AtFlags::empty());
+    })
     .map_err(|e| match e {
         Errno::NOENT => WriteError::Changed,
         Errno::XDEV => {
@@ -118,8 +138,79 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
             Err(e) => Err(io_failure(e)),
         },
     };
-    put_back(&staging, &tmp, place, st.st_ino);
+    if put_back(&staging, &tmp, place.dir, place.name, st.st_ino) {
+        let _ = rustix::fs::unlinkat(&staging, &origin, AtFlags::empty());
+    }
     outcome
+}
+
+/// The name of the file that records where staged file `tmp` came from.
+fn origin_name(tmp: &OsStr) -> OsString {
+    let mut name = tmp.to_os_string();
+    name.push(".origin");
+    name
+}
+
+/// Puts back every file a crash left in the pool's staging directory, by the origin
+/// written down before it moved (beside its name if the name was taken meanwhile).
+/// Files without an origin are reported and left there. Called before a full scan.
+pub fn recover(root: BorrowedFd<'_>, cross_fs: bool) {
+    let Ok(staging) = rustix::fs::openat(
+        root,
+        STAGING_DIR,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return; // none: nothing was ever staged
+    };
+    let Ok(st) = rustix::fs::fstat(&staging) else {
+        return;
+    };
+    if st.st_uid != 0 || st.st_mode & 0o077 != 0 {
+        return; // not ours: the write protocol refuses it too, and says so
+    }
+    let Ok(mut entries) = rustix::fs::Dir::read_from(&staging) else {
+        return;
+    };
+    let mut staged = Vec::new();
+    while let Some(Ok(entry)) = entries.read() {
+        let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+        if name != "." && name != ".." && !name.as_bytes().ends_with(b".origin") {
+            staged.push(name);
+        }
+    }
+    for tmp in staged {
+        let origin = origin_name(&tmp);
+        let mut buf = vec![0u8; 4096];
+        let rel = rustix::fs::openat(
+            &staging,
+            &origin,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(|f| rustix::io::read(&f, &mut buf))
+        .map(|n| PathBuf::from(OsString::from_vec(buf[..n].to_vec())));
+        let Ok(rel) = rel else {
+            tracing::error!(staged = %crate::logname(&tmp),
+                "a file in the pool's .svirt-pool directory has no origin: left there");
+            continue;
+        };
+        let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
+            continue;
+        };
+        let Ok(dir) = crate::fsys::open_dir_beneath(root, parent, cross_fs) else {
+            tracing::error!(staged = %crate::logname(&tmp), origin = %crate::logpath(&rel),
+                "cannot reach the directory a staged file came from: left there");
+            continue;
+        };
+        let ino =
+            rustix::fs::statat(&staging, &tmp, AtFlags::SYMLINK_NOFOLLOW).map_or(0, |s| s.st_ino);
+        if put_back(&staging, &tmp, dir.as_fd(), name, ino) {
+            let _ = rustix::fs::unlinkat(&staging, &origin, AtFlags::empty());
+            tracing::warn!(path = %crate::logpath(&rel),
+                "put back a file a crash left in the pool's staging directory");
+        }
+    }
 }
 
 /// Whether nobody but root can add, remove or rename entries of `dir`.
@@ -198,34 +289,41 @@ fn staging_name(ino: u64) -> OsString {
 }
 
 /// Moves the staged file back to its name, or beside it (`NAME.svirt-pool-INODE-N`)
-/// when someone took the name meanwhile. Nothing is overwritten or deleted.
-fn put_back(staging: &OwnedFd, tmp: &OsStr, place: Place<'_>, ino: u64) {
+/// when someone took the name meanwhile. Nothing is overwritten or deleted. Returns
+/// whether it left the staging directory.
+fn put_back(staging: &OwnedFd, tmp: &OsStr, dir: BorrowedFd<'_>, name: &OsStr, ino: u64) -> bool {
     let back =
-        |to: &OsStr| rustix::fs::renameat_with(staging, tmp, place.dir, to, RenameFlags::NOREPLACE);
-    let mut result = back(place.name);
-    let mut moved_to = place.name.to_os_string();
+        |to: &OsStr| rustix::fs::renameat_with(staging, tmp, dir, to, RenameFlags::NOREPLACE);
+    let mut result = back(name);
+    let mut moved_to = name.to_os_string();
     for n in 0..100 {
         if result != Err(Errno::EXIST) {
             break;
         }
-        let mut beside = place.name.as_bytes().to_vec();
+        let mut beside = name.as_bytes().to_vec();
         beside.extend_from_slice(format!(".svirt-pool-{ino}-{n}").as_bytes());
         moved_to = OsString::from_vec(beside);
         result = back(&moved_to);
     }
     match result {
-        Ok(()) if moved_to == place.name => {}
-        Ok(()) => tracing::warn!(
-            name = %crate::logname(place.name),
+        Ok(()) if moved_to == name => true,
+        Ok(()) => {
+            tracing::warn!(
+            name = %crate::logname(name),
             moved_to = %crate::logname(&moved_to),
             "a file took this name while it was being labeled: the labeled file was put beside it"
-        ),
-        Err(e) => tracing::error!(
-            name = %crate::logname(place.name),
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(
+            name = %crate::logname(name),
             staged = %crate::logname(tmp),
             error = %e,
             "cannot put a labeled file back: it is in the pool's .svirt-pool directory"
-        ),
+            );
+            false
+        }
     }
 }
 

@@ -332,3 +332,45 @@ fn an_acl_that_lets_another_user_write_unseals_a_root_directory() {
     );
     assert_eq!(staged(&bed), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_file_a_crash_left_in_the_staging_directory_goes_back_to_its_name() {
+    let bed = Bed::new();
+    // What a SIGKILL between "moved aside" and "moved back" leaves: the file in the
+    // staging directory and, beside it, where it came from.
+    std::fs::create_dir_all(bed.pool.join("up")).unwrap();
+    let staging = bed.pool.join(".svirt-pool");
+    std::fs::create_dir(&staging).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(staging.join("1f-42-0"), b"the user's data").unwrap();
+    std::fs::write(staging.join("1f-42-0.origin"), b"up/disk.img").unwrap();
+    // And one whose name someone took meanwhile.
+    std::fs::write(staging.join("20-42-1"), b"older data").unwrap();
+    std::fs::write(staging.join("20-42-1.origin"), b"up/taken.img").unwrap();
+    std::fs::write(bed.pool.join("up/taken.img"), b"newer data").unwrap();
+
+    bed.ok(&["scan"]);
+    let back = bed.pool.join("up/disk.img");
+    assert_eq!(std::fs::read(&back).unwrap(), b"the user's data");
+    assert_eq!(
+        label(&back).as_deref(),
+        Some(VIRT_IMAGE),
+        "and labeled by the scan"
+    );
+    assert_eq!(
+        std::fs::read(bed.pool.join("up/taken.img")).unwrap(),
+        b"newer data"
+    );
+    let beside: Vec<_> = std::fs::read_dir(bed.pool.join("up"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("taken.img.svirt-pool-"))
+        .collect();
+    assert_eq!(beside.len(), 1, "the older file is put beside, not lost");
+    assert_eq!(
+        std::fs::read(bed.pool.join("up").join(&beside[0])).unwrap(),
+        b"older data"
+    );
+    assert_eq!(staged(&bed), Vec::<PathBuf>::new());
+}
