@@ -16,7 +16,7 @@
 //!   filesystem), where nobody else can change it. If the moved name is our inode and
 //!   the inode has one link, that link is ours; the label is written, and the name moved
 //!   back. If someone took the name meanwhile, the file comes back as
-//!   `NAME.svirt-pool-INODE` (nothing is ever deleted).
+//!   `NAME.svirt-pool-INODE-RANDOM` (nothing is ever deleted).
 //!
 //! A link added after the check needs a name or descriptor of the file itself: it makes
 //! a second name for a pool file, never a pool name for an outside file.
@@ -288,20 +288,23 @@ fn staging_name(ino: u64) -> OsString {
     OsString::from(format!("{ino:x}-{}-{n}", std::process::id()))
 }
 
-/// Moves the staged file back to its name, or beside it (`NAME.svirt-pool-INODE-N`)
-/// when someone took the name meanwhile. Nothing is overwritten or deleted. Returns
+/// Moves the staged file back to its name, or beside it (`NAME.svirt-pool-INODE-RANDOM`)
+/// when someone took the name meanwhile. Nothing is overwritten or deleted. The suffix
+/// is random so that a writer of the directory cannot take every name beside it in
+/// advance and keep another user's file hidden in the staging directory. Returns
 /// whether it left the staging directory.
 fn put_back(staging: &OwnedFd, tmp: &OsStr, dir: BorrowedFd<'_>, name: &OsStr, ino: u64) -> bool {
     let back =
         |to: &OsStr| rustix::fs::renameat_with(staging, tmp, dir, to, RenameFlags::NOREPLACE);
     let mut result = back(name);
     let mut moved_to = name.to_os_string();
-    for n in 0..100 {
+    for _ in 0..16 {
         if result != Err(Errno::EXIST) {
             break;
         }
+        let random: u64 = rand::random();
         let mut beside = name.as_bytes().to_vec();
-        beside.extend_from_slice(format!(".svirt-pool-{ino}-{n}").as_bytes());
+        beside.extend_from_slice(format!(".svirt-pool-{ino}-{random:016x}").as_bytes());
         moved_to = OsString::from_vec(beside);
         result = back(&moved_to);
     }

@@ -349,6 +349,17 @@ fn a_file_a_crash_left_in_the_staging_directory_goes_back_to_its_name() {
     std::fs::write(staging.join("20-42-1"), b"older data").unwrap();
     std::fs::write(staging.join("20-42-1.origin"), b"up/taken.img").unwrap();
     std::fs::write(bed.pool.join("up/taken.img"), b"newer data").unwrap();
+    // A writer of the directory also takes the names a predictable scheme would try
+    // beside it, hoping to keep the file hidden in the staging directory.
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(staging.join("20-42-1")).unwrap().ino();
+    for n in 0..100 {
+        std::fs::write(
+            bed.pool.join(&format!("up/taken.img.svirt-pool-{ino}-{n}")),
+            b"squatter",
+        )
+        .unwrap();
+    }
 
     bed.ok(&["scan"]);
     let back = bed.pool.join("up/disk.img");
@@ -366,6 +377,7 @@ fn a_file_a_crash_left_in_the_staging_directory_goes_back_to_its_name() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("taken.img.svirt-pool-"))
+        .filter(|n| std::fs::read(bed.pool.join("up").join(n)).unwrap() != b"squatter")
         .collect();
     assert_eq!(beside.len(), 1, "the older file is put beside, not lost");
     assert_eq!(
