@@ -364,7 +364,8 @@ impl<'s> Reconciler<'s> {
                     dir: opened.dir.as_fd(),
                     name: &opened.name,
                     rel,
-                    dir_sealed: sole_link::sealed(opened.dir.as_fd()),
+                    // Decided only if a label must be written (most events change nothing).
+                    dir_sealed: None,
                 };
                 let entry = Entry::file(&opened.node, place);
                 self.labeler.reconcile_node(idx, rel, entry, holders)
@@ -466,7 +467,7 @@ impl<'s> Reconciler<'s> {
                         dir,
                         name,
                         rel,
-                        dir_sealed,
+                        dir_sealed: Some(dir_sealed),
                     };
                     let ex = labeler.reconcile_node(idx, rel, Entry::file(&node, place), holders);
                     on_entry(rel, &ex);

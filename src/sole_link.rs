@@ -73,8 +73,9 @@ pub struct Place<'a> {
     /// The file's path below the pool root (written down while the file is staged, so
     /// that a crash in between never loses its name).
     pub rel: &'a Path,
-    /// Whether `dir` is sealed ([`sealed`]), decided once per directory by the caller.
-    pub dir_sealed: bool,
+    /// Whether `dir` is sealed ([`sealed`]), when the caller decided it once for the
+    /// whole directory (a walk); `None`: decided here, and only if a label is written.
+    pub dir_sealed: Option<bool>,
 }
 
 /// Writes `label` on the regular file `fd`, found as `place`, by the protocol above.
@@ -83,7 +84,7 @@ pub struct Place<'a> {
 /// refuses anything else): in a sealed directory that is all it takes, and no further
 /// system call is spent on the hot path of a scan.
 pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<(), WriteError> {
-    if place.dir_sealed {
+    if place.dir_sealed.unwrap_or_else(|| sealed(place.dir)) {
         // Opened through this name, which only root can change: its one link is it.
         return filecon::write(fd, label).map_err(WriteError::Label);
     }
