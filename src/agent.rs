@@ -20,12 +20,12 @@ use tokio::sync::broadcast;
 
 use crate::api::server;
 use crate::api::types::Event;
-use crate::devices;
 use crate::error::{Error, Result};
 use crate::lock;
+use crate::observe::devices;
+use crate::observe::watch::{Change, Watcher};
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
 use crate::state::{HolderIndex, Store};
-use crate::watch::{Change, Watcher};
 
 /// How often missing pools are looked for and the watchdog is fed.
 const TICK: Duration = Duration::from_secs(1);

@@ -7,12 +7,12 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::context::{CategorySet, Context};
+use crate::decide::context::{CategorySet, Context};
+use crate::decide::labels::GuestContexts;
+use crate::decide::policy::{self, FileContexts, FileKind};
 use crate::error::{Error, Result};
 use crate::fsys;
-use crate::labels::GuestContexts;
-use crate::lvm;
-use crate::policy::{self, FileContexts, FileKind};
+use crate::observe::lvm;
 
 /// Where the configuration is read from when neither `--config` nor
 /// `$SVIRT_POOL_CONFIG` names a file.
@@ -151,7 +151,7 @@ pub struct Pool {
     /// A directory tree or a volume group.
     pub kind: PoolKind,
     /// Its file_contexts defaults, once known (shared by clones of the settings).
-    pub defaults: std::sync::Arc<crate::uniform::PoolDefaults>,
+    pub defaults: std::sync::Arc<crate::decide::uniform::PoolDefaults>,
 }
 
 /// What a pool is made of.

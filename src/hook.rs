@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Checks, Settings};
-use crate::devices;
+use crate::observe::devices;
 use crate::reconcile::{Apply, Outcome, Reconciler};
 use crate::state::{DB_FILE, Store};
 

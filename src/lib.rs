@@ -1,38 +1,30 @@
 //! svirt-pool: owns the SELinux labels of virtual-machine storage pools for sVirt.
 //!
-//! Layout (docs/architecture.md draws the flow): `context` (labels as values), `mcs`
-//! (pairs), `labels` (the one label decision), `policy`, `uniform` and `filecon`
-//! (libselinux), `sole_link` (the one writer of pool files' labels), `fsys` (safe access
-//! beneath a pool), `devices` (udev), `lvm` (lvm2), `watch` (inotify), `reconcile`
-//! (observe, decide, apply), `state` (SQLite), `lock`, `ops` (operations shared by the
-//! CLI, the API and the hooks), `agent`, `api` (varlink), `hook` (udev RUN hook),
-//! `libvirt` (qemu hook), `config`, `cli` and `commands`, `error`, `users` (NSS).
+//! Layout (docs/architecture.md draws the flow): `observe` (walk, inotify, udev, lvm2)
+//! → `decide` (labels as values, the one label decision, the plan as data, the policy's
+//! resting labels) → `apply` (the only writers of labels); `reconcile` runs the three for
+//! one entry or a pool, `fsys` is safe access beneath a pool root. `state` (SQLite) and
+//! `lock` keep who holds what; `ops` are the operations the `cli`, the `api` (varlink),
+//! the udev `hook` and the `libvirt` qemu hook share; `agent` is the long-running engine.
+//! `config`, `error`, `users` (NSS).
 #![deny(missing_docs)]
 
 pub mod agent;
 pub mod api;
+pub mod apply;
 pub mod cli;
-pub mod commands;
 pub mod config;
-pub mod context;
-pub mod devices;
+pub mod decide;
 pub mod error;
-pub mod filecon;
 pub mod fsys;
 pub mod hook;
-pub mod labels;
 pub mod libvirt;
 pub mod lock;
-pub mod lvm;
-pub mod mcs;
+pub mod observe;
 pub mod ops;
-pub mod policy;
 pub mod reconcile;
-pub mod sole_link;
 pub mod state;
-pub mod uniform;
 pub mod users;
-pub mod watch;
 
 /// A file name made safe for one log line: bytes that are not printable ASCII (a
 /// newline that would forge a line, invalid UTF-8) are shown escaped (`\n`, `\xff`).

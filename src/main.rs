@@ -44,8 +44,8 @@ fn main() -> ExitCode {
         svirt_pool::hook::report(&result);
         return ExitCode::SUCCESS;
     }
-    let result =
-        Settings::load(&config_path(&cli)).and_then(|s| svirt_pool::commands::run(cli.command, s));
+    let result = Settings::load(&config_path(&cli))
+        .and_then(|s| svirt_pool::cli::commands::run(cli.command, s));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

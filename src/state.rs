@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::context::{CategorySet, Pair};
+use crate::decide::context::{CategorySet, Pair};
+use crate::decide::labels::{self, FileId, Holder, Mode};
+use crate::decide::mcs;
 use crate::error::{Error, Result};
-use crate::labels::{self, FileId, Holder, Mode};
-use crate::mcs;
 
 /// The schema version this build writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 2;

@@ -76,7 +76,7 @@ fn a_restart_converges_on_what_changed_while_the_agent_was_down() {
                 guest: uuid.clone(),
                 pool: "test".into(),
                 volume: b"vm.img".to_vec(),
-                mode: svirt_pool::labels::Mode::Rw,
+                mode: svirt_pool::decide::labels::Mode::Rw,
                 // As rows from before files were recorded: held by name.
                 file: None,
             })

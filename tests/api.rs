@@ -350,7 +350,7 @@ fn no_client_stops_the_agent_serving_others() {
     // 1,200 guests: every list is paged, every input bounded.
     {
         let mut store = svirt_pool::state::Store::open(&bed.state.0).unwrap();
-        let cats = svirt_pool::context::CategorySet::full();
+        let cats = svirt_pool::decide::context::CategorySet::full();
         for i in 0..1200 {
             let uuid = format!("00000000-0000-4000-8000-{i:012}");
             store.define_guest(&uuid, None, &cats, 0, u32::MAX).unwrap();

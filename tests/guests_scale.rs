@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use svirt_pool::context::CategorySet;
+use svirt_pool::decide::context::CategorySet;
 use svirt_pool::state::Store;
 
 #[test]

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use svirt_pool::context::{CategorySet, Context, Pair};
+use svirt_pool::decide::context::{CategorySet, Context, Pair};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -22,8 +22,8 @@ use zlink::{Reply, introspect, service};
 use super::auth::{self, Access, Peer};
 use super::types::*;
 use crate::config::Settings;
+use crate::decide::labels::Mode;
 use crate::error::Error;
-use crate::labels::Mode;
 use crate::ops::{Caller, files, guests, report, volumes};
 
 /// Reply of `ListPools`.
@@ -209,7 +209,8 @@ fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, ApiError> {
         settings.locate(std::path::Path::new(volume)),
         Some(crate::config::Located::Lv { .. })
     );
-    let path = crate::ops::volume_from_address(volume).map_err(|e| invalid(e.to_string()))?;
+    let path =
+        crate::ops::locate::volume_from_address(volume).map_err(|e| invalid(e.to_string()))?;
     if !path.is_absolute() && !managed_lv {
         return Err(invalid(format!(
             "{:?} is neither an absolute path nor VG/LV of a managed volume group",

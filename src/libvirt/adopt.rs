@@ -8,9 +8,9 @@ use std::path::Path;
 
 use super::{domain, seclabel, virsh};
 use crate::config::Settings;
-use crate::context::Context;
+use crate::decide::context::Context;
 use crate::error::{Error, Result};
-use crate::ops::{Caller, guests, volumes};
+use crate::ops::{Caller, guests, locate};
 
 /// The domain XML `xml` edited for the process label `process`; `is_pool_disk` tells
 /// which disk sources the agent manages. Pure.
@@ -164,7 +164,7 @@ pub fn adopt(settings: &Settings, name: &str, apply: bool) -> Result<Adoption> {
     let d = domain::parse(&before).map_err(|e| Error::failed(e.to_string()))?;
     let guest = guests::define(settings, Caller::current(), &d.uuid, Some(&d.name))?;
     let process: Context = guest.process_label.parse().map_err(Error::failed)?;
-    let after = edit(&before, &process, &|p| volumes::is_managed(settings, p))?;
+    let after = edit(&before, &process, &|p| locate::is_managed(settings, p))?;
     if apply && after != before {
         let file = tempfile_in_state(settings, "define", &after)?;
         let defined = virsh::run(&["define", &file.to_string_lossy()]);

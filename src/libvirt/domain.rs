@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::context::{Context, Pair};
-use crate::labels::Mode;
+use crate::decide::context::{Context, Pair};
+use crate::decide::labels::Mode;
 
 /// Largest domain XML accepted on the hook's stdin.
 pub const MAX_XML_BYTES: usize = 4 << 20;

@@ -8,7 +8,7 @@ use super::domain::{self, Domain};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::ops::{Caller, guests, volumes};
+use crate::ops::{Caller, guests, locate, volumes};
 use crate::state::Store;
 
 /// How long one hook call may take before it refuses (libvirt waits for it).
@@ -80,7 +80,7 @@ fn attach(settings: &Settings, d: &Domain) -> Result<String> {
     };
     let mut attached = Vec::new();
     for disk in &d.disks {
-        if !volumes::is_managed(settings, &disk.source) {
+        if !locate::is_managed(settings, &disk.source) {
             continue; // left to libvirt
         }
         match volumes::attach(settings, Caller::ROOT, &d.uuid, &disk.source, disk.mode) {
@@ -109,12 +109,12 @@ fn undo(
     d: &Domain,
     attached: &[&domain::Disk],
     held_before: &[(String, Vec<u8>)],
-    run_before: Option<crate::context::Pair>,
+    run_before: Option<crate::decide::context::Pair>,
 ) -> String {
     let mut failures = Vec::new();
     for disk in attached {
         let was_held =
-            volumes::state_key(settings, &disk.source).is_ok_and(|key| held_before.contains(&key));
+            locate::state_key(settings, &disk.source).is_ok_and(|key| held_before.contains(&key));
         if !was_held && let Err(e) = volumes::detach(settings, Caller::ROOT, &d.uuid, &disk.source)
         {
             failures.push(format!("{}: {e}", disk.target));

@@ -3,7 +3,7 @@
 //! agent labels disks for), and `relabel='no'` on each pool disk (so libvirt leaves the
 //! agent's labels alone).
 
-use crate::context::Context;
+use crate::decide::context::Context;
 
 /// The domain-level `<seclabel>` for a guest whose process label is `process`.
 ///

@@ -10,11 +10,11 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::volumes::{self, VolumeResult};
 use super::{Caller, guest_for, parse_uuid, shown};
+use crate::apply::filecon;
 use crate::config::{PoolKind, Settings};
+use crate::decide::labels::Mode as AttachMode;
 use crate::error::{Error, Result};
-use crate::filecon;
 use crate::fsys;
-use crate::labels::Mode as AttachMode;
 use crate::lock;
 use crate::reconcile::{Apply, Outcome, Reconciler};
 use crate::state::{Attachment, Store};

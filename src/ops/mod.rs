@@ -5,6 +5,7 @@
 pub mod access;
 pub mod files;
 pub mod guests;
+pub mod locate;
 pub mod report;
 pub mod volumes;
 
@@ -64,56 +65,7 @@ pub fn parse_uuid(input: &str) -> Result<String> {
         .map_err(|e| Error::Usage(format!("guest UUID {input:?} is not a UUID: {e}")))
 }
 
-/// The prefix of a volume address that carries the path's bytes in base64.
-pub const BASE64_PREFIX: &str = "base64:";
-
-/// How a client addresses a volume path in the API and JSON output: the path itself
-/// when it is UTF-8, else `base64:` and its bytes in base64 (an absolute path starts
-/// with `/` and a VG name has no `:`, so neither can be mistaken for it).
-pub fn volume_address(path: &Path) -> String {
-    use base64::Engine;
-    use std::os::unix::ffi::OsStrExt;
-    match path.to_str() {
-        Some(text) => text.to_owned(),
-        None => format!(
-            "{BASE64_PREFIX}{}",
-            base64::engine::general_purpose::STANDARD.encode(path.as_os_str().as_bytes())
-        ),
-    }
-}
-
-/// The path a volume address stands for (see [`volume_address`]).
-pub fn volume_from_address(address: &str) -> Result<std::path::PathBuf> {
-    use base64::Engine;
-    use std::os::unix::ffi::OsStringExt;
-    match address.strip_prefix(BASE64_PREFIX) {
-        None => Ok(std::path::PathBuf::from(address)),
-        Some(encoded) => base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map(|bytes| std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes)))
-            .map_err(|e| Error::Usage(format!("volume address {address:?}: bad base64: {e}"))),
-    }
-}
-
 /// A path as people read it (invalid UTF-8 shown with replacement characters).
 pub fn shown(path: &Path) -> String {
     path.to_string_lossy().into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volume_addresses_round_trip_any_bytes() {
-        use std::os::unix::ffi::OsStrExt;
-        let plain = Path::new("/pool/disk.img");
-        assert_eq!(volume_address(plain), "/pool/disk.img");
-        assert_eq!(volume_from_address("/pool/disk.img").unwrap(), plain);
-        let odd = Path::new(std::ffi::OsStr::from_bytes(b"/pool/\xff\xfe-x.img"));
-        let address = volume_address(odd);
-        assert!(address.starts_with(BASE64_PREFIX), "{address}");
-        assert_eq!(volume_from_address(&address).unwrap(), odd);
-        assert!(volume_from_address("base64:!!").is_err());
-    }
 }

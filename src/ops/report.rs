@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::shown;
 use crate::config::{PoolKind, Settings};
-use crate::devices;
 use crate::error::Result;
 use crate::fsys::NodeKind;
 use crate::lock;
-use crate::lvm;
+use crate::observe::devices;
+use crate::observe::lvm;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
 use crate::state::{HolderIndex, Store};
 
@@ -231,7 +231,7 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
         volumes.push(VolumeStatus {
             volume: shown(rel),
             path: shown(&pool.entry_path(rel)),
-            address: super::volume_address(&pool.entry_path(rel)),
+            address: super::locate::volume_address(&pool.entry_path(rel)),
             exists: true,
             active: None,
             state: state_of(&attachments),
@@ -246,7 +246,11 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
     volumes.extend(holders.unseen(&pool.name, &seen, &|key| {
         let rel = Path::new(std::ffi::OsStr::from_bytes(key));
         let path = pool.entry_path(rel);
-        (shown(rel), shown(&path), super::volume_address(&path))
+        (
+            shown(rel),
+            shown(&path),
+            super::locate::volume_address(&path),
+        )
     }));
     PoolStatus {
         name: pool.name.clone(),
@@ -323,7 +327,7 @@ fn lvm_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
 }
 
 impl Holders<'_> {
-    fn index_holders(&self, pool: &str, key: &[u8]) -> Vec<crate::labels::Holder> {
+    fn index_holders(&self, pool: &str, key: &[u8]) -> Vec<crate::decide::labels::Holder> {
         self.index
             .get(pool)
             .and_then(|m| m.get(key))

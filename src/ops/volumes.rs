@@ -1,90 +1,24 @@
 //! `svirt-pool attach|detach|release`: change who holds a volume, then label it
 //! before returning, all under the state lock.
 
-use std::os::unix::ffi::OsStrExt;
-
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use std::os::fd::OwnedFd;
 
 use rustix::fs::{FileType, OFlags};
 
-use super::{Caller, access, guest_for, parse_uuid, shown};
-use crate::config::{Located, Settings};
-use crate::devices;
+use super::locate::{Volume, locate};
+use super::{Caller, access, guest_for, parse_uuid};
+use crate::apply::filecon;
+use crate::config::Settings;
+use crate::decide::labels::{FileId, Mode};
 use crate::error::{Error, Result};
-use crate::filecon;
 use crate::fsys::{self, NodeKind, OpenError};
-use crate::labels::{FileId, Mode};
 use crate::lock;
-use crate::lvm::{self, LvmError};
+use crate::observe::devices;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
-
-/// A volume named on the command line: its pool, its key in the state, and how
-/// people call it.
-struct Volume {
-    pool: usize,
-    /// The path relative to a dir pool's root, or the LV uuid.
-    key: Vec<u8>,
-    /// The path given, or `VG/LV`.
-    shown: String,
-    /// For a file: its path relative to the pool root.
-    rel: Option<PathBuf>,
-}
-
-/// Whether `path` names a volume of a managed pool: a file inside a dir pool (by its
-/// absolute path), or `/dev/VG/LV` of a managed volume group. Asks nothing of lvm2.
-pub fn is_managed(settings: &Settings, path: &Path) -> bool {
-    if let Some(Located::Lv { .. }) = settings.locate(path) {
-        return true;
-    }
-    fsys::normalize_user_path(path, Path::new("/"))
-        .is_ok_and(|path| settings.locate(&path).is_some())
-}
-
-/// The pool name and state key of a volume named by a user (as attach finds it).
-pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> {
-    let vol = locate(settings, path)?;
-    Ok((settings.pools[vol.pool].name.clone(), vol.key))
-}
-
-/// Finds the pool of a volume named by a user: an LV of a managed VG, or a path
-/// inside a dir pool. Refuses `..`, unknown LVs and paths outside every pool.
-fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
-    if let Some(Located::Lv { pool, vg, lv }) = settings.locate(input) {
-        let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
-        let lvs = lvm::invoke_lvs(vg, args).map_err(|e| match e {
-            LvmError::NoSuchVg(_) => Error::refused(e),
-            e => Error::failed(e),
-        })?;
-        let info = lvs
-            .into_iter()
-            .find(|l| l.name == lv)
-            .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
-        return Ok(Volume {
-            pool,
-            key: info.uuid.into_bytes(),
-            shown: format!("{vg}/{lv}"),
-            rel: None,
-        });
-    }
-    let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
-    let path = fsys::normalize_user_path(input, &cwd).map_err(Error::refused)?;
-    match settings.locate(&path) {
-        Some(Located::File { pool, rel }) => Ok(Volume {
-            pool,
-            key: rel.as_os_str().as_bytes().to_vec(),
-            shown: shown(&path),
-            rel: Some(rel.to_path_buf()),
-        }),
-        _ => Err(Error::refused(format!(
-            "{} is not inside any configured pool",
-            shown(&path)
-        ))),
-    }
-}
 
 /// Refuses a file that must not be handed to a guest: anything but a regular file
 /// with one link, reached without a symlink or mount point, on a filesystem that stores

@@ -178,7 +178,7 @@ fn classify(
         }
         return None;
     };
-    if dir.as_os_str().is_empty() && name == crate::sole_link::STAGING_DIR {
+    if dir.as_os_str().is_empty() && name == crate::apply::sole_link::STAGING_DIR {
         // The agent's own staging directory: never a volume, never watched.
         return None;
     }
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn the_staging_directory_is_ignored_only_at_the_root() {
-        let staging = Some(OsStr::new(crate::sole_link::STAGING_DIR));
+        let staging = Some(OsStr::new(crate::apply::sole_link::STAGING_DIR));
         let created = EventMask::CREATE | EventMask::ISDIR;
         assert_eq!(classify(0, Path::new(""), created, staging), None);
         assert!(classify(0, Path::new("sub"), created, staging).is_some());

@@ -20,10 +20,10 @@ fn volume_for_agent(settings: &Settings, volume: &Path) -> Result<String> {
         Some(crate::config::Located::Lv { .. })
     );
     if volume.is_absolute() || is_lv {
-        return Ok(ops::volume_address(volume));
+        return Ok(ops::locate::volume_address(volume));
     }
     let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
-    Ok(ops::volume_address(&cwd.join(volume)))
+    Ok(ops::locate::volume_address(&cwd.join(volume)))
 }
 
 fn from_labeled(l: Labeled) -> VolumeResult {
@@ -50,7 +50,7 @@ fn attach(
     s: &Settings,
     guest: &str,
     volume: &Path,
-    mode: crate::labels::Mode,
+    mode: crate::decide::labels::Mode,
 ) -> Result<VolumeResult> {
     let v = volume_for_agent(s, volume)?;
     through_agent(&s.api.socket, async |c| {
@@ -250,7 +250,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Guest(GuestCommand::Seclabel { uuid }) => {
             let g = guests::show(s, &uuid)?;
-            let process: crate::context::Context =
+            let process: crate::decide::context::Context =
                 g.process_label.parse().map_err(Error::failed)?;
             print!("{}", crate::libvirt::seclabel::snippet(&process));
             Ok(())

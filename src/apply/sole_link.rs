@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-use crate::context::Context;
-use crate::filecon::{self, LabelError};
+use crate::apply::filecon::{self, LabelError};
+use crate::decide::context::Context;
 
 /// The agent's private directory in the root of each dir pool (root's, mode 0700).
 /// Walks and watches skip it.

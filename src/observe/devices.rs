@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
-use crate::lvm;
+use crate::observe::lvm;
 
 /// The block device node of a top-level LV of some volume group.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,15 +6,13 @@
 //! itself opened that way. Labels are then read and written through the descriptor,
 //! so a path swapped under us cannot redirect the write.
 
-use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, StatxFlags};
 
-use crate::labels::FileId;
+use crate::decide::labels::FileId;
 
 /// What kind of object a pool entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +47,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn from_fd(fd: OwnedFd) -> io::Result<Node> {
+    pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Node> {
         let st = rustix::fs::statx(
             &fd,
             "",
@@ -161,36 +159,6 @@ pub fn open_node(path: &Path) -> Result<DeviceNode, OpenError> {
     })
 }
 
-/// Checks that a volume path given by a user is lexically clean: no `..`, no empty name.
-///
-/// `.` components and repeated slashes are dropped; the result is absolute
-/// (relative input is taken from `cwd`).
-pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, String> {
-    if input.as_os_str().is_empty() {
-        return Err("the path is empty".into());
-    }
-    let joined = if input.is_absolute() {
-        input.to_path_buf()
-    } else {
-        cwd.join(input)
-    };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                return Err(format!(
-                    "{}: '..' is not allowed in a volume path",
-                    input.display()
-                ));
-            }
-            Component::Prefix(_) => unreachable!("no path prefixes on Unix"),
-        }
-    }
-    Ok(out)
-}
-
 /// The RESOLVE flags of every lookup below a pool: beneath its root, no symlink, and no
 /// other mount unless the pool may cross filesystems.
 pub fn resolve_flags(cross_filesystems: bool) -> ResolveFlags {
@@ -226,7 +194,7 @@ impl std::fmt::Display for OpenError {
     }
 }
 
-fn open_error(e: rustix::io::Errno) -> OpenError {
+pub(crate) fn open_error(e: rustix::io::Errno) -> OpenError {
     match e {
         rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => OpenError::Missing,
         rustix::io::Errno::LOOP => OpenError::Symlink,
@@ -315,198 +283,6 @@ pub fn open_dir_beneath(
     })
 }
 
-/// One entry met by [`walk`].
-pub enum Visit<'a> {
-    /// A directory of the pool, opened for reading (the root comes first, with an empty path).
-    Directory {
-        /// Its path relative to the pool root.
-        rel: &'a Path,
-        /// Its open descriptor.
-        fd: BorrowedFd<'a>,
-    },
-    /// Any other entry, opened beneath its directory without following a symlink.
-    Entry {
-        /// Its path relative to the pool root.
-        rel: &'a Path,
-        /// The directory holding it.
-        dir: BorrowedFd<'a>,
-        /// Its name in `dir`.
-        name: &'a OsStr,
-        /// Whether nobody but root can change names in `dir` (decided once per directory).
-        dir_sealed: bool,
-        /// The opened entry.
-        node: Node,
-    },
-    /// An entry that could not be opened or read.
-    Error {
-        /// Its path relative to the pool root.
-        rel: &'a Path,
-        /// What went wrong.
-        error: OpenError,
-    },
-}
-
-/// Walks the tree below `start` (relative to the pool root) on `threads` threads and
-/// calls `visit` for every directory and entry, from any of them.
-///
-/// Directories are opened one at a time from the root with `openat2` (so a directory
-/// swapped for a symlink mid-walk is refused by the kernel, and deep trees need no
-/// more than a few descriptors); entries are opened relative to their directory with
-/// `O_NOFOLLOW`: regular files read-only and non-blocking (so their labels are read and
-/// written straight through the descriptor), anything else `O_PATH` (a FIFO or device
-/// is never opened for reading). Mount points are not crossed unless `cross_fs`.
-pub fn walk(
-    root: BorrowedFd<'_>,
-    start: &Path,
-    cross_fs: bool,
-    threads: usize,
-    visit: &(dyn Fn(Visit<'_>) + Sync),
-) {
-    let root_dev = match rustix::fs::fstat(root) {
-        Ok(st) => st.st_dev,
-        Err(e) => {
-            visit(Visit::Error {
-                rel: start,
-                error: OpenError::Io(io::Error::from(e).to_string()),
-            });
-            return;
-        }
-    };
-    // Directories waiting to be read, and how many workers are reading one.
-    let queue = std::sync::Mutex::new((vec![start.to_path_buf()], 0usize));
-    let wake = std::sync::Condvar::new();
-    let worker = || loop {
-        let dir = {
-            let mut q = queue.lock().expect("walk queue");
-            loop {
-                if let Some(d) = q.0.pop() {
-                    q.1 += 1;
-                    break d;
-                }
-                if q.1 == 0 {
-                    wake.notify_all();
-                    return;
-                }
-                q = wake.wait(q).expect("walk queue");
-            }
-        };
-        let found = read_dir(root, &dir, root_dev, cross_fs, visit);
-        let mut q = queue.lock().expect("walk queue");
-        q.0.extend(found);
-        q.1 -= 1;
-        wake.notify_all();
-    };
-    if threads <= 1 {
-        worker();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(worker);
-            }
-        });
-    }
-}
-
-/// Reads one directory of the walk; returns its subdirectories.
-fn read_dir(
-    root: BorrowedFd<'_>,
-    dir_rel: &Path,
-    root_dev: u64,
-    cross_fs: bool,
-    visit: &(dyn Fn(Visit<'_>) + Sync),
-) -> Vec<PathBuf> {
-    let mut subdirs = Vec::new();
-    let dir = match open_dir_beneath(root, dir_rel, cross_fs) {
-        Ok(fd) => fd,
-        Err(error) => {
-            visit(Visit::Error {
-                rel: dir_rel,
-                error,
-            });
-            return subdirs;
-        }
-    };
-    visit(Visit::Directory {
-        rel: dir_rel,
-        fd: dir.as_fd(),
-    });
-    let mut entries = match rustix::fs::Dir::read_from(&dir) {
-        Ok(d) => d,
-        Err(e) => {
-            let error = OpenError::Io(io::Error::from(e).to_string());
-            visit(Visit::Error {
-                rel: dir_rel,
-                error,
-            });
-            return subdirs;
-        }
-    };
-    let dir_sealed = crate::sole_link::sealed(dir.as_fd());
-    let mut child = PathBuf::new();
-    while let Some(entry) = entries.read() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let error = OpenError::Io(io::Error::from(e).to_string());
-                visit(Visit::Error {
-                    rel: dir_rel,
-                    error,
-                });
-                break;
-            }
-        };
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        child.clear();
-        child.push(dir_rel);
-        child.push(OsStr::from_bytes(name));
-        let how = if entry.file_type() == FileType::RegularFile {
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY
-        } else {
-            OFlags::PATH
-        };
-        if dir_rel.as_os_str().is_empty() && name == crate::sole_link::STAGING_DIR.as_bytes() {
-            continue; // the agent's own staging directory
-        }
-        // RESOLVE flags here too: a file bind-mounted onto a pool name is a mount point,
-        // and is refused (EXDEV) without touching what is mounted there.
-        let opened = rustix::fs::openat2(
-            &dir,
-            entry.file_name(),
-            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            resolve_flags(cross_fs),
-        );
-        match opened
-            .map_err(open_error)
-            .and_then(|fd| Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string())))
-        {
-            Ok(node) if node.kind == NodeKind::Directory => {
-                if node.dev != root_dev && !cross_fs {
-                    visit(Visit::Error {
-                        rel: &child,
-                        error: OpenError::OtherFilesystem,
-                    });
-                } else {
-                    subdirs.push(child.clone());
-                }
-            }
-            Ok(node) => visit(Visit::Entry {
-                rel: &child,
-                dir: dir.as_fd(),
-                name: OsStr::from_bytes(name),
-                dir_sealed,
-                node,
-            }),
-            Err(OpenError::Missing) => {} // removed while we walked: nothing to label
-            Err(error) => visit(Visit::Error { rel: &child, error }),
-        }
-    }
-    subdirs
-}
-
 /// Whether an entry exists at `rel` beneath `dir` (not following a final symlink).
 pub fn exists_beneath(dir: BorrowedFd<'_>, rel: &Path) -> bool {
     rustix::fs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW).is_ok()
@@ -517,24 +293,4 @@ pub fn exists_beneath(dir: BorrowedFd<'_>, rel: &Path) -> bool {
 pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     use std::os::fd::AsRawFd;
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_paths_are_normalized_and_dotdot_refused() {
-        let cwd = Path::new("/var/lib/libvirt/images");
-        assert_eq!(
-            normalize_user_path(Path::new("a//./b.img"), cwd).unwrap(),
-            Path::new("/var/lib/libvirt/images/a/b.img")
-        );
-        assert!(
-            normalize_user_path(Path::new("/pool/../etc/shadow"), cwd)
-                .unwrap_err()
-                .contains("'..'")
-        );
-        assert!(normalize_user_path(Path::new(""), cwd).is_err());
-    }
 }

@@ -1,10 +1,13 @@
-//! The command line: every subcommand and flag, as clap parses them.
+//! The command line: every subcommand and flag, as clap parses them (here), and what
+//! each one does (`commands`).
+
+pub mod commands;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::labels::Mode;
+use crate::decide::labels::Mode;
 
 /// Keeps the SELinux labels of virtual-machine storage pools right for sVirt.
 #[derive(Parser, Debug)]

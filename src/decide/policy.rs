@@ -6,10 +6,11 @@ use std::ffi::{CString, c_int};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use selinux::label::{Labeler, back_end};
 
-use crate::context::{CategorySet, Context};
+use crate::decide::context::{CategorySet, Context};
 
 /// File type bits passed to `selabel_lookup`, as in `st_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,6 +125,40 @@ impl FileContexts {
             Err(e) => Err(format!("{}: selabel_lookup: {e}", path.display())),
         }
     }
+}
+
+thread_local! {
+    /// The file_contexts database this thread loaded last: loading it takes ~10 ms, and
+    /// the agent's API threads reconcile one volume per request.
+    static SHARED: std::cell::RefCell<Option<(Option<PathBuf>, Rc<FileContexts>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl FileContexts {
+    /// This thread's handle on the file_contexts at `path`, loaded once per thread.
+    pub fn shared(path: Option<&Path>) -> Result<Rc<FileContexts>, String> {
+        SHARED.with(|cell| {
+            let mut cached = cell.borrow_mut();
+            if let Some((p, fc)) = cached.as_ref()
+                && p.as_deref() == path
+            {
+                return Ok(fc.clone());
+            }
+            let fc = Rc::new(FileContexts::open(path)?);
+            *cached = Some((path.map(Path::to_path_buf), fc.clone()));
+            Ok(fc)
+        })
+    }
+}
+
+/// The file the lookups come from: the configured one, else the policy's own
+/// (its sources tell whether a pool is uniform, see `uniform`).
+pub fn file_contexts_path(configured: Option<&Path>) -> PathBuf {
+    configured.map(Path::to_path_buf).unwrap_or_else(|| {
+        policy_root()
+            .unwrap_or_default()
+            .join("contexts/files/file_contexts")
+    })
 }
 
 /// Drops the trailing NUL bytes libselinux may include in a context's length.

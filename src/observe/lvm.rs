@@ -229,7 +229,7 @@ pub fn run(program: &str, args: &[String], timeout: Duration) -> Result<String, 
 mod tests {
     use super::*;
 
-    const TWO_LVS: &str = include_str!("../tests/fixtures/lvs-two-lvs.json");
+    const TWO_LVS: &str = include_str!("../../tests/fixtures/lvs-two-lvs.json");
 
     #[test]
     fn parses_a_real_lvs_report() {

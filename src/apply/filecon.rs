@@ -5,8 +5,8 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use crate::context::Context;
-use crate::policy::{io_error_of, trim_nul};
+use crate::decide::context::Context;
+use crate::decide::policy::{io_error_of, trim_nul};
 
 /// Why a label could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq)]

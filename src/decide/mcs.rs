@@ -3,7 +3,7 @@
 use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt};
 
-use crate::context::{CategorySet, Pair};
+use crate::decide::context::{CategorySet, Pair};
 
 /// How many random draws are tried before searching the whole space in order.
 const RANDOM_TRIES: usize = 64;

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crate::context::Context;
-use crate::policy::FileKind;
+use crate::decide::context::Context;
+use crate::decide::policy::FileKind;
 
 /// The file_contexts files `selabel_open` reads for `base`, and its alias files.
 fn sources(base: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {

@@ -1,0 +1,169 @@
+//! Which pool and volume a user's name stands for: a path inside a dir pool, `VG/LV`
+//! or `/dev/VG/LV`, or a `base64:` address. The one place a volume name from the CLI,
+//! the API or a hook becomes a pool index and a state key (the pool itself comes from
+//! [`Settings::locate`], lexically).
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::shown;
+use crate::config::{Located, Settings};
+use crate::error::{Error, Result};
+use crate::observe::lvm::{self, LvmError};
+
+/// A volume named on the command line: its pool, its key in the state, and how
+/// people call it.
+pub(super) struct Volume {
+    pub(super) pool: usize,
+    /// The path relative to a dir pool's root, or the LV uuid.
+    pub(super) key: Vec<u8>,
+    /// The path given, or `VG/LV`.
+    pub(super) shown: String,
+    /// For a file: its path relative to the pool root.
+    pub(super) rel: Option<PathBuf>,
+}
+
+/// Whether `path` names a volume of a managed pool: a file inside a dir pool (by its
+/// absolute path), or `/dev/VG/LV` of a managed volume group. Asks nothing of lvm2.
+pub fn is_managed(settings: &Settings, path: &Path) -> bool {
+    if let Some(Located::Lv { .. }) = settings.locate(path) {
+        return true;
+    }
+    normalize_user_path(path, Path::new("/")).is_ok_and(|path| settings.locate(&path).is_some())
+}
+
+/// The pool name and state key of a volume named by a user (as attach finds it).
+pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> {
+    let vol = locate(settings, path)?;
+    Ok((settings.pools[vol.pool].name.clone(), vol.key))
+}
+
+/// Finds the pool of a volume named by a user: an LV of a managed VG, or a path
+/// inside a dir pool. Refuses `..`, unknown LVs and paths outside every pool.
+pub(super) fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
+    if let Some(Located::Lv { pool, vg, lv }) = settings.locate(input) {
+        let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
+        let lvs = lvm::invoke_lvs(vg, args).map_err(|e| match e {
+            LvmError::NoSuchVg(_) => Error::refused(e),
+            e => Error::failed(e),
+        })?;
+        let info = lvs
+            .into_iter()
+            .find(|l| l.name == lv)
+            .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
+        return Ok(Volume {
+            pool,
+            key: info.uuid.into_bytes(),
+            shown: format!("{vg}/{lv}"),
+            rel: None,
+        });
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
+    let path = normalize_user_path(input, &cwd).map_err(Error::refused)?;
+    match settings.locate(&path) {
+        Some(Located::File { pool, rel }) => Ok(Volume {
+            pool,
+            key: rel.as_os_str().as_bytes().to_vec(),
+            shown: shown(&path),
+            rel: Some(rel.to_path_buf()),
+        }),
+        _ => Err(Error::refused(format!(
+            "{} is not inside any configured pool",
+            shown(&path)
+        ))),
+    }
+}
+
+/// Checks that a volume path given by a user is lexically clean: no `..`, no empty name.
+///
+/// `.` components and repeated slashes are dropped; the result is absolute
+/// (relative input is taken from `cwd`).
+pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, String> {
+    if input.as_os_str().is_empty() {
+        return Err("the path is empty".into());
+    }
+    let joined = if input.is_absolute() {
+        input.to_path_buf()
+    } else {
+        cwd.join(input)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                return Err(format!(
+                    "{}: '..' is not allowed in a volume path",
+                    input.display()
+                ));
+            }
+            Component::Prefix(_) => unreachable!("no path prefixes on Unix"),
+        }
+    }
+    Ok(out)
+}
+
+/// The prefix of a volume address that carries the path's bytes in base64.
+pub const BASE64_PREFIX: &str = "base64:";
+
+/// How a client addresses a volume path in the API and JSON output: the path itself
+/// when it is UTF-8, else `base64:` and its bytes in base64 (an absolute path starts
+/// with `/` and a VG name has no `:`, so neither can be mistaken for it).
+pub fn volume_address(path: &Path) -> String {
+    use base64::Engine;
+    use std::os::unix::ffi::OsStrExt;
+    match path.to_str() {
+        Some(text) => text.to_owned(),
+        None => format!(
+            "{BASE64_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(path.as_os_str().as_bytes())
+        ),
+    }
+}
+
+/// The path a volume address stands for (see [`volume_address`]).
+pub fn volume_from_address(address: &str) -> Result<std::path::PathBuf> {
+    use base64::Engine;
+    use std::os::unix::ffi::OsStringExt;
+    match address.strip_prefix(BASE64_PREFIX) {
+        None => Ok(std::path::PathBuf::from(address)),
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map(|bytes| std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+            .map_err(|e| Error::Usage(format!("volume address {address:?}: bad base64: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_paths_are_normalized_and_dotdot_refused() {
+        let cwd = Path::new("/var/lib/libvirt/images");
+        assert_eq!(
+            normalize_user_path(Path::new("a//./b.img"), cwd).unwrap(),
+            Path::new("/var/lib/libvirt/images/a/b.img")
+        );
+        assert!(
+            normalize_user_path(Path::new("/pool/../etc/shadow"), cwd)
+                .unwrap_err()
+                .contains("'..'")
+        );
+        assert!(normalize_user_path(Path::new(""), cwd).is_err());
+    }
+
+    #[test]
+    fn volume_addresses_round_trip_any_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let plain = Path::new("/pool/disk.img");
+        assert_eq!(volume_address(plain), "/pool/disk.img");
+        assert_eq!(volume_from_address("/pool/disk.img").unwrap(), plain);
+        let odd = Path::new(std::ffi::OsStr::from_bytes(b"/pool/\xff\xfe-x.img"));
+        let address = volume_address(odd);
+        assert!(address.starts_with(BASE64_PREFIX), "{address}");
+        assert_eq!(volume_from_address(&address).unwrap(), odd);
+        assert!(volume_from_address("base64:!!").is_err());
+    }
+}
