@@ -1,0 +1,231 @@
+//! Guests: defining them (with a unique pair), finding them, their run pairs, forgetting them.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::attachments::attachments_of;
+use super::{Guest, Store};
+use crate::decide::context::{CategorySet, Pair};
+use crate::decide::mcs;
+use crate::error::{Error, Result};
+
+impl Store {
+    /// Defines a guest for `owner`, or returns the existing one with the same UUID.
+    ///
+    /// A new guest gets a random free pair from `categories`; `name` updates the name
+    /// of an existing guest. A guest of another owner is refused unless `owner` is
+    /// root, and an owner other than root may hold at most `quota` guests (so no one
+    /// user can take every pair). Returns the guest and whether it was created.
+    pub fn define_guest(
+        &mut self,
+        uuid: &str,
+        name: Option<&str>,
+        categories: &CategorySet,
+        owner: u32,
+        quota: u32,
+    ) -> Result<(Guest, bool)> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(mut guest) = guest_in(&tx, uuid)? {
+            if owner != 0 && guest.owner != owner {
+                return Err(Error::Forbidden(format!(
+                    "guest {uuid} belongs to another user (uid {})",
+                    guest.owner
+                )));
+            }
+            if let Some(name) = name.filter(|n| *n != guest.name) {
+                tx.execute(
+                    "UPDATE guests SET name = ?1 WHERE uuid = ?2",
+                    params![name, uuid],
+                )?;
+                guest.name = name.to_owned();
+            }
+            tx.commit()?;
+            return Ok((guest, false));
+        }
+        if owner != 0 {
+            let held: u32 = tx.query_row(
+                "SELECT count(*) FROM guests WHERE owner = ?1",
+                [owner],
+                |r| r.get(0),
+            )?;
+            if held >= quota {
+                return Err(Error::refused(format!(
+                    "uid {owner} already has {held} guests, the most api.max_guests_per_user allows"
+                )));
+            }
+        }
+        // Taken: another guest's own pair, or the pair a libvirt domain runs with.
+        let mut taken_stmt = tx.prepare(
+            "SELECT 1 FROM guests WHERE (cat_low = ?1 AND cat_high = ?2)
+             OR (run_low = ?1 AND run_high = ?2)",
+        )?;
+        let pair = mcs::pick_pair(categories, &mut rand::rng(), |p| {
+            taken_stmt.exists(params![p.low(), p.high()])
+        })?
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "no free MCS pair is left: all {} pairs of categories {categories} are in use",
+                mcs::pair_count(categories)
+            ))
+        })?;
+        drop(taken_stmt);
+        let name = name.unwrap_or(uuid);
+        tx.execute(
+            "INSERT INTO guests (uuid, name, cat_low, cat_high, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![uuid, name, pair.low(), pair.high(), owner],
+        )?;
+        tx.commit()?;
+        let guest = Guest {
+            uuid: uuid.to_owned(),
+            name: name.to_owned(),
+            pair,
+            owner,
+            run_pair: None,
+            via_libvirt: false,
+        };
+        Ok((guest, true))
+    }
+
+    /// The guest with this UUID.
+    pub fn guest(&self, uuid: &str) -> Result<Option<Guest>> {
+        Ok(guest_in(self.conn(), uuid)?)
+    }
+
+    /// Up to `limit` guests in UUID order, after UUID `after` (a page of a listing:
+    /// each page costs the same, however far into the list it is).
+    pub fn guests_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Guest>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {GUEST_COLUMNS} FROM guests WHERE uuid > ?1 ORDER BY uuid LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after.unwrap_or(""), limit], guest_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every guest, ordered by name then UUID.
+    pub fn guests(&self) -> Result<Vec<Guest>> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {GUEST_COLUMNS} FROM guests ORDER BY name, uuid"
+        ))?;
+        let rows = stmt.query_map([], guest_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sets the pair a guest runs with (`None`: its own again). Refused when another
+    /// guest holds that pair, as its own or as the one it runs with: two guests with one
+    /// pair could open each other's volumes.
+    pub fn set_run_pair(&mut self, uuid: &str, pair: Option<Pair>) -> Result<()> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let guest = guest_in(&tx, uuid)?.ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))?;
+        let pair = pair.filter(|p| *p != guest.pair);
+        if let Some(p) = pair
+            && let Some(other) = pair_holder(&tx, p)?
+            && other.uuid != uuid
+        {
+            return Err(Error::refused(format!(
+                "pair {p} is held by guest {} ({})",
+                other.name, other.uuid
+            )));
+        }
+        tx.execute(
+            "UPDATE guests SET run_low = ?1, run_high = ?2 WHERE uuid = ?3",
+            params![pair.map(Pair::low), pair.map(Pair::high), uuid],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records that libvirt's hook manages this guest.
+    pub fn mark_via_libvirt(&mut self, uuid: &str) -> Result<()> {
+        self.conn()
+            .execute("UPDATE guests SET via_libvirt = 1 WHERE uuid = ?1", [uuid])?;
+        Ok(())
+    }
+
+    /// The guests libvirt's hook manages.
+    pub fn libvirt_guests(&self) -> Result<Vec<Guest>> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {GUEST_COLUMNS} FROM guests WHERE via_libvirt = 1 ORDER BY uuid"
+        ))?;
+        let rows = stmt.query_map([], guest_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forgets a guest that holds nothing (its pair becomes free); refused while it holds
+    /// something. Its volumes' labels must have been restored first.
+    pub fn forget_guest(&mut self, uuid: &str) -> Result<()> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if guest_in(&tx, uuid)?.is_none() {
+            return Err(Error::NoSuchGuest(uuid.to_owned()));
+        }
+        let held = attachments_of(&tx, uuid)?;
+        if !held.is_empty() {
+            return Err(Error::refused(format!(
+                "guest {uuid} still has {} attachment(s); detach them, or use --force to release them",
+                held.len()
+            )));
+        }
+        tx.execute("DELETE FROM guests WHERE uuid = ?1", [uuid])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The columns [`guest_row`] reads, in order.
+pub(super) const GUEST_COLUMNS: &str =
+    "uuid, name, cat_low, cat_high, owner, run_low, run_high, via_libvirt";
+
+pub(super) fn guest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Guest> {
+    let run_pair = match (r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?) {
+        (Some(low), Some(high)) => Some(pair_of(low, high)?),
+        _ => None,
+    };
+    Ok(Guest {
+        uuid: r.get(0)?,
+        name: r.get(1)?,
+        pair: pair_of(r.get(2)?, r.get(3)?)?,
+        owner: r.get(4)?,
+        run_pair,
+        via_libvirt: r.get(7)?,
+    })
+}
+
+/// Which guest holds `pair`, as its own or as the pair it runs with.
+pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Option<Guest>> {
+    conn.query_row(
+        &format!(
+            "SELECT {GUEST_COLUMNS} FROM guests WHERE (cat_low = ?1 AND cat_high = ?2)
+             OR (run_low = ?1 AND run_high = ?2) LIMIT 1"
+        ),
+        params![pair.low(), pair.high()],
+        guest_row,
+    )
+    .optional()
+}
+
+pub(super) fn guest_in(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<Guest>> {
+    conn.query_row(
+        &format!("SELECT {GUEST_COLUMNS} FROM guests WHERE uuid = ?1"),
+        [uuid],
+        guest_row,
+    )
+    .optional()
+}
+
+pub(super) fn pair_of(low: i64, high: i64) -> rusqlite::Result<Pair> {
+    u16::try_from(low)
+        .ok()
+        .zip(u16::try_from(high).ok())
+        .and_then(|(l, h)| Pair::new(l, h))
+        .ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Integer,
+                format!("bad MCS pair c{low},c{high}").into(),
+            )
+        })
+}

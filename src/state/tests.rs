@@ -1,0 +1,174 @@
+//! The store against a real SQLite file in a temporary directory.
+use super::*;
+use crate::decide::context::{CategorySet, Pair};
+use crate::decide::labels::Mode;
+
+fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
+    Attachment {
+        guest: guest.into(),
+        pool: "p".into(),
+        volume: volume.as_bytes().to_vec(),
+        mode,
+        file: None,
+    }
+}
+
+#[test]
+fn attach_detach_release_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cats = CategorySet::full();
+    let (g1, created) = store
+        .define_guest("g1", Some("one"), &cats, 0, u32::MAX)
+        .unwrap();
+    assert!(created);
+    let (again, created) = store.define_guest("g1", None, &cats, 0, u32::MAX).unwrap();
+    assert!(!created);
+    assert_eq!(again, g1);
+    store.define_guest("g2", None, &cats, 0, u32::MAX).unwrap();
+
+    assert_eq!(store.attach(&att("g1", "a.img", Mode::Ro)).unwrap(), None);
+    assert_eq!(store.attach(&att("g2", "a.img", Mode::Ro)).unwrap(), None);
+    let refused = store.attach(&att("g2", "a.img", Mode::Rw)).unwrap_err();
+    assert!(
+        refused.to_string().contains("attached ro to guest g1"),
+        "{refused}"
+    );
+    assert_eq!(store.holders("p", b"a.img").unwrap().len(), 2);
+
+    assert_eq!(store.detach("g2", "p", b"a.img").unwrap(), Some(Mode::Ro));
+    assert_eq!(store.detach("g2", "p", b"a.img").unwrap(), None);
+    // The sole holder may switch to rw.
+    assert_eq!(
+        store.attach(&att("g1", "a.img", Mode::Rw)).unwrap(),
+        Some(Mode::Ro)
+    );
+    assert!(store.forget_guest("g1").is_err(), "it still holds a.img");
+    assert_eq!(store.release("g1").unwrap().len(), 1);
+    assert!(store.holders("p", b"a.img").unwrap().is_empty());
+    store.integrity_check().unwrap();
+}
+
+#[test]
+fn state_survives_reopening_and_read_only_readers_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = {
+        let mut store = Store::open(dir.path()).unwrap();
+        let (g, _) = store
+            .define_guest("g1", None, &CategorySet::full(), 0, u32::MAX)
+            .unwrap();
+        store.attach(&att("g1", "x", Mode::Rw)).unwrap();
+        g.pair
+    };
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.guest("g1").unwrap().unwrap().pair, pair);
+    assert_eq!(ro.holders("p", b"x").unwrap()[0].mode, Mode::Rw);
+}
+
+#[test]
+fn exhaustion_is_a_clear_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cats = CategorySet::parse("c0.c2").unwrap();
+    for g in ["a", "b", "c"] {
+        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+    }
+    let err = store
+        .define_guest("d", None, &cats, 0, u32::MAX)
+        .unwrap_err();
+    assert!(err.to_string().contains("no free MCS pair"), "{err}");
+    assert_eq!(err.exit_code(), 1);
+}
+
+#[test]
+fn guests_belong_to_who_defined_them_and_users_have_a_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cats = CategorySet::full();
+    let (g, _) = store.define_guest("mine", None, &cats, 1000, 2).unwrap();
+    assert_eq!(g.owner, 1000);
+    let err = store
+        .define_guest("mine", Some("x"), &cats, 1001, 2)
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    // Root may redefine (rename) anyone's guest; it stays its owner's.
+    let (g, _) = store.define_guest("mine", Some("x"), &cats, 0, 2).unwrap();
+    assert_eq!((g.owner, g.name.as_str()), (1000, "x"));
+    store.define_guest("second", None, &cats, 1000, 2).unwrap();
+    let err = store
+        .define_guest("third", None, &cats, 1000, 2)
+        .unwrap_err();
+    assert!(err.to_string().contains("max_guests_per_user"), "{err}");
+    // Root has no quota.
+    for i in 0..3 {
+        store
+            .define_guest(&format!("r{i}"), None, &cats, 0, 2)
+            .unwrap();
+    }
+}
+
+#[test]
+fn attachments_follow_files_not_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cats = CategorySet::full();
+    for g in ["old", "new"] {
+        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+    }
+    let file = |ino| Some(FileId { ino, btime_ns: 7 });
+    let mut first = att("old", "a.img", Mode::Rw);
+    first.file = file(u64::MAX - 1);
+    store.attach(&first).unwrap();
+    let held = store.holders("p", b"a.img").unwrap();
+    assert_eq!(held[0].file, file(u64::MAX - 1), "identity round-trips");
+    // Same name, another file: the old attachment is gone, not a conflict.
+    let mut second = att("new", "a.img", Mode::Rw);
+    second.file = file(12);
+    store.attach(&second).unwrap();
+    let held = store.holders("p", b"a.img").unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].guest, "new");
+    // The same file is still a conflict.
+    let mut again = att("old", "a.img", Mode::Ro);
+    again.file = file(12);
+    assert!(store.attach(&again).is_err());
+}
+
+#[test]
+fn a_run_pair_is_taken_while_set_and_every_listing_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cats = CategorySet::parse("c0.c3").unwrap();
+    let (a, _) = store.define_guest("a", None, &cats, 0, u32::MAX).unwrap();
+    let (b, _) = store.define_guest("b", None, &cats, 0, u32::MAX).unwrap();
+    // b may not run with a's pair; a may run with a pair nobody holds.
+    assert!(store.set_run_pair("b", Some(a.pair)).is_err());
+    let free = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+        .into_iter()
+        .filter_map(|(l, h)| Pair::new(l, h))
+        .find(|p| *p != a.pair && *p != b.pair)
+        .unwrap();
+    store.set_run_pair("a", Some(free)).unwrap();
+    assert!(
+        store.set_run_pair("b", Some(free)).is_err(),
+        "taken while a runs"
+    );
+    for g in store.guests().unwrap() {
+        let want = if g.uuid == "a" { Some(free) } else { None };
+        assert_eq!(g.run_pair, want);
+    }
+    store.attach(&att("a", "x.img", Mode::Rw)).unwrap();
+    assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, free);
+    assert_eq!(
+        store.holder_index().unwrap()["p"][&b"x.img".to_vec()][0].pair,
+        free
+    );
+    // New guests never draw a pair a guest runs with: 6 pairs, 2 own, 1 run pair.
+    for g in ["c", "d", "e"] {
+        let (n, _) = store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+        assert_ne!(n.pair, free);
+    }
+    assert!(store.define_guest("f", None, &cats, 0, u32::MAX).is_err());
+    store.set_run_pair("a", None).unwrap();
+    assert_eq!(store.guest("a").unwrap().unwrap().effective_pair(), a.pair);
+}
