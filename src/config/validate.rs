@@ -1,0 +1,302 @@
+//! From the raw file to [`Settings`]: defaults filled in, every value checked, each
+//! error naming its key. The checks that ask the system are in `probe`.
+
+use std::path::{Path, PathBuf};
+
+use super::probe;
+use super::raw::*;
+use super::*;
+use crate::decide::policy::{self, FileContexts};
+
+/// Validates `text`, which came from `source`, with the given checks: every error
+/// names the key (and pool) that is wrong.
+pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Settings> {
+    let err = |msg: String| Error::Config(format!("{}: {msg}", source.display()));
+    let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+    let selinux = validate_selinux(raw.selinux).map_err(err)?;
+    let state_dir = raw
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from("/var/lib/svirt-pool"));
+    if !state_dir.is_absolute() {
+        return Err(err(format!(
+            "state_dir: {} is not an absolute path",
+            state_dir.display()
+        )));
+    }
+    let file_contexts = match checks {
+        Checks::Full => Some(
+            FileContexts::open(selinux.file_contexts.as_deref())
+                .map_err(|e| err(format!("selinux.file_contexts: {e}")))?,
+        ),
+        Checks::Syntax => None,
+    };
+    let mut pools: Vec<Pool> = Vec::new();
+    for (i, raw_pool) in raw.pools.into_iter().enumerate() {
+        let pool = validate_pool(raw_pool, file_contexts.as_ref())
+            .map_err(|e| err(format!("pool[{i}]: {e}")))?;
+        for other in &pools {
+            check_distinct(other, &pool).map_err(|e| err(format!("pool[{i}]: {e}")))?;
+        }
+        pools.push(pool);
+    }
+    if pools.is_empty() {
+        return Err(err("no [[pool]] is configured".into()));
+    }
+    check_state_dir_outside_pools(&state_dir, &pools).map_err(err)?;
+    if checks == Checks::Full {
+        probe::check_no_overlap_through_mounts(&state_dir, &pools).map_err(err)?;
+    }
+    let api = validate_api(raw.api).map_err(err)?;
+    let unwatched_rescan = match raw.agent.unwatched_rescan_secs {
+        Some(0) => {
+            return Err(err(
+                "agent.unwatched_rescan_secs must be greater than 0".into()
+            ));
+        }
+        Some(s) => std::time::Duration::from_secs(s),
+        None => std::time::Duration::from_secs(30),
+    };
+    let libvirt_status_dir = raw
+        .libvirt
+        .status_dir
+        .unwrap_or_else(|| PathBuf::from("/run/libvirt/qemu"));
+    if !libvirt_status_dir.is_absolute() {
+        return Err(err(format!(
+            "libvirt.status_dir: {} is not an absolute path",
+            libvirt_status_dir.display()
+        )));
+    }
+    Ok(Settings {
+        unwatched_rescan,
+        libvirt_status_dir,
+        source: source.to_path_buf(),
+        state_dir,
+        selinux,
+        pools,
+        api,
+    })
+}
+
+fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
+    let socket = raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    if !socket.is_absolute() {
+        return Err(format!(
+            "api.socket: {} is not an absolute path",
+            socket.display()
+        ));
+    }
+    let group_name = raw.group.unwrap_or_else(|| "libvirt".into());
+    // A missing group is not an error: the host may not run libvirt yet. Only root
+    // (and, with read_only_for_all, readers) is served then.
+    let group = crate::users::group_gid(&group_name).map(|gid| (group_name, gid));
+    // Counts and sizes fit a usize on every target this runs on (64-bit Linux).
+    let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let positive = |key: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(format!("api.{key} must be greater than 0")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    Ok(ApiSettings {
+        socket,
+        group,
+        read_only_for_all: raw.read_only_for_all.unwrap_or(false),
+        max_connections: as_usize(positive(
+            "max_connections",
+            raw.max_connections.map(|v| v as u64),
+            256,
+        )?),
+        max_connections_per_user: as_usize(positive(
+            "max_connections_per_user",
+            raw.max_connections_per_user.map(|v| v as u64),
+            16,
+        )?),
+        max_guests_per_user: u32::try_from(positive(
+            "max_guests_per_user",
+            raw.max_guests_per_user.map(u64::from),
+            64,
+        )?)
+        .unwrap_or(u32::MAX),
+        max_request_bytes: as_usize(positive(
+            "max_request_bytes",
+            raw.max_request_bytes.map(|v| v as u64),
+            1 << 20,
+        )?),
+        idle_timeout: std::time::Duration::from_secs(positive(
+            "idle_timeout_secs",
+            raw.idle_timeout_secs,
+            60,
+        )?),
+        write_timeout: std::time::Duration::from_secs(positive(
+            "write_timeout_secs",
+            raw.write_timeout_secs,
+            10,
+        )?),
+    })
+}
+
+fn parse_context(key: &str, value: &str) -> Result<Context, String> {
+    value.parse().map_err(|e| format!("{key}: {e}"))
+}
+
+fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, String> {
+    let context = |key: &str, value: Option<String>, file: &str, line: usize| match value {
+        Some(v) => parse_context(&format!("selinux.{key}"), &v),
+        None => policy::installed_context(file, line)
+            .map_err(|e| format!("selinux.{key} is not set and the policy gives no default: {e}")),
+    };
+    let contexts = GuestContexts {
+        image: context("image_label", raw.image_label, "virtual_image_context", 0)?,
+        content: context(
+            "content_label",
+            raw.content_label,
+            "virtual_image_context",
+            1,
+        )?,
+        process: context(
+            "process_label",
+            raw.process_label,
+            "virtual_domain_context",
+            0,
+        )?,
+    };
+    let categories = match raw.categories {
+        Some(c) => CategorySet::parse(&c).map_err(|e| format!("selinux.categories: {e}"))?,
+        None => policy::default_categories(),
+    };
+    if categories.len() < 2 {
+        return Err("selinux.categories: at least two categories are needed to form a pair".into());
+    }
+    if let Some(fc) = &raw.file_contexts
+        && !fc.is_file()
+    {
+        return Err(format!(
+            "selinux.file_contexts: {} is not a readable file",
+            fc.display()
+        ));
+    }
+    Ok(SelinuxSettings {
+        file_contexts: raw.file_contexts,
+        contexts,
+        categories,
+    })
+}
+
+fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<Pool, String> {
+    let name = raw.name;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(format!(
+            "name {name:?} must be letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let only = |key: &str, set: bool, kind: &str| {
+        if set {
+            Err(format!(
+                "pool {name:?}: {key} is not a key of type {kind:?} pools"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let kind = match raw.kind.as_str() {
+        "dir" => {
+            only("vg", raw.vg.is_some(), "dir")?;
+            only("lvm_args", raw.lvm_args.is_some(), "dir")?;
+            let path = raw
+                .path
+                .ok_or_else(|| format!("pool {name:?}: path is required for type \"dir\""))?;
+            if file_contexts.is_some() {
+                probe::check_pool_path(&path)
+                    .map_err(|e| format!("pool {name:?}: path {}: {e}", path.display()))?;
+            } else if !path.is_absolute() {
+                return Err(format!(
+                    "pool {name:?}: path {} is not absolute",
+                    path.display()
+                ));
+            }
+            PoolKind::Dir(DirPool {
+                path,
+                cross_filesystems: raw.cross_filesystems.unwrap_or(false),
+            })
+        }
+        "lvm" => {
+            only("path", raw.path.is_some(), "lvm")?;
+            only("cross_filesystems", raw.cross_filesystems.is_some(), "lvm")?;
+            let vg = raw
+                .vg
+                .ok_or_else(|| format!("pool {name:?}: vg is required for type \"lvm\""))?;
+            if !lvm::is_valid_name(&vg) {
+                return Err(format!(
+                    "pool {name:?}: vg {vg:?} is not a volume group name"
+                ));
+            }
+            PoolKind::Lvm(LvmPool {
+                vg,
+                lvm_args: raw.lvm_args.unwrap_or_default(),
+            })
+        }
+        other => {
+            return Err(format!(
+                "pool {name:?}: type {other:?} is not supported (expected \"dir\" or \"lvm\")"
+            ));
+        }
+    };
+    let resting_label = match raw.resting_label {
+        Some(v) => Some(parse_context(&format!("pool {name:?}: resting_label"), &v)?),
+        None => {
+            if let Some(fc) = file_contexts {
+                probe::check_default_exists(&name, &kind, fc)?;
+            }
+            None
+        }
+    };
+    Ok(Pool {
+        name,
+        resting_label,
+        kind,
+        defaults: Default::default(),
+    })
+}
+
+/// The state database must not be a pool volume: members could then open it.
+fn check_state_dir_outside_pools(state_dir: &Path, pools: &[Pool]) -> Result<(), String> {
+    for pool in pools {
+        if let Some(dir) = pool.dir()
+            && state_dir.starts_with(&dir.path)
+        {
+            return Err(format!(
+                "state_dir {} is inside pool {:?} ({}): keep the state out of every pool",
+                state_dir.display(),
+                pool.name,
+                dir.path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_distinct(a: &Pool, b: &Pool) -> Result<(), String> {
+    if a.name == b.name {
+        return Err(format!("pool name {:?} is used twice", b.name));
+    }
+    let overlap = match (&a.kind, &b.kind) {
+        (PoolKind::Dir(x), PoolKind::Dir(y)) => {
+            x.path.starts_with(&y.path) || y.path.starts_with(&x.path)
+        }
+        (PoolKind::Lvm(x), PoolKind::Lvm(y)) => x.vg == y.vg,
+        _ => false,
+    };
+    if overlap {
+        return Err(format!(
+            "pool {:?} ({}) overlaps pool {:?} ({})",
+            b.name,
+            b.location(),
+            a.name,
+            a.location()
+        ));
+    }
+    Ok(())
+}
