@@ -20,6 +20,7 @@ pub mod fsys;
 pub mod hook;
 pub mod libvirt;
 pub mod lock;
+pub mod model;
 pub mod observe;
 pub mod ops;
 pub mod reconcile;

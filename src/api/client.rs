@@ -6,7 +6,7 @@ use std::path::Path;
 
 use zlink::proxy;
 
-use super::service::{GuestReply, HookReply, LabeledReply, ReleasedReply};
+use super::replies::{GuestReply, HookReply, LabeledReply, ReleasedReply};
 use super::types::ApiError;
 use crate::error::Error;
 

@@ -1,9 +1,11 @@
 //! The local API: the `io.svirtpool` varlink interface on a Unix socket, for
 //! virt-manager's pool picker, libvirt hooks and scripts.
 
+mod args;
 pub mod auth;
 pub mod client;
 pub mod format;
+pub mod replies;
 pub mod server;
 pub mod service;
 pub mod types;

@@ -8,92 +8,22 @@
 #![allow(missing_docs)]
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::broadcast;
-use zlink::{Reply, introspect, service};
+use zlink::{Reply, service};
 
+use super::args::{mode_arg, one_fd, uuid_arg, volume_arg};
 use super::auth::{self, Access, Peer};
+use super::replies::*;
 use super::types::*;
 use crate::config::Settings;
-use crate::decide::labels::Mode;
 use crate::error::Error;
 use crate::ops::{Caller, files, guests, report, volumes};
-
-/// Reply of `ListPools`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct PoolsReply {
-    /// Every managed pool.
-    pub pools: Vec<Pool>,
-}
-
-/// Reply of `ListVolumes`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct VolumesReply {
-    /// One page of volumes, by name.
-    pub volumes: Vec<Volume>,
-    /// The offset of the next page, when there is one.
-    pub next: Option<u64>,
-}
-
-/// Reply of `DefineGuest`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct GuestReply {
-    /// The guest.
-    pub guest: Guest,
-}
-
-/// Reply of `GetGuest`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct GuestDetailReply {
-    /// The guest.
-    pub guest: Guest,
-    /// What it holds.
-    pub attachments: Vec<Attachment>,
-}
-
-/// Reply of `ListGuests`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct GuestsReply {
-    /// One page of guests, in UUID order.
-    pub guests: Vec<Guest>,
-    /// The UUID to pass as `after` for the next page, when there is one.
-    pub next: Option<String>,
-}
-
-/// Reply of `UndefineGuest` and `Release`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct ReleasedReply {
-    /// How many volumes were released.
-    pub released: u64,
-}
-
-/// Reply of `LibvirtHook`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct HookReply {
-    /// What was done, in one line.
-    pub summary: String,
-}
-
-/// Reply of `Attach`, `Detach`, `Import`, `CreateSaveImage` and `Open`.
-#[derive(Debug, Serialize, Deserialize, introspect::Type)]
-pub struct LabeledReply {
-    /// What was done to the volume.
-    pub result: Labeled,
-}
-
-/// One item of `Monitor`.
-#[derive(Debug, Clone, Serialize, Deserialize, introspect::Type)]
-pub struct EventReply {
-    /// The change.
-    pub event: Event,
-}
 
 /// Largest page `ListVolumes` returns (replies over ~256 KiB serialize slowly).
 pub const MAX_PAGE: u64 = 500;
@@ -181,95 +111,6 @@ impl Api {
     }
 }
 
-/// Checks a UUID parameter here, so the error names the parameter.
-fn uuid_arg(parameter: &str, value: &str) -> Result<String, ApiError> {
-    crate::ops::parse_uuid(value).map_err(|e| ApiError::InvalidArgument {
-        parameter: parameter.into(),
-        reason: e.to_string(),
-    })
-}
-
-/// Longest volume path accepted (PATH_MAX).
-const MAX_VOLUME_BYTES: usize = 4096;
-
-/// Checks a volume parameter: an absolute path (the agent's working directory means
-/// nothing to a client), `base64:` and an absolute path's bytes (names that are not
-/// UTF-8), or `VG/LV` of a managed volume group; at most 4096 bytes.
-fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, ApiError> {
-    let invalid = |reason: String| ApiError::InvalidArgument {
-        parameter: "volume".into(),
-        reason,
-    };
-    if volume.is_empty() || volume.len() > MAX_VOLUME_BYTES || volume.contains('\0') {
-        return Err(invalid(format!(
-            "must be 1 to {MAX_VOLUME_BYTES} bytes without NUL"
-        )));
-    }
-    let managed_lv = matches!(
-        settings.locate(std::path::Path::new(volume)),
-        Some(crate::config::Located::Lv { .. })
-    );
-    let path =
-        crate::ops::locate::volume_from_address(volume).map_err(|e| invalid(e.to_string()))?;
-    if !path.is_absolute() && !managed_lv {
-        return Err(invalid(format!(
-            "{:?} is neither an absolute path nor VG/LV of a managed volume group",
-            volume.escape_debug().to_string()
-        )));
-    }
-    if path.as_os_str().len() > MAX_VOLUME_BYTES {
-        return Err(invalid(format!(
-            "must name at most {MAX_VOLUME_BYTES} bytes"
-        )));
-    }
-    Ok(path)
-}
-
-fn mode_arg(mode: &str) -> Result<Mode, ApiError> {
-    mode.parse().map_err(|reason| ApiError::InvalidArgument {
-        parameter: "mode".into(),
-        reason,
-    })
-}
-
-fn one_fd(mut fds: Vec<OwnedFd>) -> Result<OwnedFd, ApiError> {
-    match fds.len() {
-        1 => Ok(fds.remove(0)),
-        n => Err(ApiError::InvalidArgument {
-            parameter: "fds".into(),
-            reason: format!("exactly one file descriptor must be passed, got {n}"),
-        }),
-    }
-}
-
-fn labeled(r: volumes::VolumeResult) -> LabeledReply {
-    LabeledReply {
-        result: Labeled {
-            volume: r.volume,
-            label: r.label,
-            note: r.note,
-        },
-    }
-}
-
-/// The event telling `Monitor` clients what a change did to a volume.
-fn volume_event(kind: &str, pool: String, r: &volumes::VolumeResult) -> Event {
-    Event {
-        kind: kind.into(),
-        pool,
-        volume: r.volume.clone(),
-        label: r.label.clone(),
-    }
-}
-
-/// The pool a volume path or `VG/LV` belongs to, for events.
-fn pool_of(settings: &Settings, volume: &std::path::Path) -> String {
-    settings
-        .locate(volume)
-        .map(|at| settings.pools[at.pool()].name.clone())
-        .unwrap_or_default()
-}
-
 #[service(
     interface = "io.svirtpool",
     types = [Pool, Volume, Holder, Guest, Attachment, Labeled, Event],
@@ -333,7 +174,7 @@ impl Api {
             .blocking(move |s| guests::define(s, caller, &uuid, name.as_deref()))
             .await?;
         tracing::info!(uid = self.peer.uid, pid = self.peer.pid, guest = %g.uuid, "api DefineGuest");
-        Ok(GuestReply { guest: g.into() })
+        Ok(GuestReply { guest: g })
     }
 
     /// Forgets a guest; `force` releases its volumes first.
@@ -366,12 +207,8 @@ impl Api {
     async fn get_guest(&self, uuid: String) -> Result<GuestDetailReply, ApiError> {
         self.allow("GetGuest", Access::Read)?;
         let uuid = uuid_arg("uuid", &uuid)?;
-        let mut g = self.blocking(move |s| guests::show(s, &uuid)).await?;
-        let attachments = g.attachments.take().unwrap_or_default();
-        Ok(GuestDetailReply {
-            guest: g.into(),
-            attachments: attachments.into_iter().map(Attachment::from).collect(),
-        })
+        let (guest, attachments) = self.blocking(move |s| guests::show(s, &uuid)).await?;
+        Ok(GuestDetailReply { guest, attachments })
     }
 
     /// The guests in UUID order, a page at a time (`limit` at most 100): pass the
@@ -389,7 +226,7 @@ impl Api {
             .blocking(move |s| guests::page(s, after.as_deref(), limit))
             .await?;
         Ok(GuestsReply {
-            guests: page.into_iter().map(Guest::from).collect(),
+            guests: page,
             next,
         })
     }

@@ -4,12 +4,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use crate::api::client::{SvirtPoolProxy, through_agent};
-use crate::api::types::{Guest, Labeled};
 use crate::cli::{Command, GuestCommand, LibvirtCommand};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::ops::guests::GuestInfo;
-use crate::ops::volumes::VolumeResult;
+use crate::model::{Guest, Labeled};
 use crate::ops::{self, Caller, files, guests, report, volumes};
 
 /// A volume argument as the agent must see it: paths made absolute from our working
@@ -26,23 +24,12 @@ fn volume_for_agent(settings: &Settings, volume: &Path) -> Result<String> {
     Ok(ops::locate::volume_address(&cwd.join(volume)))
 }
 
-fn from_labeled(l: Labeled) -> VolumeResult {
-    VolumeResult {
-        volume: l.volume,
-        label: l.label,
-        note: l.note,
-    }
-}
-
-fn from_guest(g: Guest) -> GuestInfo {
-    GuestInfo {
-        uuid: g.uuid,
-        name: g.name,
-        categories: g.categories,
-        process_label: g.process_label,
-        image_label: g.image_label,
-        attachments: None,
-    }
+/// A guest as `guest show` prints it: its fields and what it holds, in one object.
+#[derive(serde::Serialize)]
+struct GuestShown {
+    #[serde(flatten)]
+    guest: Guest,
+    attachments: Vec<crate::model::Attachment>,
 }
 
 /// Attach through the agent when one runs, else here.
@@ -51,28 +38,26 @@ fn attach(
     guest: &str,
     volume: &Path,
     mode: crate::decide::labels::Mode,
-) -> Result<VolumeResult> {
+) -> Result<Labeled> {
     let v = volume_for_agent(s, volume)?;
     through_agent(&s.api.socket, async |c| {
-        Ok(c.attach(guest, &v, mode.as_str())
-            .await?
-            .map(|r| from_labeled(r.result)))
+        Ok(c.attach(guest, &v, mode.as_str()).await?.map(|r| r.result))
     })
     .unwrap_or_else(|| volumes::attach(s, Caller::current(), guest, volume, mode))
 }
 
 /// Detach through the agent when one runs, else here.
-fn detach(s: &Settings, guest: &str, volume: &Path) -> Result<VolumeResult> {
+fn detach(s: &Settings, guest: &str, volume: &Path) -> Result<Labeled> {
     let v = volume_for_agent(s, volume)?;
     through_agent(&s.api.socket, async |c| {
-        Ok(c.detach(guest, &v).await?.map(|r| from_labeled(r.result)))
+        Ok(c.detach(guest, &v).await?.map(|r| r.result))
     })
     .unwrap_or_else(|| volumes::detach(s, Caller::current(), guest, volume))
 }
 
 /// Opens `file` with the caller's own rights and imports it through the agent (the fd is
 /// passed), or here when no agent runs.
-fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<VolumeResult> {
+fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<Labeled> {
     let name = match name {
         Some(n) => n.to_owned(),
         None => file
@@ -88,9 +73,7 @@ fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<V
     };
     let fd = open()?;
     through_agent(&s.api.socket, async |c| {
-        Ok(c.import(pool, &name, vec![fd])
-            .await?
-            .map(|r| from_labeled(r.result)))
+        Ok(c.import(pool, &name, vec![fd]).await?.map(|r| r.result))
     })
     .unwrap_or_else(|| files::import(s, Caller::current(), pool, &name, open()?))
 }
@@ -164,12 +147,15 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             let g = through_agent(&s.api.socket, async |c| {
                 Ok(c.define_guest(&uuid, name.as_deref())
                     .await?
-                    .map(|r| from_guest(r.guest)))
+                    .map(|r| r.guest))
             })
             .unwrap_or_else(|| guests::define(s, Caller::current(), &uuid, name.as_deref()))?;
             print_json(&g)
         }
-        Command::Guest(GuestCommand::Show { uuid }) => print_json(&guests::show(s, &uuid)?),
+        Command::Guest(GuestCommand::Show { uuid }) => {
+            let (guest, attachments) = guests::show(s, &uuid)?;
+            print_json(&GuestShown { guest, attachments })
+        }
         Command::Guest(GuestCommand::List) => print_json(&guests::list(s)?),
         Command::Guest(GuestCommand::Undefine { uuid, force }) => {
             let released = through_agent(&s.api.socket, async |c| {
@@ -249,7 +235,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::Guest(GuestCommand::Seclabel { uuid }) => {
-            let g = guests::show(s, &uuid)?;
+            let (g, _) = guests::show(s, &uuid)?;
             let process: crate::decide::context::Context =
                 g.process_label.parse().map_err(Error::failed)?;
             print!("{}", crate::libvirt::seclabel::snippet(&process));

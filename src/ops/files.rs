@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::volumes::{self, VolumeResult};
+use super::volumes;
 use super::{Caller, guest_for, parse_uuid, shown};
 use crate::apply::filecon;
 use crate::config::{PoolKind, Settings};
@@ -16,6 +16,7 @@ use crate::decide::labels::Mode as AttachMode;
 use crate::error::{Error, Result};
 use crate::fsys;
 use crate::lock;
+use crate::model::Labeled;
 use crate::reconcile::{Apply, Outcome, Reconciler};
 use crate::state::{Attachment, Store};
 
@@ -125,7 +126,7 @@ pub fn import(
     pool: &str,
     name: &str,
     src: OwnedFd,
-) -> Result<VolumeResult> {
+) -> Result<Labeled> {
     check_new_name(name)?;
     let idx = dir_pool(settings, pool)?;
     let st = rustix::fs::fstat(&src)
@@ -167,7 +168,7 @@ pub fn import(
     let ex = rec.reconcile_path(idx, Path::new(name), &[]);
     tracing::info!(pool, name, reflink = cloned, "imported");
     match ex.outcome {
-        Outcome::Unchanged | Outcome::Relabeled => Ok(VolumeResult {
+        Outcome::Unchanged | Outcome::Relabeled => Ok(Labeled {
             volume: shown_path,
             label: ex.desired.map(|c| c.to_string()),
             note: None,
@@ -188,7 +189,7 @@ pub fn create_save_image(
     guest: &str,
     pool: &str,
     name: &str,
-) -> Result<(VolumeResult, OwnedFd)> {
+) -> Result<(Labeled, OwnedFd)> {
     let uuid = parse_uuid(guest)?;
     check_new_name(name)?;
     let idx = dir_pool(settings, pool)?;
@@ -223,7 +224,7 @@ pub fn create_save_image(
         return Err(e);
     }
     tracing::info!(guest = %uuid, path = %shown_path.escape_debug(), uid = caller.uid, "save image created");
-    let result = VolumeResult {
+    let result = Labeled {
         volume: shown_path,
         label: Some(label.to_string()),
         note: None,
@@ -254,7 +255,7 @@ pub fn open(
     guest: &str,
     volume: &Path,
     mode: AttachMode,
-) -> Result<(VolumeResult, OwnedFd)> {
+) -> Result<(Labeled, OwnedFd)> {
     let (result, fd) = volumes::attach_and_open(settings, caller, guest, volume, mode, true)?;
     let fd = fd.expect("attach_and_open opens when asked");
     // Hand-out descriptors block like the caller's own would.

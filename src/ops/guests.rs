@@ -1,51 +1,21 @@
 //! `svirt-pool guest define|show|list|undefine`.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Caller, parse_uuid, volumes};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::state::{Guest, Store};
+use crate::model::{Attachment, Guest};
+use crate::state::{self, Store};
 
-/// A guest as the CLI prints it and the API returns it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct GuestInfo {
-    /// libvirt's domain UUID.
-    pub uuid: String,
-    /// Its name.
-    pub name: String,
-    /// Its MCS pair, `cA,cB`.
-    pub categories: String,
-    /// The label its QEMU runs as.
-    pub process_label: String,
-    /// The label of its private images.
-    pub image_label: String,
-    /// What it holds (`guest show` only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub attachments: Option<Vec<AttachmentInfo>>,
-}
-
-/// One volume a guest holds.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct AttachmentInfo {
-    /// The pool's name.
-    pub pool: String,
-    /// The path in a dir pool, or the LV uuid.
-    pub volume: String,
-    /// `rw`, `ro` or `shared`.
-    pub mode: String,
-}
-
-fn guest_json(settings: &Settings, g: &Guest) -> GuestInfo {
+/// How a stored guest is shown.
+fn guest_json(settings: &Settings, g: &state::Guest) -> Guest {
     let contexts = &settings.selinux.contexts;
-    GuestInfo {
+    Guest {
         uuid: g.uuid.clone(),
         name: g.name.clone(),
         categories: g.pair.to_string(),
         process_label: contexts.process_label(g.pair).to_string(),
         image_label: contexts.image_label(g.pair).to_string(),
-        attachments: None,
     }
 }
 
@@ -72,7 +42,7 @@ pub fn define(
     caller: Caller,
     uuid: &str,
     name: Option<&str>,
-) -> Result<GuestInfo> {
+) -> Result<Guest> {
     let uuid = parse_uuid(uuid)?;
     if let Some(n) = name {
         check_name(n)?;
@@ -92,35 +62,32 @@ pub fn define(
     Ok(guest_json(settings, &guest))
 }
 
-fn known_guest(store: &Store, uuid: &str) -> Result<Guest> {
+fn known_guest(store: &Store, uuid: &str) -> Result<state::Guest> {
     store
         .guest(uuid)?
         .ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))
 }
 
 /// One guest with its attachments.
-pub fn show(settings: &Settings, uuid: &str) -> Result<GuestInfo> {
+pub fn show(settings: &Settings, uuid: &str) -> Result<(Guest, Vec<Attachment>)> {
     let uuid = parse_uuid(uuid)?;
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
     let guest = known_guest(&store, &uuid)?;
-    let mut json = guest_json(settings, &guest);
-    json.attachments = Some(
-        store
-            .attachments(Some(&uuid))?
-            .into_iter()
-            .map(|a| AttachmentInfo {
-                pool: a.pool,
-                volume: String::from_utf8_lossy(&a.volume).into_owned(),
-                mode: a.mode.as_str().to_owned(),
-            })
-            .collect(),
-    );
-    Ok(json)
+    let attachments = store
+        .attachments(Some(&uuid))?
+        .into_iter()
+        .map(|a| Attachment {
+            pool: a.pool,
+            volume: String::from_utf8_lossy(&a.volume).into_owned(),
+            mode: a.mode.as_str().to_owned(),
+        })
+        .collect();
+    Ok((guest_json(settings, &guest), attachments))
 }
 
 /// Every guest.
-pub fn list(settings: &Settings) -> Result<Vec<GuestInfo>> {
+pub fn list(settings: &Settings) -> Result<Vec<Guest>> {
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
     Ok(store
@@ -135,7 +102,7 @@ pub fn page(
     settings: &Settings,
     after: Option<&str>,
     limit: u32,
-) -> Result<(Vec<GuestInfo>, Option<String>)> {
+) -> Result<(Vec<Guest>, Option<String>)> {
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
     // One more than asked tells whether there is a next page.

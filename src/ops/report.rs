@@ -12,6 +12,7 @@ use crate::config::{PoolKind, Settings};
 use crate::error::Result;
 use crate::fsys::NodeKind;
 use crate::lock;
+use crate::model::Holder;
 use crate::observe::devices;
 use crate::observe::lvm;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
@@ -78,7 +79,7 @@ pub struct VolumeStatus {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub active: Option<bool>,
     /// Who holds it.
-    pub attachments: Vec<HolderStatus>,
+    pub attachments: Vec<Holder>,
     /// `free`, `rw by G`, `shared by A, B`, `ro by A, B`.
     pub state: String,
     /// Its label now.
@@ -94,17 +95,6 @@ pub struct VolumeStatus {
 
 /// How a volume is shown: its name, its path, and its address.
 type Shown = (String, String, String);
-
-/// One guest holding a volume.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct HolderStatus {
-    /// The guest's UUID.
-    pub guest: String,
-    /// The guest's name.
-    pub name: String,
-    /// `rw`, `ro` or `shared`.
-    pub mode: String,
-}
 
 /// One pool in `status`.
 #[derive(Serialize, Debug)]
@@ -128,7 +118,7 @@ pub struct PoolStatus {
 }
 
 /// "free", "rw by G", "shared by [..]", "ro by [..]".
-fn state_of(holders: &[HolderStatus]) -> String {
+fn state_of(holders: &[Holder]) -> String {
     if holders.is_empty() {
         return "free".into();
     }
@@ -156,13 +146,13 @@ struct Holders<'a> {
 }
 
 impl Holders<'_> {
-    fn of(&self, pool: &str, key: &[u8]) -> Vec<HolderStatus> {
+    fn of(&self, pool: &str, key: &[u8]) -> Vec<Holder> {
         self.index
             .get(pool)
             .and_then(|m| m.get(key))
             .map(|hs| {
                 hs.iter()
-                    .map(|h| HolderStatus {
+                    .map(|h| Holder {
                         name: self.names.get(&h.guest).cloned().unwrap_or_default(),
                         guest: h.guest.clone(),
                         mode: h.mode.as_str().to_owned(),

@@ -1,7 +1,6 @@
 //! `svirt-pool attach|detach|release`: change who holds a volume, then label it
 //! before returning, all under the state lock.
 
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use std::os::fd::OwnedFd;
@@ -16,6 +15,7 @@ use crate::decide::labels::{FileId, Mode};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
+use crate::model::Labeled;
 use crate::observe::devices;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
@@ -126,18 +126,6 @@ fn labeled(ex: &Examined) -> std::result::Result<String, String> {
     }
 }
 
-/// What an attach or detach did to a volume.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct VolumeResult {
-    /// The volume as named: its path, or `VG/LV`.
-    pub volume: String,
-    /// The label it carries now; `None` when it has no file or node now.
-    pub label: Option<String>,
-    /// Why it has no label now (an inactive LV, a file that is gone).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub note: Option<String>,
-}
-
 /// Gives a guest a volume and labels it; on a labeling failure the state is put back.
 pub fn attach(
     settings: &Settings,
@@ -145,7 +133,7 @@ pub fn attach(
     guest: &str,
     volume: &Path,
     mode: Mode,
-) -> Result<VolumeResult> {
+) -> Result<Labeled> {
     attach_and_open(settings, caller, guest, volume, mode, false).map(|(result, _)| result)
 }
 
@@ -159,7 +147,7 @@ pub(super) fn attach_and_open(
     volume: &Path,
     mode: Mode,
     want_fd: bool,
-) -> Result<(VolumeResult, Option<OwnedFd>)> {
+) -> Result<(Labeled, Option<OwnedFd>)> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     let pool_name = settings.pools[vol.pool].name.clone();
@@ -218,7 +206,7 @@ pub(super) fn attach_and_open(
                 (_, false) => None,
             };
             Ok((
-                VolumeResult {
+                Labeled {
                     volume: vol.shown,
                     label,
                     note,
@@ -248,12 +236,7 @@ pub(super) fn attach_and_open(
 }
 
 /// Takes a volume back from a guest and restores the label it must now carry.
-pub fn detach(
-    settings: &Settings,
-    caller: Caller,
-    guest: &str,
-    volume: &Path,
-) -> Result<VolumeResult> {
+pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -> Result<Labeled> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     let pool_name = &settings.pools[vol.pool].name;
@@ -270,12 +253,12 @@ pub fn detach(
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
     tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
     match (&ex.outcome, labeled(&ex)) {
-        (Outcome::Missing, _) => Ok(VolumeResult {
+        (Outcome::Missing, _) => Ok(Labeled {
             volume: vol.shown,
             label: None,
             note: Some("it has no file or node now".into()),
         }),
-        (_, Ok(label)) => Ok(VolumeResult {
+        (_, Ok(label)) => Ok(Labeled {
             volume: vol.shown,
             label: Some(label),
             note: None,

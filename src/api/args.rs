@@ -1,0 +1,69 @@
+//! Checking request arguments before anything runs: each error names its parameter.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use super::types::ApiError;
+use crate::config::Settings;
+use crate::decide::labels::Mode;
+
+/// Checks a UUID parameter here, so the error names the parameter.
+pub(super) fn uuid_arg(parameter: &str, value: &str) -> Result<String, ApiError> {
+    crate::ops::parse_uuid(value).map_err(|e| ApiError::InvalidArgument {
+        parameter: parameter.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Longest volume path accepted (PATH_MAX).
+const MAX_VOLUME_BYTES: usize = 4096;
+
+/// Checks a volume parameter: an absolute path (the agent's working directory means
+/// nothing to a client), `base64:` and an absolute path's bytes (names that are not
+/// UTF-8), or `VG/LV` of a managed volume group; at most 4096 bytes.
+pub(super) fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, ApiError> {
+    let invalid = |reason: String| ApiError::InvalidArgument {
+        parameter: "volume".into(),
+        reason,
+    };
+    if volume.is_empty() || volume.len() > MAX_VOLUME_BYTES || volume.contains('\0') {
+        return Err(invalid(format!(
+            "must be 1 to {MAX_VOLUME_BYTES} bytes without NUL"
+        )));
+    }
+    let managed_lv = matches!(
+        settings.locate(std::path::Path::new(volume)),
+        Some(crate::config::Located::Lv { .. })
+    );
+    let path =
+        crate::ops::locate::volume_from_address(volume).map_err(|e| invalid(e.to_string()))?;
+    if !path.is_absolute() && !managed_lv {
+        return Err(invalid(format!(
+            "{:?} is neither an absolute path nor VG/LV of a managed volume group",
+            volume.escape_debug().to_string()
+        )));
+    }
+    if path.as_os_str().len() > MAX_VOLUME_BYTES {
+        return Err(invalid(format!(
+            "must name at most {MAX_VOLUME_BYTES} bytes"
+        )));
+    }
+    Ok(path)
+}
+
+pub(super) fn mode_arg(mode: &str) -> Result<Mode, ApiError> {
+    mode.parse().map_err(|reason| ApiError::InvalidArgument {
+        parameter: "mode".into(),
+        reason,
+    })
+}
+
+pub(super) fn one_fd(mut fds: Vec<OwnedFd>) -> Result<OwnedFd, ApiError> {
+    match fds.len() {
+        1 => Ok(fds.remove(0)),
+        n => Err(ApiError::InvalidArgument {
+            parameter: "fds".into(),
+            reason: format!("exactly one file descriptor must be passed, got {n}"),
+        }),
+    }
+}

@@ -1,0 +1,112 @@
+//! The shapes a user sees, one type per concept, shared by the operations, the API
+//! (these are its wire types: the names are the varlink type and field names) and the
+//! CLI's JSON. The stored records (`state::Guest`, `state::Attachment`) are what the
+//! database keeps; these are how they are shown.
+
+use serde::{Deserialize, Serialize};
+use zlink::introspect::CustomType;
+
+/// A managed pool.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Pool {
+    /// Its name.
+    pub name: String,
+    /// `dir` or `lvm`.
+    pub kind: String,
+    /// Its directory, or `VG name`.
+    pub location: String,
+    /// Whether it could be read.
+    pub available: bool,
+    /// How many volumes it has.
+    pub volumes: u64,
+}
+
+/// One guest holding a volume.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Holder {
+    /// The guest's UUID.
+    pub guest: String,
+    /// The guest's name.
+    pub name: String,
+    /// `rw`, `ro` or `shared`.
+    pub mode: String,
+}
+
+/// A volume of a pool, as the picker shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Volume {
+    /// Its path inside a dir pool, or `VG/LV`.
+    pub name: String,
+    /// Its file, or its LV node (empty when the LV is inactive).
+    pub path: String,
+    /// What to pass as `volume` to Attach, Detach or Open it: its path, or
+    /// `base64:BYTES` when the path is not UTF-8 (`name` and `path` show it lossily).
+    pub address: String,
+    /// Its size in bytes, when known.
+    pub size: Option<u64>,
+    /// `qcow2`, `raw`, `iso`, from the file's magic; null for LVs and unreadable files.
+    pub format: Option<String>,
+    /// Its label now.
+    pub current_label: Option<String>,
+    /// The label it must carry.
+    pub desired_label: Option<String>,
+    /// `free`, `rw by G`, `shared by A, B`, `ro by A, B`.
+    pub state: String,
+    /// Who holds it.
+    pub holders: Vec<Holder>,
+    /// Whether the current label differs from the desired one.
+    pub drift: bool,
+    /// Why it is skipped, failed or missing.
+    pub note: Option<String>,
+}
+
+/// A guest and its labels.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Guest {
+    /// libvirt's domain UUID.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Its MCS pair, `cA,cB`.
+    pub categories: String,
+    /// The label its QEMU runs as.
+    pub process_label: String,
+    /// The label of its private images.
+    pub image_label: String,
+}
+
+/// One volume a guest holds.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Attachment {
+    /// The pool's name.
+    pub pool: String,
+    /// The path in a dir pool, or the LV uuid.
+    pub volume: String,
+    /// `rw`, `ro` or `shared`.
+    pub mode: String,
+}
+
+/// What a change did to a volume.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Labeled {
+    /// The volume as named.
+    pub volume: String,
+    /// Its label now; null when it has no file or node now.
+    pub label: Option<String>,
+    /// Why it has no label now.
+    pub note: Option<String>,
+}
+
+/// A change seen by the agent, streamed by `Monitor`.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct Event {
+    /// `appeared` (a new volume), `relabeled`, `attached`, `detached`, `released`,
+    /// `imported`, `created`, `undefined`, or `lagged` (this client missed `volume` events).
+    pub kind: String,
+    /// The pool's name.
+    pub pool: String,
+    /// The volume (path in a dir pool, `VG/LV`), empty for pool events.
+    pub volume: String,
+    /// The label it carries now, when known.
+    pub label: Option<String>,
+}
