@@ -8,4 +8,5 @@ pub mod format;
 pub mod replies;
 pub mod server;
 pub mod service;
+mod session;
 pub mod types;

@@ -8,8 +8,7 @@
 #![allow(missing_docs)]
 
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures_util::Stream;
 use tokio::io::Interest;
@@ -17,99 +16,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::broadcast;
 use zlink::{Reply, service};
 
-use super::args::{mode_arg, one_fd, uuid_arg, volume_arg};
-use super::auth::{self, Access, Peer};
+use super::args::{MAX_GUEST_PAGE, MAX_PAGE, mode_arg, one_fd, uuid_arg, volume_arg};
+use super::auth::Access;
 use super::replies::*;
+pub use super::session::Api;
 use super::types::*;
-use crate::config::Settings;
-use crate::error::Error;
-use crate::ops::{Caller, files, guests, report, volumes};
-
-/// Largest page `ListVolumes` returns (replies over ~256 KiB serialize slowly).
-pub const MAX_PAGE: u64 = 500;
-
-/// Largest page `ListGuests` returns. zlink 0.8 grows a connection's write buffer 4 KiB
-/// at a time and serializes the whole reply again after each step, so the first large
-/// reply on a connection costs time quadratic in its size (500 guests, ~100 KiB: 1.1 s;
-/// 100 guests: 0.05 s, debug build): pages stay small.
-pub const MAX_GUEST_PAGE: u64 = 100;
-
-/// The service for one connection.
-#[derive(Debug, Clone)]
-pub struct Api {
-    settings: Arc<Settings>,
-    peer: Peer,
-    events: broadcast::Sender<Event>,
-    /// Set while a `Monitor` stream runs, so the idle timeout spares the connection.
-    streaming: Arc<AtomicBool>,
-    /// Another descriptor of the connection's socket: readable-closed when the peer
-    /// hangs up, which ends a `Monitor` stream at once.
-    hangup: Arc<AsyncFd<OwnedFd>>,
-}
-
-impl Api {
-    /// A service for a connection from `peer`.
-    pub fn new(
-        settings: Arc<Settings>,
-        peer: Peer,
-        events: broadcast::Sender<Event>,
-        streaming: Arc<AtomicBool>,
-        hangup: Arc<AsyncFd<OwnedFd>>,
-    ) -> Self {
-        Api {
-            settings,
-            peer,
-            events,
-            streaming,
-            hangup,
-        }
-    }
-
-    fn allow(&self, method: &str, need: Access) -> Result<(), ApiError> {
-        auth::check(&self.peer, need, &self.settings.api).map_err(|reason| {
-            tracing::warn!(
-                method,
-                uid = self.peer.uid,
-                pid = self.peer.pid,
-                reason,
-                "refused"
-            );
-            ApiError::PermissionDenied {
-                method: method.to_owned(),
-                reason: reason.to_owned(),
-            }
-        })
-    }
-
-    /// Who this connection's peer is, for the operations.
-    fn caller(&self) -> Caller {
-        Caller {
-            uid: self.peer.uid,
-            gid: self.peer.gid,
-        }
-    }
-
-    /// Runs a blocking operation on the blocking pool.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Settings) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let settings = self.settings.clone();
-        tokio::task::spawn_blocking(move || op(&settings))
-            .await
-            .map_err(|e| ApiError::Failed {
-                reason: format!("internal error: {e}"),
-            })?
-            .map_err(ApiError::from)
-    }
-
-    /// Logs a mutation with its peer and tells `Monitor` clients.
-    fn mutated(&self, method: &str, event: Event) {
-        tracing::info!(method, uid = self.peer.uid, pid = self.peer.pid,
-            pool = %event.pool, volume = %event.volume, "api mutation");
-        let _ = self.events.send(event);
-    }
-}
+use crate::ops::{files, guests, report, volumes};
 
 #[service(
     interface = "io.svirtpool",
@@ -225,10 +137,7 @@ impl Api {
         let (page, next) = self
             .blocking(move |s| guests::page(s, after.as_deref(), limit))
             .await?;
-        Ok(GuestsReply {
-            guests: page,
-            next,
-        })
+        Ok(GuestsReply { guests: page, next })
     }
 
     /// Gives a guest a volume (a path in a dir pool, or `VG/LV`) in `mode` (`rw`, `ro`, `shared`).

@@ -1,8 +1,6 @@
-//! The agent: scan every pool, then keep them labeled from inotify events until told to stop.
-//!
-//! One engine thread owns everything that must not be shared (the libselinux handle, the
-//! SQLite connection, the inotify instance). The main thread only waits for SIGTERM or
-//! SIGINT and wakes the engine through a pipe.
+//! The engine: one thread that owns the reconciler, the state connection, the inotify
+//! instance and the udev monitor; it scans every pool, then turns events into
+//! single-volume reconciles until told to stop.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -14,11 +12,10 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use sd_notify::NotifyState;
 
 use crate::config::Settings;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tokio::sync::broadcast;
 
-use crate::api::server;
 use crate::api::types::Event;
 use crate::error::{Error, Result};
 use crate::lock;
@@ -30,66 +27,8 @@ use crate::state::{HolderIndex, Store};
 /// How often missing pools are looked for and the watchdog is fed.
 const TICK: Duration = Duration::from_secs(1);
 
-/// How many events a slow `Monitor` client may fall behind before it is told it lagged.
-const EVENT_BACKLOG: usize = 4096;
-
-/// Runs the agent until SIGTERM or SIGINT: the engine on its own thread, the API and
-/// the signal handlers on this one.
-pub fn run(settings: Settings) -> Result<()> {
-    let settings = Arc::new(settings);
-    // Guests libvirt's hook attached whose domain died without a release hook (libvirtd
-    // killed, host rebooted) give their volumes back before the first scan.
-    if let Err(e) = crate::libvirt::hook::release_dead(&settings) {
-        tracing::warn!(error = %e, "cannot check libvirt's running domains");
-    }
-    let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| Error::failed(format!("pipe: {e}")))?;
-    let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failed(format!("tokio runtime: {e}")))?;
-    // Bind before starting: a second agent, or a file in the socket's place, fails here.
-    let socket = {
-        let _guard = runtime.enter();
-        server::listen(&settings.api).map_err(|e| {
-            Error::failed(format!("API socket {}: {e}", settings.api.socket.display()))
-        })?
-    };
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let engine = {
-        let settings = settings.clone();
-        let events = events.clone();
-        std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                let result = Engine::new(&settings, events).and_then(|mut e| e.run(stop_read));
-                let _ = done_tx.send(());
-                result
-            })
-            .map_err(|e| Error::failed(format!("cannot start the engine thread: {e}")))?
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = int.recv() => tracing::info!("SIGINT: stopping"),
-            _ = done_rx => {}
-            _ = server::serve(socket, settings.clone(), events) => {}
-        }
-    });
-    let _ = sd_notify::notify(&[NotifyState::Stopping]);
-    // Wake the engine; if it already ended, the write fails harmlessly.
-    let _ = rustix::io::write(&stop_write, b"x");
-    engine
-        .join()
-        .map_err(|_| Error::failed("the engine thread panicked"))?
-}
-
-struct Engine<'s> {
+/// The engine thread's state.
+pub(super) struct Engine<'s> {
     settings: &'s Settings,
     /// Changes for the API's `Monitor` clients.
     events: broadcast::Sender<Event>,
@@ -106,7 +45,7 @@ struct Engine<'s> {
 }
 
 impl<'s> Engine<'s> {
-    fn new(settings: &'s Settings, events: broadcast::Sender<Event>) -> Result<Self> {
+    pub(super) fn new(settings: &'s Settings, events: broadcast::Sender<Event>) -> Result<Self> {
         lock::ensure_state_dir(&settings.state_dir)?;
         let n = settings.pools.len();
         let monitor = if settings.pools.iter().any(|p| p.lvm().is_some()) {
@@ -129,7 +68,7 @@ impl<'s> Engine<'s> {
         })
     }
 
-    fn run(&mut self, stop: OwnedFd) -> Result<()> {
+    pub(super) fn run(&mut self, stop: OwnedFd) -> Result<()> {
         let started = Instant::now();
         let total = {
             let _lock = lock::acquire(&self.settings.state_dir)?;

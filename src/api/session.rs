@@ -1,0 +1,94 @@
+//! One connection's service: its peer, the shared settings and event channel, and what
+//! every method does first (authorize, run the operation on the blocking pool, log and
+//! announce a mutation). The methods themselves are in `service`.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::broadcast;
+
+use super::auth::{self, Access, Peer};
+use super::types::{ApiError, Event};
+use crate::config::Settings;
+use crate::error::Error;
+use crate::ops::Caller;
+
+/// The service for one connection.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub(super) settings: Arc<Settings>,
+    pub(super) peer: Peer,
+    pub(super) events: broadcast::Sender<Event>,
+    /// Set while a `Monitor` stream runs, so the idle timeout spares the connection.
+    pub(super) streaming: Arc<AtomicBool>,
+    /// Another descriptor of the connection's socket: readable-closed when the peer
+    /// hangs up, which ends a `Monitor` stream at once.
+    pub(super) hangup: Arc<AsyncFd<OwnedFd>>,
+}
+
+impl Api {
+    /// A service for a connection from `peer`.
+    pub fn new(
+        settings: Arc<Settings>,
+        peer: Peer,
+        events: broadcast::Sender<Event>,
+        streaming: Arc<AtomicBool>,
+        hangup: Arc<AsyncFd<OwnedFd>>,
+    ) -> Self {
+        Api {
+            settings,
+            peer,
+            events,
+            streaming,
+            hangup,
+        }
+    }
+
+    /// Refuses (and logs) a method the peer may not call.
+    pub(super) fn allow(&self, method: &str, need: Access) -> Result<(), ApiError> {
+        auth::check(&self.peer, need, &self.settings.api).map_err(|reason| {
+            tracing::warn!(
+                method,
+                uid = self.peer.uid,
+                pid = self.peer.pid,
+                reason,
+                "refused"
+            );
+            ApiError::PermissionDenied {
+                method: method.to_owned(),
+                reason: reason.to_owned(),
+            }
+        })
+    }
+
+    /// Who this connection's peer is, for the operations.
+    pub(super) fn caller(&self) -> Caller {
+        Caller {
+            uid: self.peer.uid,
+            gid: self.peer.gid,
+        }
+    }
+
+    /// Runs a blocking operation on the blocking pool.
+    pub(super) async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Settings) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let settings = self.settings.clone();
+        tokio::task::spawn_blocking(move || op(&settings))
+            .await
+            .map_err(|e| ApiError::Failed {
+                reason: format!("internal error: {e}"),
+            })?
+            .map_err(ApiError::from)
+    }
+
+    /// Logs a mutation with its peer and tells `Monitor` clients.
+    pub(super) fn mutated(&self, method: &str, event: Event) {
+        tracing::info!(method, uid = self.peer.uid, pid = self.peer.pid,
+            pool = %event.pool, volume = %event.volume, "api mutation");
+        let _ = self.events.send(event);
+    }
+}
