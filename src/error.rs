@@ -30,6 +30,9 @@ pub enum Error {
     /// The request failed while being carried out (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// The state database failed (exit 1); the SQLite error is kept as the source.
+    #[error("state database: {0}")]
+    State(#[from] rusqlite::Error),
 }
 
 impl Error {
@@ -42,7 +45,8 @@ impl Error {
             | Error::NoSuchGuest(_)
             | Error::NoSuchPool(_)
             | Error::Forbidden(_)
-            | Error::Failed(_) => 1,
+            | Error::Failed(_)
+            | Error::State(_) => 1,
         }
     }
 
@@ -54,12 +58,6 @@ impl Error {
     /// A failure with the given message.
     pub fn failed(msg: impl fmt::Display) -> Self {
         Error::Failed(msg.to_string())
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Failed(format!("state database: {e}"))
     }
 }
 

@@ -52,10 +52,12 @@ pub(super) fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, A
 }
 
 pub(super) fn mode_arg(mode: &str) -> Result<Mode, ApiError> {
-    mode.parse().map_err(|reason| ApiError::InvalidArgument {
-        parameter: "mode".into(),
-        reason,
-    })
+    mode.parse().map_err(
+        |e: crate::decide::labels::UnknownMode| ApiError::InvalidArgument {
+            parameter: "mode".into(),
+            reason: e.to_string(),
+        },
+    )
 }
 
 pub(super) fn one_fd(mut fds: Vec<OwnedFd>) -> Result<OwnedFd, ApiError> {

@@ -67,6 +67,9 @@ impl From<Error> for ApiError {
                 reason,
             },
             Error::Failed(reason) => ApiError::Failed { reason },
+            e @ Error::State(_) => ApiError::Failed {
+                reason: e.to_string(),
+            },
         }
     }
 }

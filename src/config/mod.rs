@@ -12,6 +12,20 @@ use crate::decide::labels::GuestContexts;
 use crate::error::{Error, Result};
 use crate::observe::lvm;
 
+/// One thing wrong with the configuration. Its message names the key (and the pool)
+/// that is wrong; validation puts the file's path in front and makes it an
+/// [`Error::Config`] (exit status 2, `InvalidArgument` through the API).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Invalid(String);
+
+/// An [`Invalid`] from a format string.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        $crate::config::Invalid(format!($($arg)*))
+    };
+}
+
 mod probe;
 mod raw;
 #[cfg(test)]

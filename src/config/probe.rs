@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{Pool, PoolKind};
+use super::{Invalid, Pool, PoolKind};
 use crate::decide::policy::{FileContexts, FileKind};
 use crate::fsys;
 
@@ -12,7 +12,7 @@ pub(super) fn check_default_exists(
     name: &str,
     kind: &PoolKind,
     fc: &FileContexts,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let probes: Vec<(&str, PathBuf, FileKind)> = match kind {
         PoolKind::Dir(d) => vec![
             ("the directory", d.path.clone(), FileKind::Directory),
@@ -25,8 +25,12 @@ pub(super) fn check_default_exists(
         )],
     };
     for (what, path, file_kind) in probes {
-        if fc.lookup(&path, file_kind)?.is_none() {
-            return Err(format!(
+        if fc
+            .lookup(&path, file_kind)
+            .map_err(|e| invalid!("{e}"))?
+            .is_none()
+        {
+            return Err(invalid!(
                 "pool {name:?}: no resting_label is set and file_contexts has no default for {what} ({})",
                 path.display()
             ));
@@ -37,20 +41,22 @@ pub(super) fn check_default_exists(
 
 /// A pool path must be absolute, normal (no `.` or `..`), and an existing directory
 /// reached without any symlink.
-pub(super) fn check_pool_path(path: &Path) -> Result<(), String> {
+pub(super) fn check_pool_path(path: &Path) -> Result<(), Invalid> {
     if !path.is_absolute() {
-        return Err("is not absolute".into());
+        return Err(Invalid("is not absolute".into()));
     }
     if path
         .components()
         .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
     {
-        return Err("must not contain '.' or '..'".into());
+        return Err(Invalid("must not contain '.' or '..'".into()));
     }
     if path.parent().is_none() {
-        return Err("the root directory cannot be a pool".into());
+        return Err(Invalid("the root directory cannot be a pool".into()));
     }
-    fsys::open_pool_root(path).map(drop)
+    fsys::open_pool_root(path)
+        .map(drop)
+        .map_err(|e| invalid!("{e}"))
 }
 
 /// A directory's (device, inode) followed by its ancestors'.
@@ -98,7 +104,7 @@ fn existing_dir(path: &Path) -> &Path {
 pub(super) fn check_no_overlap_through_mounts(
     state_dir: &Path,
     pools: &[Pool],
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let dirs: Vec<(&Pool, &Path, Ancestry)> = pools
         .iter()
         .filter_map(|p| Some((p, p.dir()?.path.as_path())))
@@ -113,7 +119,7 @@ pub(super) fn check_no_overlap_through_mounts(
                 continue;
             };
             if b_chain.contains(a_root) || a_chain.contains(b_root) {
-                return Err(format!(
+                return Err(invalid!(
                     "pool {:?} ({}) overlaps pool {:?} ({}) through a mount: both reach the same directory tree",
                     b.name,
                     b_path.display(),
@@ -123,7 +129,7 @@ pub(super) fn check_no_overlap_through_mounts(
             }
         }
         if ancestry(existing_dir(state_dir)).contains(a_root) {
-            return Err(format!(
+            return Err(invalid!(
                 "state_dir {} is inside pool {:?} ({}) through a mount: keep the state out of every pool",
                 state_dir.display(),
                 a.name,

@@ -11,14 +11,14 @@ use crate::decide::policy::{self, FileContexts};
 /// Validates `text`, which came from `source`, with the given checks: every error
 /// names the key (and pool) that is wrong.
 pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Settings> {
-    let err = |msg: String| Error::Config(format!("{}: {msg}", source.display()));
-    let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-    let selinux = validate_selinux(raw.selinux).map_err(err)?;
+    let err = |msg: &dyn std::fmt::Display| Error::Config(format!("{}: {msg}", source.display()));
+    let raw: RawConfig = toml::from_str(text).map_err(|e| err(&e))?;
+    let selinux = validate_selinux(raw.selinux).map_err(|e| err(&e))?;
     let state_dir = raw
         .state_dir
         .unwrap_or_else(|| PathBuf::from("/var/lib/svirt-pool"));
     if !state_dir.is_absolute() {
-        return Err(err(format!(
+        return Err(err(&format!(
             "state_dir: {} is not an absolute path",
             state_dir.display()
         )));
@@ -26,32 +26,30 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
     let file_contexts = match checks {
         Checks::Full => Some(
             FileContexts::open(selinux.file_contexts.as_deref())
-                .map_err(|e| err(format!("selinux.file_contexts: {e}")))?,
+                .map_err(|e| err(&format!("selinux.file_contexts: {e}")))?,
         ),
         Checks::Syntax => None,
     };
     let mut pools: Vec<Pool> = Vec::new();
     for (i, raw_pool) in raw.pools.into_iter().enumerate() {
         let pool = validate_pool(raw_pool, file_contexts.as_ref())
-            .map_err(|e| err(format!("pool[{i}]: {e}")))?;
+            .map_err(|e| err(&format!("pool[{i}]: {e}")))?;
         for other in &pools {
-            check_distinct(other, &pool).map_err(|e| err(format!("pool[{i}]: {e}")))?;
+            check_distinct(other, &pool).map_err(|e| err(&format!("pool[{i}]: {e}")))?;
         }
         pools.push(pool);
     }
     if pools.is_empty() {
-        return Err(err("no [[pool]] is configured".into()));
+        return Err(err(&"no [[pool]] is configured"));
     }
-    check_state_dir_outside_pools(&state_dir, &pools).map_err(err)?;
+    check_state_dir_outside_pools(&state_dir, &pools).map_err(|e| err(&e))?;
     if checks == Checks::Full {
-        probe::check_no_overlap_through_mounts(&state_dir, &pools).map_err(err)?;
+        probe::check_no_overlap_through_mounts(&state_dir, &pools).map_err(|e| err(&e))?;
     }
-    let api = validate_api(raw.api).map_err(err)?;
+    let api = validate_api(raw.api).map_err(|e| err(&e))?;
     let unwatched_rescan = match raw.agent.unwatched_rescan_secs {
         Some(0) => {
-            return Err(err(
-                "agent.unwatched_rescan_secs must be greater than 0".into()
-            ));
+            return Err(err(&"agent.unwatched_rescan_secs must be greater than 0"));
         }
         Some(s) => std::time::Duration::from_secs(s),
         None => std::time::Duration::from_secs(30),
@@ -61,7 +59,7 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
         .status_dir
         .unwrap_or_else(|| PathBuf::from("/run/libvirt/qemu"));
     if !libvirt_status_dir.is_absolute() {
-        return Err(err(format!(
+        return Err(err(&format!(
             "libvirt.status_dir: {} is not an absolute path",
             libvirt_status_dir.display()
         )));
@@ -77,10 +75,10 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
     })
 }
 
-fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
+fn validate_api(raw: RawApi) -> Result<ApiSettings, Invalid> {
     let socket = raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     if !socket.is_absolute() {
-        return Err(format!(
+        return Err(invalid!(
             "api.socket: {} is not an absolute path",
             socket.display()
         ));
@@ -92,7 +90,7 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
     // Counts and sizes fit a usize on every target this runs on (64-bit Linux).
     let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     let positive = |key: &str, v: Option<u64>, default: u64| match v {
-        Some(0) => Err(format!("api.{key} must be greater than 0")),
+        Some(0) => Err(invalid!("api.{key} must be greater than 0")),
         Some(v) => Ok(v),
         None => Ok(default),
     };
@@ -134,15 +132,15 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, String> {
     })
 }
 
-fn parse_context(key: &str, value: &str) -> Result<Context, String> {
-    value.parse().map_err(|e| format!("{key}: {e}"))
+fn parse_context(key: &str, value: &str) -> Result<Context, Invalid> {
+    value.parse().map_err(|e| invalid!("{key}: {e}"))
 }
 
-fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, String> {
+fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, Invalid> {
     let context = |key: &str, value: Option<String>, file: &str, line: usize| match value {
         Some(v) => parse_context(&format!("selinux.{key}"), &v),
         None => policy::installed_context(file, line)
-            .map_err(|e| format!("selinux.{key} is not set and the policy gives no default: {e}")),
+            .map_err(|e| invalid!("selinux.{key} is not set and the policy gives no default: {e}")),
     };
     let contexts = GuestContexts {
         image: context("image_label", raw.image_label, "virtual_image_context", 0)?,
@@ -160,16 +158,18 @@ fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, String> {
         )?,
     };
     let categories = match raw.categories {
-        Some(c) => CategorySet::parse(&c).map_err(|e| format!("selinux.categories: {e}"))?,
+        Some(c) => CategorySet::parse(&c).map_err(|e| invalid!("selinux.categories: {e}"))?,
         None => policy::default_categories(),
     };
     if categories.len() < 2 {
-        return Err("selinux.categories: at least two categories are needed to form a pair".into());
+        return Err(Invalid(
+            "selinux.categories: at least two categories are needed to form a pair".into(),
+        ));
     }
     if let Some(fc) = &raw.file_contexts
         && !fc.is_file()
     {
-        return Err(format!(
+        return Err(invalid!(
             "selinux.file_contexts: {} is not a readable file",
             fc.display()
         ));
@@ -181,20 +181,20 @@ fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, String> {
     })
 }
 
-fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<Pool, String> {
+fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<Pool, Invalid> {
     let name = raw.name;
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        return Err(format!(
+        return Err(invalid!(
             "name {name:?} must be letters, digits, '-', '_' or '.'"
         ));
     }
     let only = |key: &str, set: bool, kind: &str| {
         if set {
-            Err(format!(
+            Err(invalid!(
                 "pool {name:?}: {key} is not a key of type {kind:?} pools"
             ))
         } else {
@@ -207,12 +207,12 @@ fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<P
             only("lvm_args", raw.lvm_args.is_some(), "dir")?;
             let path = raw
                 .path
-                .ok_or_else(|| format!("pool {name:?}: path is required for type \"dir\""))?;
+                .ok_or_else(|| invalid!("pool {name:?}: path is required for type \"dir\""))?;
             if file_contexts.is_some() {
                 probe::check_pool_path(&path)
-                    .map_err(|e| format!("pool {name:?}: path {}: {e}", path.display()))?;
+                    .map_err(|e| invalid!("pool {name:?}: path {}: {e}", path.display()))?;
             } else if !path.is_absolute() {
-                return Err(format!(
+                return Err(invalid!(
                     "pool {name:?}: path {} is not absolute",
                     path.display()
                 ));
@@ -227,9 +227,9 @@ fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<P
             only("cross_filesystems", raw.cross_filesystems.is_some(), "lvm")?;
             let vg = raw
                 .vg
-                .ok_or_else(|| format!("pool {name:?}: vg is required for type \"lvm\""))?;
+                .ok_or_else(|| invalid!("pool {name:?}: vg is required for type \"lvm\""))?;
             if !lvm::is_valid_name(&vg) {
-                return Err(format!(
+                return Err(invalid!(
                     "pool {name:?}: vg {vg:?} is not a volume group name"
                 ));
             }
@@ -239,7 +239,7 @@ fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<P
             })
         }
         other => {
-            return Err(format!(
+            return Err(invalid!(
                 "pool {name:?}: type {other:?} is not supported (expected \"dir\" or \"lvm\")"
             ));
         }
@@ -262,12 +262,12 @@ fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<P
 }
 
 /// The state database must not be a pool volume: members could then open it.
-fn check_state_dir_outside_pools(state_dir: &Path, pools: &[Pool]) -> Result<(), String> {
+fn check_state_dir_outside_pools(state_dir: &Path, pools: &[Pool]) -> Result<(), Invalid> {
     for pool in pools {
         if let Some(dir) = pool.dir()
             && state_dir.starts_with(&dir.path)
         {
-            return Err(format!(
+            return Err(invalid!(
                 "state_dir {} is inside pool {:?} ({}): keep the state out of every pool",
                 state_dir.display(),
                 pool.name,
@@ -278,9 +278,9 @@ fn check_state_dir_outside_pools(state_dir: &Path, pools: &[Pool]) -> Result<(),
     Ok(())
 }
 
-fn check_distinct(a: &Pool, b: &Pool) -> Result<(), String> {
+fn check_distinct(a: &Pool, b: &Pool) -> Result<(), Invalid> {
     if a.name == b.name {
-        return Err(format!("pool name {:?} is used twice", b.name));
+        return Err(invalid!("pool name {:?} is used twice", b.name));
     }
     let overlap = match (&a.kind, &b.kind) {
         (PoolKind::Dir(x), PoolKind::Dir(y)) => {
@@ -290,7 +290,7 @@ fn check_distinct(a: &Pool, b: &Pool) -> Result<(), String> {
         _ => false,
     };
     if overlap {
-        return Err(format!(
+        return Err(invalid!(
             "pool {:?} ({}) overlaps pool {:?} ({})",
             b.name,
             b.location(),

@@ -38,15 +38,20 @@ impl fmt::Display for Mode {
     }
 }
 
-impl FromStr for Mode {
-    type Err = String;
+/// A mode name that is not `rw`, `ro` or `shared`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("mode {0:?} is not one of rw, ro, shared")]
+pub struct UnknownMode(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Mode {
+    type Err = UnknownMode;
+
+    fn from_str(s: &str) -> Result<Self, UnknownMode> {
         match s {
             "rw" => Ok(Mode::Rw),
             "shared" => Ok(Mode::Shared),
             "ro" => Ok(Mode::Ro),
-            other => Err(format!("mode {other:?} is not one of rw, ro, shared")),
+            other => Err(UnknownMode(other.to_owned())),
         }
     }
 }
@@ -173,21 +178,42 @@ pub fn desired_label(holders: &[Holder], contexts: &GuestContexts) -> Result<Tar
     Ok(Target::Label(contexts.content_label()))
 }
 
+/// Why a volume cannot be attached: the guest that blocks it (the message completes
+/// "volume X ...").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AttachRefusal {
+    /// Another guest holds it rw.
+    #[error("is attached rw to guest {guest}")]
+    HeldRw {
+        /// The holder.
+        guest: String,
+    },
+    /// rw was asked while another guest holds it in `mode`.
+    #[error("is attached {mode} to guest {guest}; rw needs sole use")]
+    NotSole {
+        /// The other holder.
+        guest: String,
+        /// Its mode.
+        mode: Mode,
+    },
+}
+
 /// Whether `guest` may hold a volume in `mode` given the other holders.
 ///
 /// The guest's own previous attachment does not count: attaching again changes its mode.
-/// Returns the refusal message naming the guest that blocks it.
-pub fn check_attach(existing: &[Holder], guest: &str, mode: Mode) -> Result<(), String> {
+pub fn check_attach(existing: &[Holder], guest: &str, mode: Mode) -> Result<(), AttachRefusal> {
     let others = existing.iter().filter(|h| h.guest != guest);
     for other in others {
         if other.mode == Mode::Rw {
-            return Err(format!("is attached rw to guest {}", other.guest));
+            return Err(AttachRefusal::HeldRw {
+                guest: other.guest.clone(),
+            });
         }
         if mode == Mode::Rw {
-            return Err(format!(
-                "is attached {} to guest {}; rw needs sole use",
-                other.mode, other.guest
-            ));
+            return Err(AttachRefusal::NotSole {
+                guest: other.guest.clone(),
+                mode: other.mode,
+            });
         }
     }
     Ok(())
@@ -268,16 +294,18 @@ mod tests {
         let ro = [holder("g1", 1, 2, Mode::Ro)];
         assert!(check_attach(&ro, "g2", Mode::Ro).is_ok());
         assert!(check_attach(&ro, "g2", Mode::Shared).is_ok());
-        assert!(
-            check_attach(&ro, "g2", Mode::Rw)
-                .unwrap_err()
-                .contains("g1")
+        assert_eq!(
+            check_attach(&ro, "g2", Mode::Rw),
+            Err(AttachRefusal::NotSole {
+                guest: "g1".into(),
+                mode: Mode::Ro
+            })
         );
         // The holder itself may change its mode.
         assert!(check_attach(&ro, "g1", Mode::Rw).is_ok());
         let rw = [holder("g1", 1, 2, Mode::Rw)];
         assert_eq!(
-            check_attach(&rw, "g2", Mode::Ro).unwrap_err(),
+            check_attach(&rw, "g2", Mode::Ro).unwrap_err().to_string(),
             "is attached rw to guest g1"
         );
     }

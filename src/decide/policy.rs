@@ -44,24 +44,72 @@ pub fn policy_root() -> Option<PathBuf> {
     selinux::policy::root_path().ok().map(Path::to_path_buf)
 }
 
+/// What went wrong asking the installed policy or a file_contexts database.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PolicyError {
+    /// libselinux knows no policy root.
+    #[error("no SELinux policy is installed (selinux_policy_root)")]
+    NotInstalled,
+    /// A policy file could not be read.
+    #[error("cannot read {}: {cause}", .path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the kernel said.
+        cause: String,
+    },
+    /// A policy file has fewer lines than expected.
+    #[error("{} has no line {line}", .path.display())]
+    MissingLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line asked for.
+        line: usize,
+    },
+    /// A path or a context in a policy file is not what a label can be.
+    #[error("{}: {why}", .path.display())]
+    BadEntry {
+        /// The file, or the path looked up.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// libselinux refused to load or answer.
+    #[error("{what}: {cause}")]
+    Selinux {
+        /// What was asked.
+        what: String,
+        /// Its answer.
+        cause: String,
+    },
+}
+
 /// Reads line `line` (0-based) of `contexts/<name>` under the policy root.
 ///
 /// `virtual_image_context` holds the image context on line 1 and the content
 /// context on line 2; `virtual_domain_context` holds the process context.
-pub fn installed_context(name: &str, line: usize) -> Result<Context, String> {
-    let root = policy_root().ok_or("no SELinux policy is installed (selinux_policy_root)")?;
+pub fn installed_context(name: &str, line: usize) -> Result<Context, PolicyError> {
+    let root = policy_root().ok_or(PolicyError::NotInstalled)?;
     let path = root.join("contexts").join(name);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::Unreadable {
+        path: path.clone(),
+        cause: e.to_string(),
+    })?;
     let value = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .nth(line)
-        .ok_or_else(|| format!("{} has no line {}", path.display(), line + 1))?;
-    value
-        .parse()
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .ok_or_else(|| PolicyError::MissingLine {
+            path: path.clone(),
+            line: line + 1,
+        })?;
+    value.parse().map_err(
+        |e: crate::decide::context::ParseError| PolicyError::BadEntry {
+            path,
+            why: e.to_string(),
+        },
+    )
 }
 
 /// The categories the agent may hand out by default: its own range, else `c0.c1023`.
@@ -84,11 +132,10 @@ pub struct FileContexts {
 
 impl FileContexts {
     /// Opens `path`, or the policy's own file_contexts when `None`.
-    pub fn open(path: Option<&Path>) -> Result<Self, String> {
+    pub fn open(path: Option<&Path>) -> Result<Self, PolicyError> {
         let labeler = match path {
             Some(p) => {
-                let c = CString::new(p.as_os_str().as_bytes())
-                    .map_err(|_| format!("{}: path has a NUL byte", p.display()))?;
+                let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| nul_in(p))?;
                 let opts = [(selinux_sys::SELABEL_OPT_PATH as c_int, c.as_ptr().cast())];
                 Labeler::new(&opts, true)
             }
@@ -99,7 +146,10 @@ impl FileContexts {
                 p.display().to_string()
             });
             let cause = io_error_of(&e).map_or(e.to_string(), ToString::to_string);
-            format!("cannot load {what}: {cause}")
+            PolicyError::Selinux {
+                what: format!("cannot load {what}"),
+                cause,
+            }
         })?;
         Ok(Self { labeler })
     }
@@ -107,22 +157,28 @@ impl FileContexts {
     /// The default context for `path` (absolute) of type `kind`, as `matchpathcon` gives it.
     ///
     /// `Ok(None)` when file_contexts has no entry, or `<<none>>`, for that path.
-    pub fn lookup(&self, path: &Path, kind: FileKind) -> Result<Option<Context>, String> {
-        let key = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| format!("{}: path has a NUL byte", path.display()))?;
+    pub fn lookup(&self, path: &Path, kind: FileKind) -> Result<Option<Context>, PolicyError> {
+        let key = CString::new(path.as_os_str().as_bytes()).map_err(|_| nul_in(path))?;
+        let bad = |why: String| PolicyError::BadEntry {
+            path: path.to_path_buf(),
+            why,
+        };
         match self.labeler.look_up(&key, kind.mode()) {
             Ok(con) => {
                 let bytes = trim_nul(con.as_bytes());
                 let text = std::str::from_utf8(bytes)
-                    .map_err(|_| format!("{}: file_contexts entry is not UTF-8", path.display()))?;
+                    .map_err(|_| bad("file_contexts entry is not UTF-8".into()))?;
                 text.parse()
                     .map(Some)
-                    .map_err(|e| format!("{}: file_contexts entry: {e}", path.display()))
+                    .map_err(|e| bad(format!("file_contexts entry: {e}")))
             }
             Err(e) if io_error_of(&e).and_then(io::Error::raw_os_error) == Some(libc::ENOENT) => {
                 Ok(None)
             }
-            Err(e) => Err(format!("{}: selabel_lookup: {e}", path.display())),
+            Err(e) => Err(PolicyError::Selinux {
+                what: format!("{}: selabel_lookup", path.display()),
+                cause: e.to_string(),
+            }),
         }
     }
 }
@@ -136,7 +192,7 @@ thread_local! {
 
 impl FileContexts {
     /// This thread's handle on the file_contexts at `path`, loaded once per thread.
-    pub fn shared(path: Option<&Path>) -> Result<Rc<FileContexts>, String> {
+    pub fn shared(path: Option<&Path>) -> Result<Rc<FileContexts>, PolicyError> {
         SHARED.with(|cell| {
             let mut cached = cell.borrow_mut();
             if let Some((p, fc)) = cached.as_ref()
@@ -159,6 +215,13 @@ pub fn file_contexts_path(configured: Option<&Path>) -> PathBuf {
             .unwrap_or_default()
             .join("contexts/files/file_contexts")
     })
+}
+
+fn nul_in(path: &Path) -> PolicyError {
+    PolicyError::BadEntry {
+        path: path.to_path_buf(),
+        why: "path has a NUL byte".into(),
+    }
 }
 
 /// Drops the trailing NUL bytes libselinux may include in a context's length.

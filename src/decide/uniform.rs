@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use crate::decide::context::Context;
-use crate::decide::policy::FileKind;
+use crate::decide::policy::{FileKind, PolicyError};
 
 /// The file_contexts files `selabel_open` reads for `base`, and its alias files.
 fn sources(base: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
@@ -154,8 +154,8 @@ impl PoolDefaults {
         base: impl FnOnce() -> PathBuf,
         dir: &Path,
         kind: FileKind,
-        lookup: impl FnOnce() -> Result<Option<Context>, String>,
-    ) -> Option<Result<Option<Context>, String>> {
+        lookup: impl FnOnce() -> Result<Option<Context>, PolicyError>,
+    ) -> Option<Result<Option<Context>, PolicyError>> {
         if !*self.uniform.get_or_init(|| uniform_below(&base(), dir)) {
             return None;
         }

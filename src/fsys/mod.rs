@@ -109,8 +109,28 @@ fn kind_of(st: &Stat) -> NodeKind {
     }
 }
 
+/// Why a pool's root directory cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    /// The path itself is a symlink.
+    #[error("is a symlink (name the real directory)")]
+    Symlink,
+    /// A component on the way is a symlink.
+    #[error("goes through a symlink (name the real directory)")]
+    ThroughSymlink,
+    /// It is not a directory.
+    #[error("is not a directory")]
+    NotDirectory,
+    /// Nothing is there.
+    #[error("does not exist")]
+    Missing,
+    /// Anything else the kernel said.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
 /// Opens a pool's root directory; refuses a path with a symlink in any component.
-pub fn open_pool_root(path: &Path) -> Result<OwnedFd, String> {
+pub fn open_pool_root(path: &Path) -> Result<OwnedFd, RootError> {
     let fd = rustix::fs::openat2(
         rustix::fs::CWD,
         path,
@@ -123,11 +143,11 @@ pub fn open_pool_root(path: &Path) -> Result<OwnedFd, String> {
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
     };
     fd.map_err(|e| match e {
-        _ if is_symlink() => "is a symlink (name the real directory)".to_string(),
-        rustix::io::Errno::LOOP => "goes through a symlink (name the real directory)".to_string(),
-        rustix::io::Errno::NOTDIR => "is not a directory".to_string(),
-        rustix::io::Errno::NOENT => "does not exist".to_string(),
-        e => io::Error::from(e).to_string(),
+        _ if is_symlink() => RootError::Symlink,
+        rustix::io::Errno::LOOP => RootError::ThroughSymlink,
+        rustix::io::Errno::NOTDIR => RootError::NotDirectory,
+        rustix::io::Errno::NOENT => RootError::Missing,
+        e => RootError::Io(e.into()),
     })
 }
 

@@ -143,16 +143,14 @@ pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
     if !unrestored.is_empty() {
         // Those volumes still carry the guest's pair: the guest keeps holding them (so a
         // later undefine tries again) and stays defined, so the pair is not handed out.
-        let mut reasons = Vec::new();
-        for u in unrestored {
+        for u in &unrestored {
             store.attach(u.attachment)?;
-            reasons.push(u.why);
         }
         return Err(Error::failed(format!(
             "labels could not be restored: {}; guest {uuid} stays defined, still holding \
              those volumes, so that its pair is not given to another guest while a volume \
              carries it: fix them and undefine it again with --force",
-            reasons.join("; ")
+            volumes::list(&unrestored)
         )));
     }
     store.forget_guest(&uuid)?;

@@ -74,13 +74,24 @@ pub(super) fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
     }
 }
 
+/// Why a volume path given by a user is refused before anything is looked up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserPathError {
+    /// The path is empty.
+    #[error("the path is empty")]
+    Empty,
+    /// It has a `..` component (a volume is named by where it is, not by a way there).
+    #[error("{}: '..' is not allowed in a volume path", .0.display())]
+    DotDot(PathBuf),
+}
+
 /// Checks that a volume path given by a user is lexically clean: no `..`, no empty name.
 ///
 /// `.` components and repeated slashes are dropped; the result is absolute
 /// (relative input is taken from `cwd`).
-pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, String> {
+pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, UserPathError> {
     if input.as_os_str().is_empty() {
-        return Err("the path is empty".into());
+        return Err(UserPathError::Empty);
     }
     let joined = if input.is_absolute() {
         input.to_path_buf()
@@ -92,12 +103,7 @@ pub fn normalize_user_path(input: &Path, cwd: &Path) -> Result<PathBuf, String> 
         match c {
             Component::RootDir | Component::CurDir => {}
             Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                return Err(format!(
-                    "{}: '..' is not allowed in a volume path",
-                    input.display()
-                ));
-            }
+            Component::ParentDir => return Err(UserPathError::DotDot(input.to_path_buf())),
             Component::Prefix(_) => unreachable!("no path prefixes on Unix"),
         }
     }
@@ -146,12 +152,13 @@ mod tests {
             normalize_user_path(Path::new("a//./b.img"), cwd).unwrap(),
             Path::new("/var/lib/libvirt/images/a/b.img")
         );
-        assert!(
-            normalize_user_path(Path::new("/pool/../etc/shadow"), cwd)
-                .unwrap_err()
-                .contains("'..'")
+        let dotdot = normalize_user_path(Path::new("/pool/../etc/shadow"), cwd).unwrap_err();
+        assert_eq!(dotdot, UserPathError::DotDot("/pool/../etc/shadow".into()));
+        assert!(dotdot.to_string().contains("'..'"));
+        assert_eq!(
+            normalize_user_path(Path::new(""), cwd),
+            Err(UserPathError::Empty)
         );
-        assert!(normalize_user_path(Path::new(""), cwd).is_err());
     }
 
     #[test]

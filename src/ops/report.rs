@@ -247,7 +247,7 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
         kind: pool.type_name().to_owned(),
         location: pool.location(),
         available: result.is_ok(),
-        error: result.err(),
+        error: result.err().map(|e| e.to_string()),
         volumes,
         summary,
     }

@@ -17,7 +17,7 @@ use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
 use crate::model::Labeled;
 use crate::observe::devices;
-use crate::reconcile::{Apply, Examined, Outcome, Reconciler, SkipReason};
+use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
 
 /// Refuses a file that must not be handed to a guest: anything but a regular file
@@ -111,21 +111,6 @@ pub(super) fn file_of(fd: &OwnedFd) -> Result<FileId> {
     fsys::file_id(fd.as_fd()).map_err(Error::failed)
 }
 
-/// Checks that reconciling gave the volume its desired label.
-fn labeled(ex: &Examined) -> std::result::Result<String, String> {
-    let desired = ex
-        .desired
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    match &ex.outcome {
-        Outcome::Unchanged | Outcome::Relabeled => Ok(desired),
-        Outcome::Skipped(reason) => Err(reason.as_str().to_string()),
-        Outcome::Missing => Err("it no longer exists".into()),
-        Outcome::Failed(e) => Err(e.clone()),
-    }
-}
-
 /// Gives a guest a volume and labels it; on a labeling failure the state is put back.
 pub fn attach(
     settings: &Settings,
@@ -188,8 +173,8 @@ pub(super) fn attach_and_open(
         // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
         (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Ok(None),
         // The name holds another file than the one checked: its label is not this one's.
-        _ if file.is_some() && ex.file != file => Err("it was replaced meanwhile".to_string()),
-        _ => labeled(&ex).map(Some),
+        _ if file.is_some() && ex.file != file => Err(NotLabeled::Skipped(SkipReason::Changed)),
+        _ => ex.labeled().map(Some),
     };
     match result {
         Ok(label) => {
@@ -222,7 +207,7 @@ pub(super) fn attach_and_open(
             }
             .and_then(|()| store.holders(&pool_name, &vol.key))
             .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders));
-            let rollback = match restored.as_ref().map(labeled) {
+            let rollback = match restored.as_ref().map(|ex| ex.labeled()) {
                 Ok(Ok(_)) => String::new(),
                 Ok(Err(e)) => format!("; restoring its label failed too: {e}"),
                 Err(e) => format!("; putting the state back failed too: {e}"),
@@ -252,7 +237,7 @@ pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -
     let mut rec = Reconciler::new(settings, Apply::Write);
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
     tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
-    match (&ex.outcome, labeled(&ex)) {
+    match (&ex.outcome, ex.labeled()) {
         (Outcome::Missing, _) => Ok(Labeled {
             volume: vol.shown,
             label: None,
@@ -283,11 +268,15 @@ pub fn release(settings: &Settings, caller: Caller, guest: &str) -> Result<usize
 }
 
 /// A released volume whose label could not be restored, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{location} {}: {why}", .attachment.volume.escape_ascii())]
 pub struct Unrestored<'a> {
     /// The attachment that was removed.
     pub attachment: &'a Attachment,
-    /// The pool location and volume, and the reason.
-    pub why: String,
+    /// Where its pool is (a directory, or `VG name`).
+    pub location: String,
+    /// Why its label is not the resting one.
+    pub why: NotLabeled,
 }
 
 /// Relabels volumes whose attachments were just removed (the lock must be held); tries
@@ -305,11 +294,11 @@ pub fn restore_each<'a>(
             continue;
         };
         let ex = rec.reconcile_volume(idx, &att.volume, &store.holders(&att.pool, &att.volume)?);
-        if let (false, Err(why)) = (ex.outcome == Outcome::Missing, labeled(&ex)) {
-            let name = att.volume.escape_ascii();
+        if let (false, Err(why)) = (ex.outcome == Outcome::Missing, ex.labeled()) {
             failures.push(Unrestored {
                 attachment: att,
-                why: format!("{} {name}: {why}", settings.pools[idx].location()),
+                location: settings.pools[idx].location(),
+                why,
             });
         }
     }
@@ -324,9 +313,14 @@ pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachme
     if failures.is_empty() {
         return Ok(());
     }
-    let reasons: Vec<String> = failures.into_iter().map(|f| f.why).collect();
     Err(Error::failed(format!(
         "released, but some labels could not be restored: {}",
-        reasons.join("; ")
+        list(&failures)
     )))
+}
+
+/// Every failure on one line (an error message is one line in logs and replies).
+pub fn list(failures: &[Unrestored<'_>]) -> String {
+    let shown: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    shown.join("; ")
 }

@@ -14,7 +14,7 @@ use crate::config::{Pool, PoolKind, Settings};
 use crate::decide::context::Context;
 use crate::decide::labels::{FileId, Holder, Target};
 use crate::decide::plan::{self, Found, SkipReason, Step, VolumeType};
-use crate::decide::policy::{self, FileContexts, FileKind};
+use crate::decide::policy::{self, FileContexts, FileKind, PolicyError};
 use crate::fsys::{self, NodeKind};
 
 /// One opened entry, as the reconciler receives it.
@@ -54,7 +54,7 @@ pub(super) struct EntryReconciler<'s> {
     settings: &'s Settings,
     apply: Apply,
     /// Loaded on first use: the udev hook labeling an attached LV never needs it.
-    file_contexts: OnceCell<Result<Rc<FileContexts>, String>>,
+    file_contexts: OnceCell<Result<Rc<FileContexts>, PolicyError>>,
 }
 
 impl<'s> EntryReconciler<'s> {
@@ -66,7 +66,7 @@ impl<'s> EntryReconciler<'s> {
         }
     }
 
-    fn file_contexts(&self) -> Result<&FileContexts, String> {
+    fn file_contexts(&self) -> Result<&FileContexts, PolicyError> {
         self.file_contexts
             .get_or_init(|| FileContexts::shared(self.settings.selinux.file_contexts.as_deref()))
             .as_ref()
@@ -109,7 +109,7 @@ impl<'s> EntryReconciler<'s> {
         match found {
             Ok(Some(label)) => Ok(label),
             Ok(None) => Err(Outcome::Skipped(SkipReason::NoDefault)),
-            Err(e) => Err(Outcome::Failed(e)),
+            Err(e) => Err(Outcome::Failed(e.to_string())),
         }
     }
 

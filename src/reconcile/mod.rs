@@ -25,7 +25,21 @@ use entry::{Entry, EntryReconciler};
 use outcome::unreachable_entry;
 
 pub use crate::decide::plan::SkipReason;
-pub use outcome::{Examined, Outcome, Summary};
+
+/// Why a pool as a whole cannot be reconciled (its entries' problems are [`Outcome`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// A dir-pool operation was asked of an lvm pool.
+    #[error("pool {0} is not a directory pool")]
+    NotDirPool(String),
+    /// The pool's root directory cannot be opened.
+    #[error(transparent)]
+    Root(#[from] fsys::RootError),
+    /// udev could not list the volume group's nodes.
+    #[error("udev enumeration: {0}")]
+    Udev(std::io::Error),
+}
+pub use outcome::{Examined, NotLabeled, Outcome, Summary};
 
 /// Whether the reconciler writes labels or only reports what it would write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,14 +80,14 @@ impl<'s> Reconciler<'s> {
         self.settings
     }
 
-    fn dir_pool(&self, idx: usize) -> Result<&'s DirPool, String> {
+    fn dir_pool(&self, idx: usize) -> Result<&'s DirPool, PoolError> {
         let pool = &self.settings.pools[idx];
         pool.dir()
-            .ok_or_else(|| format!("pool {} is not a directory pool", pool.name))
+            .ok_or_else(|| PoolError::NotDirPool(pool.name.clone()))
     }
 
     /// The root descriptor of dir pool `idx`, opened on first use.
-    pub fn root(&mut self, idx: usize) -> Result<BorrowedFd<'_>, String> {
+    pub fn root(&mut self, idx: usize) -> Result<BorrowedFd<'_>, PoolError> {
         if self.roots[idx].is_none() {
             let dir = self.dir_pool(idx)?;
             self.roots[idx] = Some(fsys::open_pool_root(&dir.path)?);
@@ -137,10 +151,10 @@ impl<'s> Reconciler<'s> {
     pub fn reconcile_path(&mut self, idx: usize, rel: &Path, holders: &[Holder]) -> Examined {
         let cross_fs = match self.dir_pool(idx) {
             Ok(dir) => dir.cross_filesystems,
-            Err(e) => return unreachable_entry(OpenError::Io(e)),
+            Err(e) => return unreachable_entry(OpenError::Io(e.to_string())),
         };
         if let Err(e) = self.root(idx) {
-            return unreachable_entry(OpenError::Io(e));
+            return unreachable_entry(OpenError::Io(e.to_string()));
         }
         // Borrowed field by field: the root and the labeler are used together.
         let root = self.roots[idx].as_ref().expect("opened above").as_fd();
@@ -208,7 +222,7 @@ impl<'s> Reconciler<'s> {
         index: &HolderIndex,
         on_dir: &(dyn Fn(&Path, BorrowedFd<'_>) + Sync),
         on_entry: &(dyn Fn(&Path, &Examined) + Sync),
-    ) -> Result<(), String> {
+    ) -> Result<(), PoolError> {
         let pool = &self.settings.pools[idx];
         let holders_of_pool = index.get(&pool.name);
         let holders = |key: &[u8]| {
@@ -219,8 +233,7 @@ impl<'s> Reconciler<'s> {
         let cross_fs = match &pool.kind {
             PoolKind::Dir(dir) => dir.cross_filesystems,
             PoolKind::Lvm(lvm) => {
-                let nodes = devices::enumerate(&|vg| vg == lvm.vg)
-                    .map_err(|e| format!("udev enumeration: {e}"))?;
+                let nodes = devices::enumerate(&|vg| vg == lvm.vg).map_err(PoolError::Udev)?;
                 for node in &nodes {
                     let ex = self.reconcile_lv_node(idx, node, holders(node.lv_uuid.as_bytes()));
                     on_entry(&node.devnode, &ex);
@@ -228,10 +241,9 @@ impl<'s> Reconciler<'s> {
                 return Ok(());
             }
         };
-        let root = match self.root(idx) {
-            Ok(fd) => rustix::io::dup(fd).map_err(|e| e.to_string())?,
-            Err(e) => return Err(e),
-        };
+        // Its own descriptor: the walk's threads hold it while `self` is borrowed.
+        let root = rustix::io::dup(self.root(idx)?)
+            .map_err(|e| PoolError::Root(fsys::RootError::Io(e.into())))?;
         // Files a crash left in the staging directory go back to their names first.
         if self.apply == Apply::Write && start.as_os_str().is_empty() {
             sole_link::recover(root.as_fd(), cross_fs);

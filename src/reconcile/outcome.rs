@@ -40,6 +40,36 @@ pub struct Examined {
     pub file: Option<FileId>,
 }
 
+/// Why an entry does not carry its desired label after reconciling.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotLabeled {
+    /// It was left alone.
+    #[error("{}", .0.as_str())]
+    Skipped(SkipReason),
+    /// It is gone.
+    #[error("it no longer exists")]
+    Missing,
+    /// Reading or writing its label failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Examined {
+    /// The label it carries now that it was reconciled: the desired one, or why not.
+    pub fn labeled(&self) -> Result<String, NotLabeled> {
+        match &self.outcome {
+            Outcome::Unchanged | Outcome::Relabeled => Ok(self
+                .desired
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()),
+            Outcome::Skipped(reason) => Err(NotLabeled::Skipped(reason.clone())),
+            Outcome::Missing => Err(NotLabeled::Missing),
+            Outcome::Failed(e) => Err(NotLabeled::Failed(e.clone())),
+        }
+    }
+}
+
 /// Counts of what a scan did, per pool.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {

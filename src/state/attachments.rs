@@ -193,7 +193,7 @@ pub(super) fn attachments_of(conn: &Connection, uuid: &str) -> rusqlite::Result<
 }
 
 pub(super) fn mode_of(text: &str) -> rusqlite::Result<Mode> {
-    text.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    text.parse().map_err(|e: labels::UnknownMode| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
