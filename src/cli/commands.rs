@@ -3,6 +3,7 @@
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use super::show;
 use crate::api::client::{SvirtPoolProxy, through_agent};
 use crate::cli::{Command, GuestCommand, LibvirtCommand};
 use crate::config::Settings;
@@ -108,13 +109,6 @@ fn libvirt_hook(s: &Settings, op: &str, subop: &str) -> Result<String> {
     })
 }
 
-/// Prints a value as pretty JSON on stdout.
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(Error::failed)?;
-    println!("{text}");
-    Ok(())
-}
-
 /// Runs one subcommand with validated settings.
 pub fn run(command: Command, settings: Settings) -> Result<()> {
     let s = &settings;
@@ -123,7 +117,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Scan { json } => {
             let r = report::scan(s)?;
             if json {
-                print_json(&r)?;
+                show::print_json(&r)?;
             } else {
                 for (name, summary) in &r.pools {
                     println!("pool {name}: {summary}");
@@ -138,9 +132,9 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Status { json, all } => {
             let pools = report::status(s)?;
             if json {
-                return print_json(&serde_json::json!({ "pools": pools }));
+                return show::print_json(&serde_json::json!({ "pools": pools }));
             }
-            pools.iter().for_each(|p| report::print_pool(p, all));
+            pools.iter().for_each(|p| super::show::print_pool(p, all));
             Ok(())
         }
         Command::Guest(GuestCommand::Define { uuid, name }) => {
@@ -150,13 +144,13 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                     .map(|r| r.guest))
             })
             .unwrap_or_else(|| guests::define(s, Caller::current(), &uuid, name.as_deref()))?;
-            print_json(&g)
+            show::print_json(&g)
         }
         Command::Guest(GuestCommand::Show { uuid }) => {
             let (guest, attachments) = guests::show(s, &uuid)?;
-            print_json(&GuestShown { guest, attachments })
+            show::print_json(&GuestShown { guest, attachments })
         }
-        Command::Guest(GuestCommand::List) => print_json(&guests::list(s)?),
+        Command::Guest(GuestCommand::List) => show::print_json(&guests::list(s)?),
         Command::Guest(GuestCommand::Undefine { uuid, force }) => {
             let released = through_agent(&s.api.socket, async |c| {
                 Ok(c.undefine_guest(&uuid, Some(force))

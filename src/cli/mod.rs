@@ -1,7 +1,8 @@
 //! The command line: every subcommand and flag, as clap parses them (here), and what
-//! each one does (`commands`).
+//! each one does (`commands`), and how results are shown to people (`show`).
 
 pub mod commands;
+pub mod show;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,54 @@
+//! How the CLI shows results to people (JSON output is the serialized value itself).
+
+use crate::error::{Error, Result};
+use crate::ops::report::PoolStatus;
+
+/// Prints one pool's status for people: attached, drifting or skipped volumes
+/// (`all`: every volume).
+pub fn print_pool(pool: &PoolStatus, all: bool) {
+    let attached = pool
+        .volumes
+        .iter()
+        .filter(|v| !v.attachments.is_empty())
+        .count();
+    let drifting = pool.volumes.iter().filter(|v| v.drift).count();
+    let availability = match &pool.error {
+        Some(e) => format!(" [unavailable: {e}]"),
+        None => String::new(),
+    };
+    println!(
+        "pool {} ({}){availability}: {} volumes, {attached} attached, {drifting} drifting",
+        pool.name,
+        pool.location,
+        pool.volumes.len()
+    );
+    for v in &pool.volumes {
+        if !(all || v.drift || !v.attachments.is_empty() || v.note.is_some()) {
+            continue;
+        }
+        let current = v.current.as_deref().unwrap_or("-");
+        let desired = v.desired.as_deref().unwrap_or("-");
+        let flag = if v.drift { "  DRIFT" } else { "" };
+        let node = match v.active {
+            Some(true) => format!("  node={}", v.path),
+            Some(false) => "  inactive".into(),
+            None => String::new(),
+        };
+        let note = v
+            .note
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        println!(
+            "  {}  [{}]{node}  current={current}  desired={desired}{flag}{note}",
+            v.volume, v.state
+        );
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(Error::failed)?;
+    println!("{text}");
+    Ok(())
+}
