@@ -79,6 +79,7 @@ fn a_restart_converges_on_what_changed_while_the_agent_was_down() {
                 mode: svirt_pool::decide::labels::Mode::Rw,
                 // As rows from before files were recorded: held by name.
                 file: None,
+                via: None,
             })
             .unwrap();
     }

@@ -213,6 +213,7 @@ pub fn create_save_image(
         volume: name.as_bytes().to_vec(),
         mode: AttachMode::Rw,
         file: Some(id),
+        via: None,
     });
     if let Err(e) = recorded {
         // Only while the name still holds our file: never remove someone else's.

@@ -154,6 +154,7 @@ pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
         )));
     }
     store.forget_guest(&uuid)?;
-    tracing::info!(uuid, released = released.len(), "guest undefined");
-    Ok(released.len())
+    let attached = released.iter().filter(|a| a.via.is_none()).count();
+    tracing::info!(uuid, released = attached, "guest undefined");
+    Ok(attached)
 }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
 use crate::model::Labeled;
+use crate::observe::chain::{self, Link};
 use crate::observe::devices;
 use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
@@ -53,6 +54,40 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Fil
     use std::os::fd::AsFd;
     filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
     Ok(Some(node.file))
+}
+
+/// The backing chain of a dir-pool volume (empty for LVs and images without one),
+/// resolved beneath its pool; a chain that leaves the pool, loops or is too deep is
+/// refused, naming the link.
+fn chain_of(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Vec<Link>> {
+    let Some(rel) = &vol.rel else {
+        return Ok(Vec::new());
+    };
+    let dir = rec.settings().pools[vol.pool]
+        .dir()
+        .expect("a file of a dir pool");
+    let root = rec.root(vol.pool).map_err(Error::failed)?;
+    chain::backing_chain(root, &dir.path, rel, dir.cross_filesystems)
+        .map_err(|e| Error::refused(format!("cannot attach {}: {e}", vol.shown)))
+}
+
+/// Labels the backing files of an overlay after its holds changed; the first that does
+/// not get its label, and why.
+fn label_chain(
+    rec: &mut Reconciler<'_>,
+    store: &Store,
+    pool: usize,
+    chain: &[Link],
+) -> Result<Result<(), String>> {
+    let name = &rec.settings().pools[pool].name.clone();
+    for link in chain {
+        let key = link.rel.as_os_str().as_encoded_bytes();
+        let ex = rec.reconcile_path(pool, &link.rel, &store.holders(name, key)?);
+        if let Err(why) = ex.labeled() {
+            return Ok(Err(format!("backing file {}: {why}", link.rel.display())));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The access a guest gets to a volume attached in `mode`.
@@ -157,15 +192,22 @@ pub(super) fn attach_and_open(
     {
         return Err(changed());
     }
+    let chain = chain_of(&mut rec, &vol)?;
     let att = Attachment {
         guest: uuid.clone(),
         pool: pool_name.clone(),
         volume: vol.key.clone(),
         mode,
         file,
+        via: None,
     };
-    // State first, label second: after a crash in between, a rescan converges.
-    let previous = store.attach(&att)?;
+    // State first, label second: after a crash in between, a rescan converges. The
+    // backing files of an overlay are read by the guest whatever its mode: held `ro`.
+    let holds: Vec<(Vec<u8>, Option<FileId>)> = chain
+        .iter()
+        .map(|l| (l.rel.as_os_str().as_encoded_bytes().to_vec(), Some(l.file)))
+        .collect();
+    let previous = store.attach_overlay(&att, &holds)?;
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(&pool_name, &vol.key)?);
     let result = match (&ex.outcome, vol.rel.is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
@@ -173,8 +215,13 @@ pub(super) fn attach_and_open(
         // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
         (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Ok(None),
         // The name holds another file than the one checked: its label is not this one's.
-        _ if file.is_some() && ex.file != file => Err(NotLabeled::Skipped(SkipReason::Changed)),
-        _ => ex.labeled().map(Some),
+        _ if file.is_some() && ex.file != file => {
+            Err(NotLabeled::Skipped(SkipReason::Changed).to_string())
+        }
+        _ => match ex.labeled() {
+            Ok(label) => label_chain(&mut rec, &store, vol.pool, &chain)?.map(|()| Some(label)),
+            Err(why) => Err(why.to_string()),
+        },
     };
     match result {
         Ok(label) => {
@@ -202,12 +249,18 @@ pub(super) fn attach_and_open(
         Err(why) => {
             // Put the state back as it was, and the label with it; say if that failed too.
             let restored = match previous {
-                Some(old) => store.attach(&Attachment { mode: old, ..att }).map(drop),
+                Some(old) => store
+                    .attach_overlay(&Attachment { mode: old, ..att }, &holds)
+                    .map(drop),
                 None => store.detach(&uuid, &pool_name, &vol.key).map(drop),
             }
             .and_then(|()| store.holders(&pool_name, &vol.key))
-            .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders));
-            let rollback = match restored.as_ref().map(|ex| ex.labeled()) {
+            .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders))
+            .and_then(|ex| {
+                let chain = label_chain(&mut rec, &store, vol.pool, &chain)?;
+                Ok(ex.labeled().map_err(|e| e.to_string()).and(chain))
+            });
+            let rollback = match restored {
                 Ok(Ok(_)) => String::new(),
                 Ok(Err(e)) => format!("; restoring its label failed too: {e}"),
                 Err(e) => format!("; putting the state back failed too: {e}"),
@@ -228,7 +281,8 @@ pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = Store::open(&settings.state_dir)?;
     guest_for(&store, &uuid, caller)?;
-    if store.detach(&uuid, pool_name, &vol.key)?.is_none() {
+    let (mode, backing) = store.detach(&uuid, pool_name, &vol.key)?;
+    if mode.is_none() {
         return Err(Error::refused(format!(
             "guest {uuid} does not hold {}",
             vol.shown
@@ -237,6 +291,15 @@ pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -
     let mut rec = Reconciler::new(settings, Apply::Write);
     let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
     tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
+    // The backing files it read go back to rest unless another overlay still uses them.
+    let unrestored = restore_each(settings, &store, &backing)?;
+    if !unrestored.is_empty() {
+        return Err(Error::failed(format!(
+            "detached {} from guest {uuid}, but backing files could not be restored: {}",
+            vol.shown,
+            list(&unrestored)
+        )));
+    }
     match (&ex.outcome, ex.labeled()) {
         (Outcome::Missing, _) => Ok(Labeled {
             volume: vol.shown,
@@ -262,9 +325,10 @@ pub fn release(settings: &Settings, caller: Caller, guest: &str) -> Result<usize
     let mut store = Store::open(&settings.state_dir)?;
     guest_for(&store, &uuid, caller)?;
     let released = store.release(&uuid)?;
-    tracing::info!(guest = %uuid, released = released.len(), "released");
+    let attached = released.iter().filter(|a| a.via.is_none()).count();
+    tracing::info!(guest = %uuid, released = attached, "released");
     restore_released(settings, &store, &released)?;
-    Ok(released.len())
+    Ok(attached)
 }
 
 /// A released volume whose label could not be restored, and why.

@@ -18,7 +18,12 @@ impl Store {
         let mut stmt = self.conn().prepare(
             "SELECT a.pool, a.volume, a.guest, coalesce(g.run_low, g.cat_low),
                     coalesce(g.run_high, g.cat_high), a.mode, a.file_ino, a.file_btime
-             FROM attachments a JOIN guests g ON g.uuid = a.guest ORDER BY a.guest",
+             FROM attachments a JOIN guests g ON g.uuid = a.guest
+             UNION
+             SELECT b.pool, b.volume, b.guest, coalesce(g.run_low, g.cat_low),
+                    coalesce(g.run_high, g.cat_high), 'ro', b.file_ino, b.file_btime
+             FROM backing b JOIN guests g ON g.uuid = b.guest
+             ORDER BY 3",
         )?;
         let mut index = HolderIndex::new();
         let mut rows = stmt.query([])?;
@@ -58,55 +63,69 @@ impl Store {
     ///
     /// Attachments of this name that hold another file (one deleted or replaced since)
     /// are dropped first: attachments follow files, not names. Check and insert are one
-    /// transaction. Returns the previous mode, if the guest already held this file.
+    /// transaction. Returns the previous mode, if the guest already held this file. An
+    /// attachment `via` an overlay records a backing-file hold instead.
     pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if guest_in(&tx, &att.guest)?.is_none() {
-            return Err(Error::NoSuchGuest(att.guest.clone()));
-        }
-        let (stale, holders): (Vec<Holder>, Vec<Holder>) = holders_in(&tx, &att.pool, &att.volume)?
-            .into_iter()
-            .partition(|h| !h.holds(att.file) && att.file.is_some());
-        for h in &stale {
-            tracing::info!(guest = %h.guest, pool = %att.pool,
-                volume = %att.volume.escape_ascii(), "dropped the attachment of a file that is gone");
-            tx.execute(
-                "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3",
-                params![h.guest, att.pool, att.volume],
-            )?;
-        }
-        labels::check_attach(&holders, &att.guest, att.mode)
-            .map_err(|why| Error::refused(format!("volume {} {why}", att.volume.escape_ascii())))?;
-        let previous = holders
-            .iter()
-            .find(|h| h.guest == att.guest)
-            .map(|h| h.mode);
-        let (ino, btime) = file_columns(att.file);
-        tx.execute(
-            "INSERT INTO attachments (guest, pool, volume, mode, file_ino, file_btime)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode,
-                 file_ino = excluded.file_ino, file_btime = excluded.file_btime",
-            params![
-                att.guest,
-                att.pool,
-                att.volume,
-                att.mode.as_str(),
-                ino,
-                btime
-            ],
-        )?;
+        let previous = match &att.via {
+            Some(overlay) => {
+                hold_backing(&tx, att, overlay)?;
+                None
+            }
+            None => attach_in(&tx, att)?,
+        };
         tx.commit()?;
         Ok(previous)
     }
 
-    /// Removes one attachment; returns its mode, `None` if there was none.
-    pub fn detach(&mut self, guest: &str, pool: &str, volume: &[u8]) -> Result<Option<Mode>> {
+    /// Records `att` (a qcow2 overlay) and that its guest reads every file of its
+    /// backing `chain` (below the same pool root, with their file identities), in one
+    /// transaction: refused if any of them is held `rw`, by anyone.
+    pub fn attach_overlay(
+        &mut self,
+        att: &Attachment,
+        chain: &[(Vec<u8>, Option<FileId>)],
+    ) -> Result<Option<Mode>> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let previous = attach_in(&tx, att)?;
+        tx.execute(
+            "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
+            params![att.guest, att.pool, att.volume],
+        )?;
+        for (volume, file) in chain {
+            let held = Attachment {
+                volume: volume.clone(),
+                mode: Mode::Ro,
+                file: *file,
+                via: Some(att.volume.clone()),
+                ..att.clone()
+            };
+            hold_backing(&tx, &held, &att.volume)?;
+        }
+        tx.commit()?;
+        Ok(previous)
+    }
+
+    /// Removes one attachment (and, for an overlay, the guest's holds on its backing
+    /// files); returns its mode (`None` if there was none) and the backing holds removed.
+    pub fn detach(
+        &mut self,
+        guest: &str,
+        pool: &str,
+        volume: &[u8],
+    ) -> Result<(Option<Mode>, Vec<Attachment>)> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let backing = backing_of(&tx, guest, Some((pool, volume)))?;
+        tx.execute(
+            "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
+            params![guest, pool, volume],
+        )?;
         let mode: Option<String> = tx
             .query_row(
                 "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
@@ -115,10 +134,12 @@ impl Store {
             )
             .optional()?;
         tx.commit()?;
-        mode.map(|m| mode_of(&m)).transpose().map_err(Error::from)
+        let mode = mode.map(|m| mode_of(&m)).transpose()?;
+        Ok((mode, backing))
     }
 
-    /// Removes every attachment of `guest`; returns them.
+    /// Removes every attachment of `guest`; returns them, its backing-file holds last
+    /// (with `via` set).
     pub fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
         let tx = self
             .conn_mut()
@@ -126,10 +147,150 @@ impl Store {
         if guest_in(&tx, guest)?.is_none() {
             return Err(Error::NoSuchGuest(guest.to_owned()));
         }
-        let held = attachments_of(&tx, guest)?;
+        let mut held = attachments_of(&tx, guest)?;
+        held.extend(backing_of(&tx, guest, None)?);
+        tx.execute("DELETE FROM backing WHERE guest = ?1", [guest])?;
         tx.execute("DELETE FROM attachments WHERE guest = ?1", [guest])?;
         tx.commit()?;
         Ok(held)
+    }
+}
+
+/// [`Store::attach`] inside a transaction.
+fn attach_in(tx: &Connection, att: &Attachment) -> Result<Option<Mode>> {
+    if guest_in(tx, &att.guest)?.is_none() {
+        return Err(Error::NoSuchGuest(att.guest.clone()));
+    }
+    let (stale, holders): (Vec<Holder>, Vec<Holder>) = holders_in(tx, &att.pool, &att.volume)?
+        .into_iter()
+        .partition(|h| !h.holds(att.file) && att.file.is_some());
+    for h in &stale {
+        tracing::info!(guest = %h.guest, pool = %att.pool,
+            volume = %att.volume.escape_ascii(), "dropped the attachment of a file that is gone");
+        tx.execute(
+            "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3",
+            params![h.guest, att.pool, att.volume],
+        )?;
+        tx.execute(
+            "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND volume = ?3",
+            params![h.guest, att.pool, att.volume],
+        )?;
+    }
+    if att.mode == Mode::Rw
+        && let Some((overlay, guest)) = backing_users(tx, &att.pool, &att.volume, att.file)?.first()
+    {
+        return Err(Error::refused(format!(
+            "volume {} is the backing file of {} held by guest {guest}: it cannot be attached rw",
+            att.volume.escape_ascii(),
+            overlay.escape_ascii()
+        )));
+    }
+    labels::check_attach(&holders, &att.guest, att.mode)
+        .map_err(|why| Error::refused(format!("volume {} {why}", att.volume.escape_ascii())))?;
+    let previous = holders
+        .iter()
+        .find(|h| h.guest == att.guest)
+        .map(|h| h.mode);
+    let (ino, btime) = file_columns(att.file);
+    tx.execute(
+        "INSERT INTO attachments (guest, pool, volume, mode, file_ino, file_btime)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode,
+             file_ino = excluded.file_ino, file_btime = excluded.file_btime",
+        params![
+            att.guest,
+            att.pool,
+            att.volume,
+            att.mode.as_str(),
+            ino,
+            btime
+        ],
+    )?;
+    Ok(previous)
+}
+
+/// Records that `att.guest` reads `att.volume` as a backing file of `overlay`; refused
+/// while anyone (the guest too) holds that file `rw`.
+fn hold_backing(tx: &Connection, att: &Attachment, overlay: &[u8]) -> Result<()> {
+    if guest_in(tx, &att.guest)?.is_none() {
+        return Err(Error::NoSuchGuest(att.guest.clone()));
+    }
+    let writer = holders_in(tx, &att.pool, &att.volume)?
+        .into_iter()
+        .find(|h| h.holds(att.file) && h.mode == Mode::Rw);
+    if let Some(w) = writer {
+        return Err(Error::refused(format!(
+            "backing file {} of {} is attached rw to guest {}",
+            att.volume.escape_ascii(),
+            overlay.escape_ascii(),
+            w.guest
+        )));
+    }
+    let (ino, btime) = file_columns(att.file);
+    tx.execute(
+        "INSERT OR REPLACE INTO backing (guest, pool, overlay, volume, file_ino, file_btime)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![att.guest, att.pool, overlay, att.volume, ino, btime],
+    )?;
+    Ok(())
+}
+
+/// The overlays (and their guests) that hold `volume` of `pool` as a backing file,
+/// counting only holds of `file` when it is known.
+pub(super) fn backing_users(
+    conn: &Connection,
+    pool: &str,
+    volume: &[u8],
+    file: Option<FileId>,
+) -> rusqlite::Result<Vec<(Vec<u8>, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT overlay, guest, file_ino, file_btime FROM backing
+         WHERE pool = ?1 AND volume = ?2 ORDER BY overlay, guest",
+    )?;
+    let rows = stmt.query_map(params![pool, volume], |r| {
+        Ok((r.get(0)?, r.get(1)?, file_of(r.get(2)?, r.get(3)?)))
+    })?;
+    let mut users = Vec::new();
+    for row in rows {
+        let (overlay, guest, held): (Vec<u8>, String, Option<FileId>) = row?;
+        if file.is_none() || held.is_none() || held == file {
+            users.push((overlay, guest));
+        }
+    }
+    Ok(users)
+}
+
+/// The backing-file holds of `guest` (of overlay `overlay` only, when given), as
+/// read-only attachments `via` their overlay.
+fn backing_of(
+    conn: &Connection,
+    guest: &str,
+    pool_overlay: Option<(&str, &[u8])>,
+) -> rusqlite::Result<Vec<Attachment>> {
+    let row = |r: &rusqlite::Row<'_>| {
+        Ok(Attachment {
+            guest: r.get(0)?,
+            pool: r.get(1)?,
+            volume: r.get(3)?,
+            mode: Mode::Ro,
+            file: file_of(r.get(4)?, r.get(5)?),
+            via: Some(r.get(2)?),
+        })
+    };
+    let columns = "SELECT guest, pool, overlay, volume, file_ino, file_btime FROM backing";
+    match pool_overlay {
+        Some((pool, overlay)) => conn
+            .prepare_cached(&format!(
+                "{columns} WHERE guest = ?1 AND pool = ?2 AND overlay = ?3 ORDER BY volume"
+            ))?
+            .query_map(params![guest, pool, overlay], row)?
+            .collect(),
+        None => conn
+            .prepare_cached(&format!(
+                "{columns} WHERE guest = ?1 ORDER BY pool, overlay, volume"
+            ))?
+            .query_map([guest], row)?
+            .collect(),
     }
 }
 
@@ -160,7 +321,12 @@ pub(super) fn holders_in(
     let mut stmt = conn.prepare_cached(
         "SELECT a.guest, coalesce(g.run_low, g.cat_low), coalesce(g.run_high, g.cat_high),
                 a.mode, a.file_ino, a.file_btime FROM attachments a
-         JOIN guests g ON g.uuid = a.guest WHERE a.pool = ?1 AND a.volume = ?2 ORDER BY a.guest",
+         JOIN guests g ON g.uuid = a.guest WHERE a.pool = ?1 AND a.volume = ?2
+         UNION
+         SELECT b.guest, coalesce(g.run_low, g.cat_low), coalesce(g.run_high, g.cat_high),
+                'ro', b.file_ino, b.file_btime FROM backing b
+         JOIN guests g ON g.uuid = b.guest WHERE b.pool = ?1 AND b.volume = ?2
+         ORDER BY 1",
     )?;
     let rows = stmt.query_map(params![pool, volume], |r| {
         Ok(Holder {
@@ -180,6 +346,7 @@ pub(super) fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachme
         volume: r.get(2)?,
         mode: mode_of(&r.get::<_, String>(3)?)?,
         file: file_of(r.get(4)?, r.get(5)?),
+        via: None,
     })
 }
 

@@ -64,6 +64,9 @@ pub struct Attachment {
     pub mode: Mode,
     /// The file attached (dir pools); `None` for LVs.
     pub file: Option<FileId>,
+    /// Held read-only as the backing file of this overlay (below the same pool root),
+    /// not attached by itself.
+    pub via: Option<Vec<u8>>,
 }
 
 /// Every attachment: pool name → volume path → holders.
@@ -173,16 +176,14 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         match version {
-            0 => {
-                tx.execute_batch(SCHEMA_V1)?;
-                tx.execute_batch(SCHEMA_V2)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            1 => {
-                tx.execute_batch(SCHEMA_V2)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
             SCHEMA_VERSION => {}
+            older @ 0..SCHEMA_VERSION => {
+                let from = usize::try_from(older).expect("0 or more");
+                for step in &STEPS[from..] {
+                    tx.execute_batch(step)?;
+                }
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
             newer => {
                 return Err(Error::failed(format!(
                     "{}: schema version {newer} is newer than this svirt-pool supports ({SCHEMA_VERSION})",

@@ -1,7 +1,7 @@
 //! The schema, one statement list per version (`PRAGMA user_version`).
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE guests (
@@ -39,3 +39,21 @@ CREATE UNIQUE INDEX guests_by_run_pair ON guests (run_low, run_high) WHERE run_l
 ALTER TABLE attachments ADD COLUMN file_ino INTEGER;
 ALTER TABLE attachments ADD COLUMN file_btime INTEGER;
 ";
+
+/// Version 3: guests read the backing files of the qcow2 overlays they hold. One row per
+/// (guest, overlay, backing file): the file rests when the last overlay on it is let go.
+pub(super) const SCHEMA_V3: &str = "
+CREATE TABLE backing (
+    guest      TEXT NOT NULL REFERENCES guests(uuid),
+    pool       TEXT NOT NULL,
+    overlay    BLOB NOT NULL,
+    volume     BLOB NOT NULL,
+    file_ino   INTEGER,
+    file_btime INTEGER,
+    PRIMARY KEY (guest, pool, overlay, volume)
+);
+CREATE INDEX backing_by_volume ON backing (pool, volume);
+";
+
+/// Every version's statements, in order: a database at version N runs `STEPS[N..]`.
+pub(super) const STEPS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];

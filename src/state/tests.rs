@@ -10,6 +10,7 @@ fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
         volume: volume.as_bytes().to_vec(),
         mode,
         file: None,
+        via: None,
     }
 }
 
@@ -36,8 +37,8 @@ fn attach_detach_release_round_trip() {
     );
     assert_eq!(store.holders("p", b"a.img").unwrap().len(), 2);
 
-    assert_eq!(store.detach("g2", "p", b"a.img").unwrap(), Some(Mode::Ro));
-    assert_eq!(store.detach("g2", "p", b"a.img").unwrap(), None);
+    assert_eq!(store.detach("g2", "p", b"a.img").unwrap().0, Some(Mode::Ro));
+    assert_eq!(store.detach("g2", "p", b"a.img").unwrap().0, None);
     // The sole holder may switch to rw.
     assert_eq!(
         store.attach(&att("g1", "a.img", Mode::Rw)).unwrap(),
@@ -171,4 +172,72 @@ fn a_run_pair_is_taken_while_set_and_every_listing_reads_it() {
     assert!(store.define_guest("f", None, &cats, 0, u32::MAX).is_err());
     store.set_run_pair("a", None).unwrap();
     assert_eq!(store.guest("a").unwrap().unwrap().effective_pair(), a.pair);
+}
+
+#[test]
+fn backing_files_are_held_ro_per_overlay_and_block_rw() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cats = CategorySet::full();
+    for g in ["g1", "g2"] {
+        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+    }
+    let base = FileId {
+        ino: 7,
+        btime_ns: 1,
+    };
+    let chain = [(b"base.qcow2".to_vec(), Some(base))];
+    store
+        .attach_overlay(&att("g1", "o1.qcow2", Mode::Rw), &chain)
+        .unwrap();
+    store
+        .attach_overlay(&att("g2", "o2.qcow2", Mode::Rw), &chain)
+        .unwrap();
+    let holders = store.holders("p", b"base.qcow2").unwrap();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    assert!(
+        holders
+            .iter()
+            .all(|h| h.mode == Mode::Ro && h.file == Some(base))
+    );
+    assert_eq!(
+        store.holder_index().unwrap()["p"][&b"base.qcow2".to_vec()].len(),
+        2
+    );
+    // Nobody, not even an overlay's own guest, may write the base while it is read.
+    for g in ["g1", "g2"] {
+        let rw = Attachment {
+            file: Some(base),
+            ..att(g, "base.qcow2", Mode::Rw)
+        };
+        let e = store.attach(&rw).unwrap_err().to_string();
+        assert!(e.contains("backing file of"), "{e}");
+    }
+    // An overlay on a base someone writes is refused, and records nothing.
+    store.define_guest("g3", None, &cats, 0, u32::MAX).unwrap();
+    let other = [(b"w.img".to_vec(), None)];
+    store.attach(&att("g3", "w.img", Mode::Rw)).unwrap();
+    let e = store
+        .attach_overlay(&att("g1", "o3.qcow2", Mode::Ro), &other)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("attached rw to guest g3"), "{e}");
+    assert!(store.holders("p", b"o3.qcow2").unwrap().is_empty());
+    // Detaching one overlay keeps the other's hold; releasing the guest drops the rest.
+    let (mode, backing) = store.detach("g1", "p", b"o1.qcow2").unwrap();
+    assert_eq!(mode, Some(Mode::Rw));
+    assert_eq!(backing.len(), 1);
+    assert_eq!(backing[0].via.as_deref(), Some(&b"o1.qcow2"[..]));
+    assert_eq!(store.holders("p", b"base.qcow2").unwrap().len(), 1);
+    let released = store.release("g2").unwrap();
+    assert_eq!(released.iter().filter(|a| a.via.is_some()).count(), 1);
+    assert!(store.holders("p", b"base.qcow2").unwrap().is_empty());
+    // A hold recorded `via` an overlay (undefine putting one back) is a backing hold.
+    let back = Attachment {
+        via: Some(b"o2.qcow2".to_vec()),
+        ..att("g2", "base.qcow2", Mode::Ro)
+    };
+    store.attach(&back).unwrap();
+    assert_eq!(store.holders("p", b"base.qcow2").unwrap().len(), 1);
+    assert!(store.attachments(Some("g2")).unwrap().is_empty());
 }
