@@ -19,6 +19,13 @@ pub struct Pool {
     pub available: bool,
     /// How many volumes it has.
     pub volumes: u64,
+    /// Its size in bytes (the filesystem's, or the VG's), when it could be read.
+    pub capacity: Option<u64>,
+    /// Bytes in use (libvirt's `allocation`).
+    pub allocation: Option<u64>,
+    /// Bytes a new volume can use (libvirt's `available`; `available` here says
+    /// whether the pool could be read).
+    pub free: Option<u64>,
 }
 
 /// One guest holding a volume.
@@ -42,10 +49,20 @@ pub struct Volume {
     /// What to pass as `volume` to Attach, Detach or Open it: its path, or
     /// `base64:BYTES` when the path is not UTF-8 (`name` and `path` show it lossily).
     pub address: String,
-    /// Its size in bytes, when known.
+    /// Its length in bytes (an LV's size), when known.
     pub size: Option<u64>,
-    /// `qcow2`, `raw`, `iso`, from the file's magic; null for LVs and unreadable files.
+    /// `qcow2`, `raw`, `iso`, `vmdk`, `vdi`, `vhdx` from the file's magic (`raw` for
+    /// LVs); null for unreadable files.
     pub format: Option<String>,
+    /// Its virtual size in bytes (qcow2 header; else its length), as libvirt's
+    /// `capacity`.
+    pub capacity: Option<u64>,
+    /// Bytes it occupies on disk (blocks; an LV's size), as libvirt's `allocation`.
+    pub allocation: Option<u64>,
+    /// Its backing chain, nearest first (qcow2 overlays).
+    pub backing: Vec<BackingFile>,
+    /// Names of the guests that hold it, or hold an overlay on it.
+    pub used_by: Vec<String>,
     /// Its label now.
     pub current_label: Option<String>,
     /// The label it must carry.
@@ -58,6 +75,15 @@ pub struct Volume {
     pub drift: bool,
     /// Why it is skipped, failed or missing.
     pub note: Option<String>,
+}
+
+/// One backing file of an overlay.
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct BackingFile {
+    /// Its path (or `base64:` address when not UTF-8).
+    pub path: String,
+    /// Its format.
+    pub format: String,
 }
 
 /// A guest and its labels.

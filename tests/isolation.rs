@@ -7,49 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-
+use common::oracle::Oracle;
 use common::*;
-
-struct Oracle {
-    child: std::process::Child,
-    out: BufReader<std::process::ChildStdout>,
-}
-
-impl Oracle {
-    fn start() -> Oracle {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/policy_oracle.py"
-        );
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("/usr/bin/python3 with python3-selinux is needed (see .ci/run)");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Oracle { child, out }
-    }
-
-    /// Whether `scon` may have `perms` on a file labeled `tcon`.
-    fn allows(&mut self, scon: &str, tcon: &str, perms: &[&str]) -> bool {
-        let query = serde_json::json!([scon, tcon, "file", perms]);
-        writeln!(self.child.stdin.as_mut().unwrap(), "{query}").unwrap();
-        let mut answer = String::new();
-        self.out.read_line(&mut answer).unwrap();
-        assert!(!answer.is_empty(), "the policy oracle died");
-        answer.trim() == "allow"
-    }
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
 
 fn process_label(bed: &Bed, uuid: &str) -> String {
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["guest", "show", uuid])).unwrap();

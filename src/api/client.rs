@@ -47,6 +47,21 @@ pub trait SvirtPoolProxy {
         subop: &str,
         xml: &str,
     ) -> zlink::Result<Result<HookReply, ApiError>>;
+    /// `CreateVolume`.
+    async fn create_volume(
+        &mut self,
+        pool: &str,
+        name: &str,
+        format: &str,
+        capacity: Option<u64>,
+        backing: Option<&str>,
+    ) -> zlink::Result<Result<LabeledReply, ApiError>>;
+    /// `DeleteVolume`.
+    async fn delete_volume(
+        &mut self,
+        pool: &str,
+        name: &str,
+    ) -> zlink::Result<Result<(), ApiError>>;
     /// `Import`, with the file passed as the one fd.
     async fn import(
         &mut self,

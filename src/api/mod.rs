@@ -4,7 +4,6 @@
 mod args;
 pub mod auth;
 pub mod client;
-pub mod format;
 pub mod replies;
 pub mod server;
 pub mod service;

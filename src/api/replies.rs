@@ -22,8 +22,8 @@ pub struct PoolsReply {
 pub struct VolumesReply {
     /// One page of volumes, by name.
     pub volumes: Vec<Volume>,
-    /// The offset of the next page, when there is one.
-    pub next: Option<u64>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next: Option<String>,
 }
 
 /// Reply of `DefineGuest`.

@@ -16,16 +16,18 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::broadcast;
 use zlink::{Reply, service};
 
-use super::args::{MAX_GUEST_PAGE, MAX_PAGE, mode_arg, one_fd, uuid_arg, volume_arg};
+use super::args::{
+    MAX_GUEST_PAGE, MAX_PAGE, mode_arg, one_fd, uuid_arg, volume_arg, volume_filter, volume_format,
+};
 use super::auth::Access;
 use super::replies::*;
 pub use super::session::Api;
 use super::types::*;
-use crate::ops::{files, guests, report, volumes};
+use crate::ops::{files, guests, lifecycle, listing, report, volumes};
 
 #[service(
     interface = "io.svirtpool",
-    types = [Pool, Volume, Holder, Guest, Attachment, Labeled, Event],
+    types = [Pool, Volume, BackingFile, Holder, Guest, Attachment, Labeled, Event],
     vendor = "svirt-pool",
     product = "svirt-pool",
     version = env!("CARGO_PKG_VERSION"),
@@ -35,42 +37,43 @@ impl Api {
     /// Every managed pool.
     async fn list_pools(&self) -> Result<PoolsReply, ApiError> {
         self.allow("ListPools", Access::Read)?;
-        let pools = self.blocking(report::status).await?;
-        Ok(PoolsReply {
-            pools: pools.iter().map(Pool::from_status).collect(),
-        })
+        let pools = self
+            .blocking(|s| {
+                let status = report::status(s)?;
+                Ok(status
+                    .iter()
+                    .enumerate()
+                    .map(|(idx, p)| Pool::from_status(p, listing::space(s, idx)))
+                    .collect())
+            })
+            .await?;
+        Ok(PoolsReply { pools })
     }
 
-    /// The volumes of a pool, a page at a time (`limit` at most 500).
+    /// The volumes of a pool in name order, a page at a time (`limit` at most 500):
+    /// pass the reply's `next` as `after` for the next page. Optional filters: a name
+    /// `prefix`, a `format`, a `state` (`free`, `attached`, `rw`, `ro`, `shared`, `drift`).
+    #[allow(clippy::too_many_arguments)]
     async fn list_volumes(
         &self,
         pool: String,
-        offset: Option<u64>,
+        after: Option<String>,
         limit: Option<u64>,
+        prefix: Option<String>,
+        format: Option<String>,
+        state: Option<String>,
     ) -> Result<VolumesReply, ApiError> {
         self.allow("ListVolumes", Access::Read)?;
         let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-        let offset = offset.unwrap_or(0);
-        let wanted = pool.clone();
+        let limit = usize::try_from(limit).unwrap_or(1);
+        let filter = volume_filter(prefix, format, state)?;
         let page = self
-            .blocking(move |s| {
-                let status = report::status(s)?;
-                let Some(p) = status.into_iter().find(|p| p.name == wanted) else {
-                    return Ok(None);
-                };
-                let total = p.volumes.len() as u64;
-                let volumes: Vec<Volume> = p
-                    .volumes
-                    .into_iter()
-                    .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
-                    .map(|v| super::format::describe(s, v))
-                    .collect();
-                let next = (offset + limit < total).then_some(offset + limit);
-                Ok(Some(VolumesReply { volumes, next }))
-            })
+            .blocking(move |s| listing::page(s, &pool, after.as_deref(), limit, &filter))
             .await?;
-        page.ok_or(ApiError::PoolNotFound { pool })
+        Ok(VolumesReply {
+            volumes: page.volumes,
+            next: page.next,
+        })
     }
 
     /// Defines a guest (idempotent for the same UUID) and returns its labels.
@@ -230,6 +233,56 @@ impl Api {
             .await?;
         self.mutated("Import", volume_event("imported", pool, &r));
         Ok(labeled(r))
+    }
+
+    /// Creates volume `name` at the root of dir pool `pool`: `raw` (sparse) or `qcow2`,
+    /// `capacity` bytes (a qcow2 overlay on `backing`, a volume of the same pool, gets the
+    /// backing file's size when none is given). The caller owns it; it rests.
+    async fn create_volume(
+        &self,
+        pool: String,
+        name: String,
+        format: String,
+        capacity: Option<u64>,
+        backing: Option<String>,
+    ) -> Result<LabeledReply, ApiError> {
+        self.allow("CreateVolume", Access::Operate)?;
+        let format = volume_format(&format)?;
+        let p = pool.clone();
+        let caller = self.caller();
+        let r = self
+            .blocking(move |s| {
+                let new = lifecycle::NewVolume {
+                    name: &name,
+                    format,
+                    capacity,
+                    backing: backing.as_deref(),
+                };
+                lifecycle::create(s, caller, &p, &new)
+            })
+            .await?;
+        self.mutated("CreateVolume", volume_event("created", pool, &r));
+        Ok(labeled(r))
+    }
+
+    /// Deletes volume `name` (its path below the root) of dir pool `pool`, as the
+    /// caller could itself; refused while it, or an overlay on it, is held.
+    async fn delete_volume(&self, pool: String, name: String) -> Result<(), ApiError> {
+        self.allow("DeleteVolume", Access::Operate)?;
+        let caller = self.caller();
+        let (p, n) = (pool.clone(), name.clone());
+        self.blocking(move |s| lifecycle::delete(s, caller, &p, &n))
+            .await?;
+        self.mutated(
+            "DeleteVolume",
+            Event {
+                kind: "deleted".into(),
+                pool,
+                volume: name,
+                label: None,
+            },
+        );
+        Ok(())
     }
 
     /// Creates save image `name` in dir pool `pool` with `guest`'s image label and

@@ -2,9 +2,9 @@
 //! [`crate::model`]) and its errors.
 
 use crate::error::Error;
-use crate::ops::report::{PoolStatus, VolumeStatus};
+use crate::ops::report::PoolStatus;
 
-pub use crate::model::{Attachment, Event, Guest, Holder, Labeled, Pool, Volume};
+pub use crate::model::{Attachment, BackingFile, Event, Guest, Holder, Labeled, Pool, Volume};
 
 /// Every error a method of `io.svirtpool` can return.
 #[derive(Debug, Clone, PartialEq, Eq, zlink::ReplyError, zlink::introspect::ReplyError)]
@@ -74,34 +74,18 @@ impl From<Error> for ApiError {
     }
 }
 
-impl Volume {
-    /// The picker's view of a status entry; `format` and `size` are filled by the caller.
-    pub fn from_status(v: VolumeStatus) -> Self {
-        Volume {
-            name: v.volume,
-            path: v.path,
-            address: v.address,
-            size: None,
-            format: None,
-            current_label: v.current,
-            desired_label: v.desired,
-            state: v.state,
-            holders: v.attachments,
-            drift: v.drift,
-            note: v.note,
-        }
-    }
-}
-
 impl Pool {
     /// The picker's view of a pool's status.
-    pub fn from_status(p: &PoolStatus) -> Self {
+    pub fn from_status(p: &PoolStatus, space: Option<(u64, u64, u64)>) -> Self {
         Pool {
             name: p.name.clone(),
             kind: p.kind.clone(),
             location: p.location.clone(),
             available: p.available,
             volumes: p.volumes.len() as u64,
+            capacity: space.map(|s| s.0),
+            allocation: space.map(|s| s.1),
+            free: space.map(|s| s.2),
         }
     }
 }

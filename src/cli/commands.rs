@@ -5,11 +5,11 @@ use std::path::Path;
 
 use super::show;
 use crate::api::client::{SvirtPoolProxy, through_agent};
-use crate::cli::{Command, GuestCommand, LibvirtCommand};
+use crate::cli::{Command, GuestCommand, LibvirtCommand, VolumeCommand};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::model::{Guest, Labeled};
-use crate::ops::{self, Caller, files, guests, report, volumes};
+use crate::ops::{self, Caller, files, guests, lifecycle, listing, report, volumes};
 
 /// A volume argument as the agent must see it: paths made absolute from our working
 /// directory (the agent's is elsewhere); `VG/LV` names kept as they are.
@@ -199,6 +199,89 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                 r.volume,
                 r.label.unwrap_or_default()
             );
+            Ok(())
+        }
+        Command::Volume(VolumeCommand::List {
+            pool,
+            after,
+            limit,
+            prefix,
+            format,
+            state,
+            json,
+        }) => {
+            if format
+                .as_deref()
+                .is_some_and(|f| crate::observe::image::Format::from_name(f).is_none())
+            {
+                return Err(Error::Usage(format!(
+                    "--format {format:?} is not a known format"
+                )));
+            }
+            if state
+                .as_deref()
+                .is_some_and(|st| !listing::STATES.contains(&st))
+            {
+                return Err(Error::Usage(format!(
+                    "--state must be one of {}",
+                    listing::STATES.join(", ")
+                )));
+            }
+            let filter = listing::Filter {
+                prefix,
+                format,
+                state,
+            };
+            let page = listing::page(s, &pool, after.as_deref(), limit.max(1), &filter)?;
+            if json {
+                return show::print_json(
+                    &serde_json::json!({ "volumes": page.volumes, "next": page.next }),
+                );
+            }
+            show::print_volumes(&page.volumes);
+            if let Some(next) = page.next {
+                println!("(more: --after {next})");
+            }
+            Ok(())
+        }
+        Command::Volume(VolumeCommand::Create {
+            pool,
+            name,
+            format,
+            capacity,
+            backing,
+        }) => {
+            let r = through_agent(&s.api.socket, async |c| {
+                Ok(
+                    c.create_volume(&pool, &name, &format, capacity, backing.as_deref())
+                        .await?
+                        .map(|r| r.result),
+                )
+            })
+            .unwrap_or_else(|| {
+                let format =
+                    crate::observe::image::Format::from_name(&format).ok_or_else(|| {
+                        Error::Usage(format!("format {format:?} is not raw or qcow2"))
+                    })?;
+                let new = lifecycle::NewVolume {
+                    name: &name,
+                    format,
+                    capacity,
+                    backing: backing.as_deref(),
+                };
+                lifecycle::create(s, Caller::current(), &pool, &new)
+            })?;
+            println!(
+                "created {} in pool {pool}: {}",
+                r.volume,
+                r.label.unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Volume(VolumeCommand::Delete { pool, name }) => {
+            through_agent(&s.api.socket, async |c| c.delete_volume(&pool, &name).await)
+                .unwrap_or_else(|| lifecycle::delete(s, Caller::current(), &pool, &name))?;
+            println!("deleted {name} from pool {pool}");
             Ok(())
         }
         Command::UdevHook => unreachable!("the udev hook runs without full settings"),

@@ -41,6 +41,9 @@ pub enum Command {
     /// Define, show, list or undefine guests and their MCS pairs.
     #[command(subcommand)]
     Guest(GuestCommand),
+    /// Create or delete volumes of dir pools.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Give a guest a volume of a pool (labels it before returning).
     Attach {
         /// The guest's UUID.
@@ -124,6 +127,78 @@ pub enum LibvirtCommand {
         #[arg(long)]
         xml: bool,
     },
+}
+
+/// `volume` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// List a pool's volumes a page at a time, in name order, with their facts.
+    List {
+        /// The pool.
+        #[arg(long)]
+        pool: String,
+        /// Start after this volume (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Volumes per page.
+        #[arg(long, default_value_t = 500)]
+        limit: usize,
+        /// Only names starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only this format (raw, qcow2, iso, vmdk, vdi, vhdx).
+        #[arg(long)]
+        format: Option<String>,
+        /// Only this state (free, attached, rw, ro, shared, drift).
+        #[arg(long)]
+        state: Option<String>,
+        /// Print the page as JSON (`volumes` and `next`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a volume at the root of a dir pool, owned by you, with its resting label.
+    Create {
+        /// The dir pool.
+        #[arg(long)]
+        pool: String,
+        /// Its file name.
+        name: String,
+        /// `raw` (sparse) or `qcow2`.
+        #[arg(long, default_value = "qcow2")]
+        format: String,
+        /// Its size: bytes, or with a K, M, G or T suffix (powers of 1024) [default with
+        /// --backing: the backing file's].
+        #[arg(long, value_parser = parse_size)]
+        capacity: Option<u64>,
+        /// A qcow2 overlay's backing file: a volume of the same pool.
+        #[arg(long)]
+        backing: Option<String>,
+    },
+    /// Delete a volume of a dir pool (refused while it, or an overlay on it, is held).
+    Delete {
+        /// The dir pool.
+        #[arg(long)]
+        pool: String,
+        /// Its path below the pool root.
+        name: String,
+    },
+}
+
+/// A size in bytes, with an optional K, M, G or T suffix (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        Some((i, 'T' | 't')) => (&text[..i], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))
 }
 
 /// `guest` subcommands.

@@ -1,6 +1,7 @@
 //! How the CLI shows results to people (JSON output is the serialized value itself).
 
 use crate::error::{Error, Result};
+use crate::model::Volume;
 use crate::ops::report::PoolStatus;
 
 /// Prints one pool's status for people: attached, drifting or skipped volumes
@@ -51,4 +52,23 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(Error::failed)?;
     println!("{text}");
     Ok(())
+}
+
+/// Prints volumes as the picker lists them: name, capacity, allocation, format, used by.
+pub fn print_volumes(volumes: &[Volume]) {
+    let size = |b: Option<u64>| b.map_or("-".to_string(), |b| b.to_string());
+    println!(
+        "{:<40} {:>14} {:>14} {:<6} used by",
+        "name", "capacity", "allocation", "format"
+    );
+    for v in volumes {
+        println!(
+            "{:<40} {:>14} {:>14} {:<6} {}",
+            v.name,
+            size(v.capacity),
+            size(v.allocation),
+            v.format.as_deref().unwrap_or("-"),
+            v.used_by.join(", ")
+        );
+    }
 }

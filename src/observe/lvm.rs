@@ -11,6 +11,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The `lvs` binary (an lvm2 front end; `lvm lvs` does the same).
 const LVS: &str = "lvs";
+const VGS: &str = "vgs";
 
 /// Why an lvm2 command gave no usable answer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +116,54 @@ pub fn invoke_lvs(vg: &str, extra_args: &[String]) -> Result<Vec<LvInfo>, LvmErr
         e => e,
     })?;
     parse_lvs(&output)
+}
+
+/// Runs `vgs` for one VG and returns its size and free bytes.
+pub fn invoke_vg_space(vg: &str, extra_args: &[String]) -> Result<(u64, u64), LvmError> {
+    let mut args: Vec<String> = [
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        "vg_size,vg_free",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra_args.iter().cloned());
+    args.push(vg.into());
+    parse_vg_space(&run(VGS, &args, TIMEOUT)?)
+}
+
+#[derive(Deserialize)]
+struct VgSection {
+    #[serde(default)]
+    vg: Vec<RawVgSpace>,
+}
+
+#[derive(Deserialize)]
+struct RawVgSpace {
+    vg_size: String,
+    vg_free: String,
+}
+
+/// Parses `vgs --reportformat json --units b --nosuffix -o vg_size,vg_free` for one VG.
+pub fn parse_vg_space(json: &str) -> Result<(u64, u64), LvmError> {
+    let malformed = |error: String| LvmError::Malformed { what: "vgs", error };
+    let report: Report<VgSection> =
+        serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
+    let vg = report
+        .report
+        .into_iter()
+        .flat_map(|s| s.vg)
+        .next()
+        .ok_or_else(|| malformed("no volume group in the report".into()))?;
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| malformed(format!("{v:?} is not a number")))
+    };
+    Ok((number(&vg.vg_size)?, number(&vg.vg_free)?))
 }
 
 #[derive(Deserialize)]

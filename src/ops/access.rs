@@ -63,6 +63,78 @@ pub fn open_as(
     })
 }
 
+/// Removes the file `rel` beneath the pool root as `caller`: the kernel decides, as for
+/// the caller's own `unlink` (write permission on the directory, the sticky bit).
+/// Refused unless the name is still the file `expected` (statx identity).
+pub fn unlink_as(
+    caller: Caller,
+    pool_root: &Path,
+    rel: &Path,
+    expected: crate::decide::labels::FileId,
+) -> Result<()> {
+    let (parent, name) = match (rel.parent(), rel.file_name()) {
+        (Some(p), Some(n)) => (p.to_path_buf(), n.to_os_string()),
+        _ => {
+            return Err(Error::Usage(format!(
+                "{} is not a file name",
+                rel.display()
+            )));
+        }
+    };
+    let unlink = || -> std::result::Result<bool, Errno> {
+        let root = rustix::fs::openat2(
+            rustix::fs::CWD,
+            pool_root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        let dir = rustix::fs::openat2(
+            &root,
+            if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &parent
+            },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::NO_XDEV,
+        )?;
+        let file = rustix::fs::openat(
+            &dir,
+            &name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if crate::fsys::file_id(std::os::fd::AsFd::as_fd(&file)).map_err(|_| Errno::IO)? != expected
+        {
+            return Ok(false);
+        }
+        rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::empty())?;
+        Ok(true)
+    };
+    let shown = pool_root.join(rel);
+    match as_caller(caller, unlink)? {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::refused(format!(
+            "{} was replaced meanwhile; nothing was deleted",
+            shown.display()
+        ))),
+        Err(Errno::ACCESS | Errno::PERM) => Err(Error::Forbidden(format!(
+            "uid {} may not delete {}",
+            caller.uid,
+            shown.display()
+        ))),
+        Err(e) => Err(Error::refused(format!(
+            "cannot delete {}: {e}",
+            shown.display()
+        ))),
+    }
+}
+
 /// Opens an absolute path (an LV's device node) as `caller`, not following a final symlink.
 pub fn open_path_as(caller: Caller, path: &Path, flags: OFlags) -> Result<OwnedFd> {
     let open = || {

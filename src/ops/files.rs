@@ -39,7 +39,7 @@ pub fn check_new_name(name: &str) -> Result<()> {
 }
 
 /// The index of dir pool `pool`.
-fn dir_pool(settings: &Settings, pool: &str) -> Result<usize> {
+pub(super) fn dir_pool(settings: &Settings, pool: &str) -> Result<usize> {
     let idx = settings
         .pools
         .iter()
@@ -55,7 +55,7 @@ fn dir_pool(settings: &Settings, pool: &str) -> Result<usize> {
 
 /// An unnamed file in the pool's root directory (`O_TMPFILE`): nothing is visible in
 /// the pool until it is complete and linked.
-fn unnamed_file(root: impl AsFd, mode: u32) -> Result<OwnedFd> {
+pub(super) fn unnamed_file(root: impl AsFd, mode: u32) -> Result<OwnedFd> {
     rustix::fs::openat(
         root,
         ".",
@@ -67,7 +67,12 @@ fn unnamed_file(root: impl AsFd, mode: u32) -> Result<OwnedFd> {
 
 /// Gives the unnamed file `fd` its name, refusing an existing one, and makes the new
 /// directory entry durable.
-fn link_into_place(fd: &OwnedFd, root: &OwnedFd, name: &str, shown_path: &str) -> Result<()> {
+pub(super) fn link_into_place(
+    fd: &OwnedFd,
+    root: &OwnedFd,
+    name: &str,
+    shown_path: &str,
+) -> Result<()> {
     rustix::fs::linkat(
         rustix::fs::CWD,
         fsys::proc_fd_path(fd.as_fd()),
@@ -234,7 +239,7 @@ pub fn create_save_image(
 }
 
 /// Makes `caller` the owner of a file the agent created for it.
-fn give_to(file: &OwnedFd, caller: Caller, shown_path: &str) -> Result<()> {
+pub(super) fn give_to(file: &OwnedFd, caller: Caller, shown_path: &str) -> Result<()> {
     if caller.is_root() {
         return Ok(());
     }

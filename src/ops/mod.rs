@@ -5,6 +5,8 @@
 pub mod access;
 pub mod files;
 pub mod guests;
+pub mod lifecycle;
+pub mod listing;
 pub mod locate;
 pub mod report;
 pub mod volumes;

@@ -118,7 +118,7 @@ pub struct PoolStatus {
 }
 
 /// "free", "rw by G", "shared by [..]", "ro by [..]".
-fn state_of(holders: &[Holder]) -> String {
+pub(super) fn state_of(holders: &[Holder]) -> String {
     if holders.is_empty() {
         return "free".into();
     }
@@ -145,20 +145,27 @@ struct Holders<'a> {
     names: &'a HashMap<String, String>,
 }
 
+/// Holders as users see them: with their guests' names.
+pub(super) fn shown_holders(
+    holders: &[crate::decide::labels::Holder],
+    names: &HashMap<String, String>,
+) -> Vec<Holder> {
+    holders
+        .iter()
+        .map(|h| Holder {
+            name: names.get(&h.guest).cloned().unwrap_or_default(),
+            guest: h.guest.clone(),
+            mode: h.mode.as_str().to_owned(),
+        })
+        .collect()
+}
+
 impl Holders<'_> {
     fn of(&self, pool: &str, key: &[u8]) -> Vec<Holder> {
         self.index
             .get(pool)
             .and_then(|m| m.get(key))
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Holder {
-                        name: self.names.get(&h.guest).cloned().unwrap_or_default(),
-                        guest: h.guest.clone(),
-                        mode: h.mode.as_str().to_owned(),
-                    })
-                    .collect()
-            })
+            .map(|hs| shown_holders(hs, self.names))
             .unwrap_or_default()
     }
 
@@ -196,7 +203,8 @@ impl Holders<'_> {
     }
 }
 
-fn note_of(ex: &Examined) -> Option<String> {
+/// What the picker shows beside a skipped or failed volume.
+pub(super) fn note_of(ex: &Examined) -> Option<String> {
     match &ex.outcome {
         Outcome::Skipped(r) => Some(format!("skipped: {}", r.as_str())),
         Outcome::Failed(e) => Some(format!("failed: {e}")),

@@ -71,6 +71,34 @@ fn chain_of(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Vec<Link>> {
         .map_err(|e| Error::refused(format!("cannot attach {}: {e}", vol.shown)))
 }
 
+/// Refuses an overlay whose backing files `caller` may not read itself: attaching it
+/// gives the guest read access to all of them.
+fn check_chain_readable(
+    settings: &Settings,
+    caller: Caller,
+    vol: &Volume,
+    chain: &[Link],
+) -> Result<()> {
+    let dir = settings.pools[vol.pool].dir().expect("a dir pool");
+    for link in chain {
+        let fd = access::open_as(
+            caller,
+            &dir.path,
+            &link.rel,
+            dir.cross_filesystems,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?;
+        if file_of(&fd)? != link.file {
+            return Err(Error::refused(format!(
+                "backing file {} of {} was replaced while it was being attached",
+                link.rel.display(),
+                vol.shown
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Labels the backing files of an overlay after its holds changed; the first that does
 /// not get its label, and why.
 fn label_chain(
@@ -193,6 +221,9 @@ pub(super) fn attach_and_open(
         return Err(changed());
     }
     let chain = chain_of(&mut rec, &vol)?;
+    if !caller.is_root() {
+        check_chain_readable(settings, caller, &vol, &chain)?;
+    }
     let att = Attachment {
         guest: uuid.clone(),
         pool: pool_name.clone(),

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod lvm;
+pub mod oracle;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,257 @@
+//! Creating and deleting volumes of dir pools for the picker's "New volume" and
+//! "Delete".
+//!
+//! A new volume is made as an unnamed file (`O_TMPFILE`) at the pool root, by the agent
+//! (raw: sparse, `ftruncate`) or by `qemu-img create` writing through `/proc/self/fd/N`
+//! (qcow2), owned by the caller, then linked under its name (never over an existing
+//! one) and given its resting label. Nothing is visible before it is complete.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::files::{check_new_name, dir_pool, give_to, link_into_place, unnamed_file};
+use super::{Caller, access, shown};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::fsys::{self, NodeKind};
+use crate::lock;
+use crate::model::Labeled;
+use crate::observe::chain;
+use crate::observe::image::{self, Format};
+use crate::reconcile::{Apply, Reconciler};
+use crate::state::Store;
+
+/// How long `qemu-img create` may take (it writes a few clusters).
+const QEMU_IMG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest capacity accepted (qcow2's own limit is 2^61 bytes; nobody needs more).
+pub const MAX_CAPACITY: u64 = 1 << 60;
+
+/// What to create.
+#[derive(Clone, Debug)]
+pub struct NewVolume<'a> {
+    /// Its file name at the pool root.
+    pub name: &'a str,
+    /// `raw` or `qcow2`.
+    pub format: Format,
+    /// Its virtual size in bytes; with a backing file, the backing file's when `None`.
+    pub capacity: Option<u64>,
+    /// A qcow2 overlay's backing file: a volume of the same pool (its path below the
+    /// pool root, or its absolute path).
+    pub backing: Option<&'a str>,
+}
+
+/// Creates a volume in dir pool `pool`, owned by `caller`, with its resting label.
+pub fn create(
+    settings: &Settings,
+    caller: Caller,
+    pool: &str,
+    new: &NewVolume<'_>,
+) -> Result<Labeled> {
+    check_new_name(new.name)?;
+    let idx = dir_pool(settings, pool)?;
+    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let shown_path = shown(&dir.path.join(new.name));
+    if !matches!(new.format, Format::Raw | Format::Qcow2) {
+        return Err(Error::Usage(format!(
+            "format {:?}: only raw and qcow2 volumes are created",
+            new.format.as_str()
+        )));
+    }
+    let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
+    if fsys::exists_beneath(root.as_fd(), Path::new(new.name)) {
+        return Err(Error::Exists(shown_path));
+    }
+    let backing = match new.backing {
+        None => None,
+        Some(_) if new.format != Format::Qcow2 => {
+            return Err(Error::Usage(
+                "only a qcow2 volume has a backing file".into(),
+            ));
+        }
+        Some(b) => Some(backing_file(settings, caller, idx, new.name, b)?),
+    };
+    let capacity = new
+        .capacity
+        .or(backing.as_ref().map(|b| b.capacity))
+        .ok_or_else(|| Error::Usage("capacity is required without a backing file".into()))?;
+    if capacity == 0 || capacity > MAX_CAPACITY {
+        return Err(Error::Usage(format!(
+            "capacity {capacity} must be 1 to {MAX_CAPACITY} bytes"
+        )));
+    }
+    let file = unnamed_file(&root, 0o600)?;
+    match new.format {
+        Format::Qcow2 => qemu_img_create(&file, capacity, backing.as_ref())?,
+        _ => rustix::fs::ftruncate(&file, capacity)
+            .map_err(|e| Error::failed(format!("sizing {shown_path}: {e}")))?,
+    }
+    give_to(&file, caller, &shown_path)?;
+    rustix::fs::fsync(&file).map_err(|e| Error::failed(format!("fsync of {shown_path}: {e}")))?;
+    let _lock = lock::acquire(&settings.state_dir)?;
+    link_into_place(&file, &root, new.name, &shown_path)?;
+    let ex = Reconciler::new(settings, Apply::Write).reconcile_path(idx, Path::new(new.name), &[]);
+    tracing::info!(
+        pool,
+        name = new.name,
+        format = new.format.as_str(),
+        capacity,
+        uid = caller.uid,
+        "volume created"
+    );
+    let label = ex
+        .labeled()
+        .map_err(|e| Error::failed(format!("created {shown_path}, but labeling it: {e}")))?;
+    Ok(Labeled {
+        volume: shown_path,
+        label: Some(label),
+        note: None,
+    })
+}
+
+/// A backing file as the new overlay will name it.
+struct Backing {
+    /// Its path below the pool root (written into the overlay: the new file sits at the
+    /// root, so the name resolves there).
+    rel: PathBuf,
+    format: Format,
+    capacity: u64,
+}
+
+/// Resolves and checks the backing file `name` for a new overlay `new_name`: in the
+/// pool, a regular file with one link, readable by the caller (an overlay gives its
+/// guests read access to it), with a header that can be trusted.
+fn backing_file(
+    settings: &Settings,
+    caller: Caller,
+    idx: usize,
+    new_name: &str,
+    name: &str,
+) -> Result<Backing> {
+    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let rel = chain::resolve(&dir.path, Path::new(new_name), name.as_bytes())
+        .map_err(|e| Error::refused(e.to_string()))?;
+    let fd = access::open_as(
+        caller,
+        &dir.path,
+        &rel,
+        dir.cross_filesystems,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+    )?;
+    let node = fsys::Node::from_fd(fd).map_err(Error::failed)?;
+    if node.kind != (NodeKind::Regular { links: 1 }) {
+        return Err(Error::refused(format!(
+            "backing file {name}: not a regular file with one link"
+        )));
+    }
+    let header = image::read(node.fd.as_fd())
+        .map_err(Error::failed)?
+        .map_err(|e| Error::refused(format!("backing file {name}: {e}")))?;
+    let len = rustix::fs::fstat(&node.fd).map_err(Error::failed)?.st_size;
+    Ok(Backing {
+        rel,
+        format: header.format,
+        capacity: header
+            .capacity
+            .unwrap_or_else(|| u64::try_from(len).unwrap_or(0)),
+    })
+}
+
+/// Runs `qemu-img create -f qcow2` on the unnamed file: the child gets the descriptor
+/// (its close-on-exec flag cleared in the child only) and writes through
+/// `/proc/self/fd/N`. `-u`: the backing file is not opened by qemu-img (it was checked).
+fn qemu_img_create(file: &OwnedFd, capacity: u64, backing: Option<&Backing>) -> Result<()> {
+    let fd = file.as_raw_fd();
+    let mut args = vec![
+        "create".to_owned(),
+        "-q".into(),
+        "-f".into(),
+        "qcow2".into(),
+    ];
+    if let Some(b) = backing {
+        args.extend([
+            "-u".into(),
+            "-b".into(),
+            b.rel.to_string_lossy().into_owned(),
+            "-F".into(),
+            b.format.as_str().into(),
+        ]);
+    }
+    args.extend([format!("/proc/self/fd/{fd}"), capacity.to_string()]);
+    let handle = duct::cmd("qemu-img", &args)
+        .before_spawn(move |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the child between fork and exec and calls only
+            // fcntl(2), which is async-signal-safe; `fd` stays open in the parent until
+            // the child has exited (the caller holds `file`).
+            unsafe {
+                cmd.pre_exec(move || {
+                    let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
+                    rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::empty())?;
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .map_err(|e| Error::failed(format!("cannot run qemu-img: {e}")))?;
+    let output = handle
+        .wait_timeout(QEMU_IMG_TIMEOUT)
+        .map_err(|e| Error::failed(format!("qemu-img: {e}")))?;
+    let Some(output) = output else {
+        let _ = handle.kill();
+        return Err(Error::failed(format!(
+            "qemu-img create took more than {}s",
+            QEMU_IMG_TIMEOUT.as_secs()
+        )));
+    };
+    if !output.status.success() {
+        return Err(Error::failed(format!(
+            "qemu-img create: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes volume `name` (its path below the pool root) of dir pool `pool`, as
+/// `caller` would (the kernel checks its right to remove the name). Refused while
+/// the volume, or an overlay on it, is held by a guest.
+pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Result<()> {
+    let idx = dir_pool(settings, pool)?;
+    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let rel = super::locate::normalize_user_path(Path::new(name), Path::new("/"))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let rel = rel.strip_prefix("/").expect("absolute").to_path_buf();
+    let shown_path = shown(&dir.path.join(&rel));
+    let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
+    let node = fsys::open_beneath(root.as_fd(), &rel, dir.cross_filesystems)
+        .map_err(|e| Error::refused(format!("cannot delete {shown_path}: {e}")))?
+        .node;
+    if !matches!(node.kind, NodeKind::Regular { .. }) {
+        return Err(Error::refused(format!(
+            "cannot delete {shown_path}: not a regular file"
+        )));
+    }
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let store = Store::open(&settings.state_dir)?;
+    let holders: Vec<_> = store
+        .holders(pool, rel.as_os_str().as_encoded_bytes())?
+        .into_iter()
+        .filter(|h| h.holds(Some(node.file)))
+        .collect();
+    if let Some(h) = holders.first() {
+        return Err(Error::refused(format!(
+            "cannot delete {shown_path}: held {} by guest {} (directly or through an overlay on it)",
+            h.mode, h.guest
+        )));
+    }
+    access::unlink_as(caller, &dir.path, &rel, node.file)?;
+    tracing::info!(pool, name = %shown_path.escape_debug(), uid = caller.uid, "volume deleted");
+    Ok(())
+}

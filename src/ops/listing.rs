@@ -1,0 +1,390 @@
+//! The picker's view of a pool: one page of volumes in name order with what a storage
+//! dialog shows (size, format, capacity, allocation, backing chain, who uses it), and
+//! the pool's own space.
+//!
+//! A page costs the same wherever it starts: the walk goes down the directories on
+//! the way to the cursor and on from there, each read and sorted on its own, and stops
+//! when the page is full; it never reads the whole pool.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
+
+use super::locate::{volume_address, volume_from_address};
+use super::report::{note_of, shown_holders, state_of};
+use super::shown;
+use crate::apply::sole_link::STAGING_DIR;
+use crate::config::{PoolKind, Settings};
+use crate::error::{Error, Result};
+use crate::fsys::{self, NodeKind, OpenError};
+use crate::lock;
+use crate::model::{BackingFile, Volume};
+use crate::observe::image::{self, Format};
+use crate::observe::{chain, devices, lvm};
+use crate::reconcile::{Apply, Examined, Outcome, Reconciler};
+use crate::state::Store;
+
+/// Which volumes a page lists.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Names (paths below the pool root, or `VG/LV`) starting with this.
+    pub prefix: Option<String>,
+    /// Of this format (`qcow2`, `raw`, `iso`, …).
+    pub format: Option<String>,
+    /// In this state: `free`, `attached` (by anyone), `rw`, `ro`, `shared`, `drift`.
+    pub state: Option<String>,
+}
+
+/// The states a filter may ask for.
+pub const STATES: [&str; 6] = ["free", "attached", "rw", "ro", "shared", "drift"];
+
+impl Filter {
+    fn accepts(&self, v: &Volume) -> bool {
+        let prefix = self.prefix.as_deref().is_none_or(|p| v.name.starts_with(p));
+        let format = self
+            .format
+            .as_deref()
+            .is_none_or(|f| v.format.as_deref() == Some(f));
+        let state = match self.state.as_deref() {
+            None => true,
+            Some("free") => v.holders.is_empty(),
+            Some("attached") => !v.holders.is_empty(),
+            Some("drift") => v.drift,
+            Some(mode) => v.holders.iter().any(|h| h.mode == mode),
+        };
+        prefix && format && state
+    }
+}
+
+/// One page of volumes and the cursor of the next (`None`: this was the last).
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The volumes, in name order.
+    pub volumes: Vec<Volume>,
+    /// Pass as `after` for the next page.
+    pub next: Option<String>,
+}
+
+/// Up to `limit` volumes of pool `pool` after the volume named `after` (a `next` from an
+/// earlier page), that `filter` accepts. Writes nothing.
+pub fn page(
+    settings: &Settings,
+    pool: &str,
+    after: Option<&str>,
+    limit: usize,
+    filter: &Filter,
+) -> Result<Page> {
+    let idx = settings
+        .pools
+        .iter()
+        .position(|p| p.name == pool)
+        .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
+    lock::ensure_state_dir(&settings.state_dir)?;
+    let store = Store::open(&settings.state_dir)?;
+    let names: HashMap<String, String> = store
+        .guests()?
+        .into_iter()
+        .map(|g| (g.uuid, g.name))
+        .collect();
+    let mut rec = Reconciler::new(settings, Apply::Inspect);
+    let mut volumes = Vec::new();
+    let mut take = |v: Volume| {
+        if filter.accepts(&v) {
+            volumes.push(v);
+        }
+        // One more than asked tells whether there is a next page.
+        if volumes.len() > limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    match &settings.pools[idx].kind {
+        PoolKind::Dir(dir) => {
+            // The cursor is the last volume's address: its path below the pool root.
+            let after = match after {
+                None => PathBuf::new(),
+                Some(a) => volume_from_address(a)?
+                    .strip_prefix(&dir.path)
+                    .map(Path::to_path_buf)
+                    .map_err(|_| {
+                        Error::Usage(format!("after {a:?} is not a volume of pool {pool}"))
+                    })?,
+            };
+            let root = fsys::open_pool_root(&dir.path)
+                .map_err(|e| Error::failed(format!("pool {pool}: {}: {e}", dir.path.display())))?;
+            let cursor: Vec<&OsStr> = after.iter().collect();
+            let mut visit = |rel: &Path| {
+                let holders = store.holders(pool, rel.as_os_str().as_bytes())?;
+                let ex = rec.reconcile_path(idx, rel, &holders);
+                let mut v = describe(settings, idx, rel, &ex, shown_holders(&holders, &names));
+                file_facts(settings, idx, rel, &mut v);
+                Ok(take(v))
+            };
+            // Stopped early (page full) or not: the page says which by its length.
+            let _full = sorted_walk(
+                root.as_fd(),
+                Path::new(""),
+                &cursor,
+                dir.cross_filesystems,
+                &mut visit,
+            )?
+            .is_break();
+        }
+        PoolKind::Lvm(l) => {
+            let mut lvs = lvm::invoke_lvs(&l.vg, &l.lvm_args).map_err(Error::failed)?;
+            lvs.sort_by(|a, b| a.name.cmp(&b.name));
+            let nodes = devices::enumerate(&|vg| vg == l.vg)
+                .map_err(|e| Error::failed(format!("udev enumeration: {e}")))?;
+            let after_lv = after.map(|a| a.rsplit('/').next().unwrap_or(a).to_owned());
+            for lv in lvs
+                .iter()
+                .filter(|lv| after_lv.as_deref().is_none_or(|a| lv.name.as_str() > a))
+            {
+                let holders = store.holders(pool, lv.uuid.as_bytes())?;
+                let node = nodes.iter().find(|n| n.lv_uuid == lv.uuid);
+                let ex = node.map(|n| rec.reconcile_lv_node(idx, n, &holders));
+                let name = format!("{}/{}", lv.vg, lv.name);
+                let shown = shown_holders(&holders, &names);
+                let mut v = match &ex {
+                    Some(ex) => describe_lv(&name, ex, shown),
+                    None => inactive(&name, shown),
+                };
+                v.path = node.map(|n| super::shown(&n.devnode)).unwrap_or_default();
+                v.format = Some(Format::Raw.as_str().into());
+                (v.size, v.capacity, v.allocation) = (Some(lv.size), Some(lv.size), Some(lv.size));
+                if take(v).is_break() {
+                    break;
+                }
+            }
+        }
+    }
+    let more = volumes.len() > limit;
+    volumes.truncate(limit);
+    let next = more
+        .then(|| volumes.last().map(|v| v.address.clone()))
+        .flatten();
+    Ok(Page { volumes, next })
+}
+
+/// The volume as the reconciler found it (inspecting), with its holders.
+fn describe(
+    settings: &Settings,
+    idx: usize,
+    rel: &Path,
+    ex: &Examined,
+    holders: Vec<crate::model::Holder>,
+) -> Volume {
+    let path = settings.pools[idx].entry_path(rel);
+    let mut used_by: Vec<String> = holders.iter().map(|h| h.name.clone()).collect();
+    used_by.dedup();
+    Volume {
+        name: shown(rel),
+        path: shown(&path),
+        address: volume_address(&path),
+        size: None,
+        format: None,
+        capacity: None,
+        allocation: None,
+        backing: Vec::new(),
+        used_by,
+        current_label: ex.current.clone(),
+        desired_label: ex.desired.as_ref().map(ToString::to_string),
+        state: state_of(&holders),
+        holders,
+        drift: ex.outcome == Outcome::Relabeled,
+        note: note_of(ex),
+    }
+}
+
+/// An LV without a node: nothing to read but its name and holders.
+fn inactive(name: &str, holders: Vec<crate::model::Holder>) -> Volume {
+    let ex = Examined {
+        kind: NodeKind::BlockDevice,
+        current: None,
+        desired: None,
+        outcome: Outcome::Missing,
+        file: None,
+    };
+    let mut v = describe_lv(name, &ex, holders);
+    v.note = Some("inactive".into());
+    v
+}
+
+fn describe_lv(name: &str, ex: &Examined, holders: Vec<crate::model::Holder>) -> Volume {
+    let mut used_by: Vec<String> = holders.iter().map(|h| h.name.clone()).collect();
+    used_by.dedup();
+    Volume {
+        name: name.to_owned(),
+        path: String::new(),
+        address: name.to_owned(),
+        size: None,
+        format: None,
+        capacity: None,
+        allocation: None,
+        backing: Vec::new(),
+        used_by,
+        current_label: ex.current.clone(),
+        desired_label: ex.desired.as_ref().map(ToString::to_string),
+        state: state_of(&holders),
+        holders,
+        drift: ex.outcome == Outcome::Relabeled,
+        note: note_of(ex),
+    }
+}
+
+/// Length, blocks, format, virtual size and backing chain of a dir-pool file, read
+/// through a descriptor opened beneath the pool root (a FIFO or device planted in a
+/// pool is opened `O_PATH` and never read).
+fn file_facts(settings: &Settings, idx: usize, rel: &Path, v: &mut Volume) {
+    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let Ok(root) = fsys::open_pool_root(&dir.path) else {
+        return;
+    };
+    let Ok(opened) = fsys::open_beneath(root.as_fd(), rel, dir.cross_filesystems) else {
+        return;
+    };
+    let node = opened.node;
+    if !matches!(node.kind, NodeKind::Regular { .. }) {
+        return;
+    }
+    let Ok(st) = rustix::fs::fstat(&node.fd) else {
+        return;
+    };
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    v.size = Some(size);
+    v.allocation = Some(u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512));
+    let header = match image::read(node.fd.as_fd()) {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            v.note.get_or_insert_with(|| e.to_string());
+            return;
+        }
+        Err(_) => return,
+    };
+    v.format = Some(header.format.as_str().to_owned());
+    v.capacity = Some(header.capacity.unwrap_or(size));
+    if header.backing.is_some() {
+        match chain::backing_chain(root.as_fd(), &dir.path, rel, dir.cross_filesystems) {
+            Ok(links) => {
+                v.backing = links
+                    .into_iter()
+                    .map(|l| BackingFile {
+                        path: volume_address(&dir.path.join(&l.rel)),
+                        format: l.format,
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                v.note
+                    .get_or_insert_with(|| format!("backing chain refused: {e}"));
+            }
+        }
+    }
+}
+
+/// Visits, in name order, every non-directory entry below `dir_rel` that comes after
+/// `cursor` (the components of a path below the pool root), until `visit` breaks.
+/// Directories on another filesystem are left out unless `cross_fs`.
+fn sorted_walk(
+    root: BorrowedFd<'_>,
+    dir_rel: &Path,
+    cursor: &[&OsStr],
+    cross_fs: bool,
+    visit: &mut dyn FnMut(&Path) -> Result<ControlFlow<()>>,
+) -> Result<ControlFlow<()>> {
+    let dir = match fsys::open_dir_beneath(root, dir_rel, cross_fs) {
+        Ok(fd) => fd,
+        // A directory removed, or turned into a symlink or mount point meanwhile.
+        Err(OpenError::Missing | OpenError::Symlink | OpenError::OtherFilesystem) => {
+            return Ok(ControlFlow::Continue(()));
+        }
+        Err(e) => return Err(Error::failed(format!("{}: {e}", dir_rel.display()))),
+    };
+    let mut entries: Vec<(OsString, FileType)> = Vec::new();
+    let mut reader = rustix::fs::Dir::read_from(&dir).map_err(Error::failed)?;
+    while let Some(entry) = reader.read() {
+        let entry = entry.map_err(Error::failed)?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if dir_rel.as_os_str().is_empty() && name == STAGING_DIR.as_bytes() {
+            continue; // the agent's own staging directory
+        }
+        entries.push((OsStr::from_bytes(name).to_os_string(), entry.file_type()));
+    }
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut cursor = cursor;
+    let mut child = PathBuf::new();
+    for (name, kind) in entries {
+        child.clear();
+        child.push(dir_rel);
+        child.push(&name);
+        let is_dir = match kind {
+            FileType::Directory => true,
+            FileType::Unknown => rustix::fs::statat(
+                &dir,
+                name.as_os_str(),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+            _ => false,
+        };
+        let mut below: &[&OsStr] = &[];
+        if let Some((first, rest)) = cursor.split_first() {
+            match name.as_bytes().cmp(first.as_bytes()) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => {
+                    // The cursor itself was on the last page; a directory of that name
+                    // goes on from where the cursor is inside it.
+                    cursor = &[];
+                    if !is_dir || rest.is_empty() {
+                        continue;
+                    }
+                    below = rest;
+                }
+                std::cmp::Ordering::Greater => cursor = &[],
+            }
+        }
+        let flow = if is_dir {
+            sorted_walk(root, &child, below, cross_fs, visit)?
+        } else {
+            visit(&child)?
+        };
+        if flow.is_break() {
+            return Ok(flow);
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// A pool's space: capacity, allocation and free bytes (statvfs of a dir pool, `vgs`
+/// for a volume group), as libvirt's `pool-info` reports them.
+pub fn space(settings: &Settings, idx: usize) -> Option<(u64, u64, u64)> {
+    match &settings.pools[idx].kind {
+        PoolKind::Dir(dir) => {
+            let root = fsys::open_pool_root(&dir.path).ok()?;
+            let st = rustix::fs::fstatvfs(&root).ok()?;
+            let capacity = st.f_blocks.saturating_mul(st.f_frsize);
+            let allocation = st
+                .f_blocks
+                .saturating_sub(st.f_bfree)
+                .saturating_mul(st.f_frsize);
+            Some((
+                capacity,
+                allocation,
+                st.f_bavail.saturating_mul(st.f_frsize),
+            ))
+        }
+        PoolKind::Lvm(l) => {
+            let (size, free) = lvm::invoke_vg_space(&l.vg, &l.lvm_args).ok()?;
+            Some((size, size.saturating_sub(free), free))
+        }
+    }
+}
