@@ -70,7 +70,7 @@ impl LibvirtPool {
         let field = |key: &str| -> u64 {
             text.lines()
                 .find_map(|l| l.strip_prefix(key))
-                .and_then(|rest| rest.trim().split_whitespace().next())
+                .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("no {key} in {text}"))
         };
