@@ -300,6 +300,26 @@ fn a_member_cannot_use_the_agent_as_its_deputy() {
     let public = bed.pool.join("public.iso");
     std::fs::write(&public, b"public").unwrap();
     std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A world-readable overlay whose backing file is the secret.
+    let overlay = bed.pool.join("on-secret.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "root-only.img",
+            "-F",
+            "raw",
+        ])
+        .arg(&overlay)
+        .arg("1M")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(&overlay, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (root_guest, pair) = bed.define_guest("root's");
     bed.attach_ok(&root_guest, &disk, "rw");
     let disk_label = format!("{SVIRT_IMAGE}:{pair}");
@@ -317,6 +337,7 @@ fn a_member_cannot_use_the_agent_as_its_deputy() {
     );
     assert_ok(&out, "deputy");
     assert_eq!(label(&secret), secret_label, "root-only file relabeled");
+    assert!(secret.exists(), "the member deleted root's file");
     assert_eq!(
         label(&disk).as_deref(),
         Some(disk_label.as_str()),

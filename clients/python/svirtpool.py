@@ -109,14 +109,40 @@ class Client:
     def list_pools(self):
         return self.call("ListPools")[0]["pools"]
 
-    def list_volumes(self, pool):
-        """Every volume of `pool`, fetching page after page."""
-        volumes, offset = [], 0
-        while offset is not None:
-            page = self.call("ListVolumes", {"pool": pool, "offset": offset})[0]
-            volumes.extend(page["volumes"])
-            offset = page.get("next")
-        return volumes
+    def list_volumes(self, pool, prefix=None, format=None, state=None):
+        """Every volume of `pool` in name order (optionally only names starting with
+        `prefix`, of `format`, in `state`), fetching page after page."""
+        return [v for page in self.volume_pages(pool, prefix=prefix, format=format, state=state)
+                for v in page]
+
+    def volume_pages(self, pool, limit=None, prefix=None, format=None, state=None):
+        """Yields the volumes of `pool` one page (a list) at a time: each page costs
+        the same however far into the pool it is."""
+        params = {"pool": pool}
+        for key, value in (("limit", limit), ("prefix", prefix), ("format", format),
+                           ("state", state)):
+            if value is not None:
+                params[key] = value
+        while True:
+            page = self.call("ListVolumes", params)[0]
+            yield page["volumes"]
+            if page.get("next") is None:
+                return
+            params["after"] = page["next"]
+
+    def create_volume(self, pool, name, format="qcow2", capacity=None, backing=None):
+        """Creates a volume (raw or qcow2; an overlay on `backing`, a volume of the same
+        pool) owned by this process's user; returns {volume, label, note}."""
+        params = {"pool": pool, "name": name, "format": format}
+        if capacity is not None:
+            params["capacity"] = capacity
+        if backing is not None:
+            params["backing"] = backing
+        return self.call("CreateVolume", params)[0]["result"]
+
+    def delete_volume(self, pool, name):
+        """Deletes a volume (its path below the pool root) as this process's user could."""
+        self.call("DeleteVolume", {"pool": pool, "name": name})
 
     def define_guest(self, uuid, name=None):
         params = {"uuid": uuid}

@@ -262,6 +262,8 @@ fn file_facts(settings: &Settings, idx: usize, rel: &Path, v: &mut Volume) {
     let header = match image::read(node.fd.as_fd()) {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
+            // Only a qcow2 header can be refused: the magic said qcow2.
+            v.format = Some(Format::Qcow2.as_str().into());
             v.note.get_or_insert_with(|| e.to_string());
             return;
         }

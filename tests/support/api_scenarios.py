@@ -7,6 +7,7 @@ first failure, printing what went wrong.
 """
 import json
 import os
+import struct
 import socket
 import sys
 import tempfile
@@ -43,7 +44,8 @@ def every_method(sock, pool_dir):
     assert idl["description"].rstrip("\n") == shipped.rstrip("\n"), \
         "api/io.svirtpool.varlink differs from what the agent serves: regenerate it (docs/api.md)"
     for m in ("ListPools", "ListVolumes", "DefineGuest", "UndefineGuest", "GetGuest", "ListGuests",
-              "Attach", "Detach", "Release", "Import", "CreateSaveImage", "Open", "Monitor"):
+              "Attach", "Detach", "Release", "Import", "CreateSaveImage", "Open", "Monitor",
+              "CreateVolume", "DeleteVolume"):
         assert "method %s(" % m in idl["description"], m
     pools = c.list_pools()
     assert [p["name"] for p in pools] == ["test"], pools
@@ -55,7 +57,10 @@ def every_method(sock, pool_dir):
 
     # Import: a qcow2 and an ISO, formats from their magic, resting label, no clobbering.
     fd, qcow = tempfile.mkstemp(suffix=".qcow2")
-    os.write(fd, b"QFI\xfb" + b"\0" * 4092)
+    # A qcow2 v3 header (magic, version, no backing, 64 KiB clusters, 1 MiB, 104-byte header).
+    header = b"QFI\xfb" + struct.pack(">IQIIQ", 3, 0, 0, 16, 1 << 20)
+    header += b"\0" * (100 - len(header)) + struct.pack(">I", 104)
+    os.write(fd, header + b"\0" * (4096 - len(header)))
     os.close(fd)
     r = c.import_file(qcow, "test", "disk.qcow2")
     assert r["label"] == "system_u:object_r:virt_image_t:s0", r
@@ -74,9 +79,27 @@ def every_method(sock, pool_dir):
     assert vols["disk.qcow2"]["format"] == "qcow2", vols
     assert vols["media.iso"]["format"] == "iso", vols
     assert vols["media.iso"]["size"] == 0x9000, vols
-    page = c.call("ListVolumes", {"pool": "test", "offset": 0, "limit": 1})[0]
-    assert len(page["volumes"]) == 1 and page["next"] == 1, page
+    page = c.call("ListVolumes", {"pool": "test", "limit": 1})[0]
+    assert len(page["volumes"]) == 1 and page["next"] == page["volumes"][0]["address"], page
+    page2 = c.call("ListVolumes", {"pool": "test", "limit": 1, "after": page["next"]})[0]
+    assert page2["volumes"][0]["name"] > page["volumes"][0]["name"], (page, page2)
+    assert [v["name"] for v in c.list_volumes("test", format="iso")] == ["media.iso"]
+    expect_error("io.svirtpool.InvalidArgument", c.call, "ListVolumes", {"pool": "test", "state": "x"})
+    pools = {p["name"]: p for p in c.list_pools()}
+    assert pools["test"]["capacity"] >= pools["test"]["free"] > 0, pools
     expect_error("io.svirtpool.PoolNotFound", c.call, "ListVolumes", {"pool": "nope"})
+    # CreateVolume / DeleteVolume: an overlay on a new base, listed with its chain.
+    base = c.create_volume("test", "base.qcow2", "qcow2", capacity=1 << 26)
+    assert base["label"] == "system_u:object_r:virt_image_t:s0", base
+    c.create_volume("test", "top.qcow2", backing="base.qcow2")
+    top = [v for v in c.list_volumes("test", prefix="top")][0]
+    assert top["capacity"] == 1 << 26 and top["format"] == "qcow2", top
+    assert top["backing"] == [{"path": os.path.join(pool_dir, "base.qcow2"), "format": "qcow2"}], top
+    expect_error("io.svirtpool.AlreadyExists", c.create_volume, "test", "top.qcow2", "raw", 1)
+    expect_error("io.svirtpool.InvalidArgument", c.create_volume, "test", "x.vmdk", "vmdk", 1)
+    c.delete_volume("test", "top.qcow2")
+    c.delete_volume("test", "base.qcow2")
+    assert not os.path.exists(os.path.join(pool_dir, "base.qcow2"))
 
     disk = os.path.join(pool_dir, "disk.qcow2")
     media = os.path.join(pool_dir, "media.iso")
@@ -171,6 +194,12 @@ def deputy(sock, pool_dir, root_guest):
     expect_error(denied, c.create_save_image, root_guest, "test", "stolen.save")
     expect_error(denied, c.define_guest, root_guest, "renamed by a member")
     assert not os.path.exists(os.path.join(pool_dir, "stolen.save"))
+    # An overlay is no way around it: not a new one on the secret, not one already
+    # there (world-readable itself), not deleting root's files.
+    expect_error(denied, c.create_volume, "test", "mine.qcow2", "qcow2", None, "root-only.img")
+    assert not os.path.exists(os.path.join(pool_dir, "mine.qcow2"))
+    expect_error(denied, c.attach, UUID1, os.path.join(pool_dir, "on-secret.qcow2"), "ro")
+    expect_error(denied, c.delete_volume, "test", "root-only.img")
     # What it may: read a world-readable file through its own guest.
     r, fd = c.open_volume(UUID1, os.path.join(pool_dir, "public.iso"), "ro")
     assert os.read(fd, 6) == b"public"
