@@ -136,3 +136,50 @@ pub struct Event {
     /// The label it carries now, when known.
     pub label: Option<String>,
 }
+
+/// Whether the emulator can reach a file, component by component (`CheckPath`).
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct PathCheck {
+    /// The file, as given.
+    pub path: String,
+    /// The user QEMU runs as, with its uid and gid.
+    pub emulator: String,
+    /// The process label checked (the guest's, or the base `svirt_t` context).
+    pub process_label: String,
+    /// Who answered for SELinux: `kernel`, `policy file`, or why nobody could.
+    pub selinux: String,
+    /// Every directory on the way, then the file.
+    pub steps: Vec<PathStep>,
+    /// Whether nothing blocks it.
+    pub reachable: bool,
+    /// The first component that blocks it.
+    pub blocked_at: Option<String>,
+    /// What blocks it there.
+    pub reason: Option<String>,
+    /// What to do about it.
+    pub fix: Option<String>,
+}
+
+/// One component of a [`PathCheck`].
+#[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
+pub struct PathStep {
+    /// The component's path.
+    pub path: String,
+    /// `dir`, `file`, `other` or `missing`.
+    pub kind: String,
+    /// Its SELinux label, when it has one.
+    pub label: Option<String>,
+    /// Whether `label` is file_contexts' default, not the file's own (SELinux disabled
+    /// and the file unlabeled: the label a relabel would give it).
+    pub label_is_default: bool,
+    /// What the emulator's user may do by DAC (mode bits, ACLs, groups): `search` for
+    /// directories, `read` and `write` for the file.
+    pub dac_allowed: Vec<String>,
+    /// What it may not.
+    pub dac_denied: Vec<String>,
+    /// What the guest's process label may do by the policy (`search`; `read`, `open`,
+    /// `write`).
+    pub selinux_allowed: Vec<String>,
+    /// What it may not.
+    pub selinux_denied: Vec<String>,
+}

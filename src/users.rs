@@ -20,6 +20,46 @@ pub fn group_gid(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
+/// A user's uid and primary gid, by name, or `+N` / `N` for a uid (as libvirt's
+/// qemu.conf writes it).
+pub fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let by_name = || -> Option<(u32, u32)> {
+        let c = std::ffi::CString::new(name).ok()?;
+        // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: all pointers are valid for the call; buf outlives it.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                c.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+    };
+    let numeric = name.strip_prefix('+').unwrap_or(name).parse::<u32>().ok();
+    match (name.starts_with('+'), numeric) {
+        (true, Some(uid)) => Some((uid, primary_gid(uid).unwrap_or(uid))),
+        (false, Some(uid)) => by_name().or(Some((uid, primary_gid(uid).unwrap_or(uid)))),
+        _ => by_name(),
+    }
+}
+
+/// The primary gid of user `uid`.
+fn primary_gid(uid: u32) -> Option<u32> {
+    // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives it.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    (rc == 0 && !result.is_null()).then_some(pwd.pw_gid)
+}
+
 /// The groups of user `uid`: its primary group and every supplementary one. `None`
 /// when the user is unknown.
 pub fn groups_of(uid: u32) -> Option<Vec<u32>> {
@@ -61,5 +101,8 @@ mod tests {
         assert_eq!(groups_of(u32::MAX - 1), None);
         assert_eq!(group_gid("root"), Some(0));
         assert_eq!(group_gid("no-such-group-svirt"), None);
+        assert_eq!(user_ids("root"), Some((0, 0)));
+        assert_eq!(user_ids("+0"), Some((0, 0)));
+        assert_eq!(user_ids("no-such-user-svirt"), None);
     }
 }

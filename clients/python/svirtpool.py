@@ -144,6 +144,14 @@ class Client:
         """Deletes a volume (its path below the pool root) as this process's user could."""
         self.call("DeleteVolume", {"pool": pool, "name": name})
 
+    def check_path(self, path, guest=None):
+        """Whether the emulator can reach `path`: DAC and SELinux per component, the
+        first that blocks (`blocked_at`, `reason`) and the `fix` to suggest."""
+        params = {"path": path}
+        if guest is not None:
+            params["guest"] = guest
+        return self.call("CheckPath", params)[0]["check"]
+
     def define_guest(self, uuid, name=None):
         params = {"uuid": uuid}
         if name is not None:

@@ -26,6 +26,13 @@ pub struct VolumesReply {
     pub next: Option<String>,
 }
 
+/// Reply of `CheckPath`.
+#[derive(Debug, Serialize, Deserialize, introspect::Type)]
+pub struct PathCheckReply {
+    /// What the emulator may do at each component.
+    pub check: PathCheck,
+}
+
 /// Reply of `DefineGuest`.
 #[derive(Debug, Serialize, Deserialize, introspect::Type)]
 pub struct GuestReply {

@@ -23,11 +23,11 @@ use super::auth::Access;
 use super::replies::*;
 pub use super::session::Api;
 use super::types::*;
-use crate::ops::{files, guests, lifecycle, listing, report, volumes};
+use crate::ops::{check_path, files, guests, lifecycle, listing, report, volumes};
 
 #[service(
     interface = "io.svirtpool",
-    types = [Pool, Volume, BackingFile, Holder, Guest, Attachment, Labeled, Event],
+    types = [Pool, Volume, BackingFile, Holder, Guest, Attachment, Labeled, Event, PathCheck, PathStep],
     vendor = "svirt-pool",
     product = "svirt-pool",
     version = env!("CARGO_PKG_VERSION"),
@@ -233,6 +233,24 @@ impl Api {
             .await?;
         self.mutated("Import", volume_event("imported", pool, &r));
         Ok(labeled(r))
+    }
+
+    /// Whether the emulator can reach `path` (absolute) for `guest` (or any guest):
+    /// DAC and SELinux for every component, the first that blocks and its fix.
+    /// Changes nothing; the path is looked at with the caller's own rights.
+    async fn check_path(
+        &self,
+        path: String,
+        guest: Option<String>,
+    ) -> Result<PathCheckReply, ApiError> {
+        self.allow("CheckPath", Access::Read)?;
+        let v = volume_arg(&self.settings, &path)?;
+        let guest = guest.map(|g| uuid_arg("guest", &g)).transpose()?;
+        let caller = self.caller();
+        let check = self
+            .blocking(move |s| check_path::check(s, caller, &v, guest.as_deref()))
+            .await?;
+        Ok(PathCheckReply { check })
     }
 
     /// Creates volume `name` at the root of dir pool `pool`: `raw` (sparse) or `qcow2`,

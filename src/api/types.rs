@@ -4,7 +4,9 @@
 use crate::error::Error;
 use crate::ops::report::PoolStatus;
 
-pub use crate::model::{Attachment, BackingFile, Event, Guest, Holder, Labeled, Pool, Volume};
+pub use crate::model::{
+    Attachment, BackingFile, Event, Guest, Holder, Labeled, PathCheck, PathStep, Pool, Volume,
+};
 
 /// Every error a method of `io.svirtpool` can return.
 #[derive(Debug, Clone, PartialEq, Eq, zlink::ReplyError, zlink::introspect::ReplyError)]

@@ -201,6 +201,24 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             );
             Ok(())
         }
+        Command::CheckPath { path, guest, json } => {
+            let cwd = std::env::current_dir().map_err(Error::failed)?;
+            let check =
+                ops::check_path::check(s, Caller::current(), &cwd.join(&path), guest.as_deref())?;
+            if json {
+                show::print_json(&check)?;
+            } else {
+                show::print_check(&check);
+            }
+            match check.reachable {
+                true => Ok(()),
+                false => Err(Error::refused(format!(
+                    "{}: blocked at {}",
+                    check.path,
+                    check.blocked_at.unwrap_or_default()
+                ))),
+            }
+        }
         Command::Volume(VolumeCommand::List {
             pool,
             after,

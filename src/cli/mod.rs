@@ -41,6 +41,18 @@ pub enum Command {
     /// Define, show, list or undefine guests and their MCS pairs.
     #[command(subcommand)]
     Guest(GuestCommand),
+    /// Can the emulator reach this file? DAC and SELinux for every component, the first
+    /// that blocks and how to fix it (exit 1 when blocked). Changes nothing.
+    CheckPath {
+        /// The file (absolute, or relative to here).
+        path: PathBuf,
+        /// Check for this guest (its label, and write access if it holds the file rw).
+        #[arg(long)]
+        guest: Option<String>,
+        /// Print the check as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create or delete volumes of dir pools.
     #[command(subcommand)]
     Volume(VolumeCommand),

@@ -1,7 +1,7 @@
 //! How the CLI shows results to people (JSON output is the serialized value itself).
 
 use crate::error::{Error, Result};
-use crate::model::Volume;
+use crate::model::{PathCheck, Volume};
 use crate::ops::report::PoolStatus;
 
 /// Prints one pool's status for people: attached, drifting or skipped volumes
@@ -70,5 +70,37 @@ pub fn print_volumes(volumes: &[Volume]) {
             v.format.as_deref().unwrap_or("-"),
             v.used_by.join(", ")
         );
+    }
+}
+
+/// Prints a path check for people: one line per component, then the verdict.
+pub fn print_check(check: &PathCheck) {
+    println!(
+        "emulator {} as {} (SELinux: {})",
+        check.emulator, check.process_label, check.selinux
+    );
+    for s in &check.steps {
+        let list = |ok: &[String], no: &[String]| {
+            let mut parts: Vec<String> = ok.iter().map(|p| format!("+{p}")).collect();
+            parts.extend(no.iter().map(|p| format!("-{p}")));
+            parts.join(" ")
+        };
+        println!(
+            "  {:<50} {:<7} {:<45} dac[{}] selinux[{}]",
+            s.path,
+            s.kind,
+            s.label.as_deref().unwrap_or("-"),
+            list(&s.dac_allowed, &s.dac_denied),
+            list(&s.selinux_allowed, &s.selinux_denied)
+        );
+    }
+    match (&check.blocked_at, &check.reason) {
+        (Some(at), Some(why)) => {
+            println!("blocked at {at}: {why}");
+            if let Some(fix) = &check.fix {
+                println!("fix: {fix}");
+            }
+        }
+        _ => println!("reachable"),
     }
 }

@@ -55,6 +55,9 @@ pub struct Settings {
     /// `[libvirt] status_dir`: where libvirtd keeps a status XML per running QEMU domain
     /// (`/run/libvirt/qemu`), to tell which hook-managed guests still run.
     pub libvirt_status_dir: PathBuf,
+    /// `[libvirt] qemu_user`: the user QEMU runs as, for `check-path`; `None`: as
+    /// libvirt's qemu.conf says (`user`), else `libvirt-qemu`.
+    pub qemu_user: Option<String>,
 }
 
 /// The `[api]` section.

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLibvirt {
     pub(super) status_dir: Option<PathBuf>,
+    pub(super) qemu_user: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -67,6 +67,12 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
     Ok(Settings {
         unwatched_rescan,
         libvirt_status_dir,
+        qemu_user: match raw.libvirt.qemu_user {
+            Some(u) if u.is_empty() || u.contains(char::is_whitespace) => {
+                return Err(err(&"libvirt.qemu_user must be a user name or +UID"));
+            }
+            u => u,
+        },
         source: source.to_path_buf(),
         state_dir,
         selinux,

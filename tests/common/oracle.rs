@@ -29,7 +29,12 @@ impl Oracle {
 
     /// Whether `scon` may have `perms` on a file labeled `tcon`.
     pub fn allows(&mut self, scon: &str, tcon: &str, perms: &[&str]) -> bool {
-        let query = serde_json::json!([scon, tcon, "file", perms]);
+        self.allows_class(scon, tcon, "file", perms)
+    }
+
+    /// Whether `scon` may have `perms` on an object of `class` labeled `tcon`.
+    pub fn allows_class(&mut self, scon: &str, tcon: &str, class: &str, perms: &[&str]) -> bool {
+        let query = serde_json::json!([scon, tcon, class, perms]);
         writeln!(self.child.stdin.as_mut().unwrap(), "{query}").unwrap();
         let mut answer = String::new();
         self.out.read_line(&mut answer).unwrap();

@@ -45,7 +45,7 @@ def every_method(sock, pool_dir):
         "api/io.svirtpool.varlink differs from what the agent serves: regenerate it (docs/api.md)"
     for m in ("ListPools", "ListVolumes", "DefineGuest", "UndefineGuest", "GetGuest", "ListGuests",
               "Attach", "Detach", "Release", "Import", "CreateSaveImage", "Open", "Monitor",
-              "CreateVolume", "DeleteVolume"):
+              "CreateVolume", "DeleteVolume", "CheckPath"):
         assert "method %s(" % m in idl["description"], m
     pools = c.list_pools()
     assert [p["name"] for p in pools] == ["test"], pools
@@ -97,6 +97,10 @@ def every_method(sock, pool_dir):
     assert top["backing"] == [{"path": os.path.join(pool_dir, "base.qcow2"), "format": "qcow2"}], top
     expect_error("io.svirtpool.AlreadyExists", c.create_volume, "test", "top.qcow2", "raw", 1)
     expect_error("io.svirtpool.InvalidArgument", c.create_volume, "test", "x.vmdk", "vmdk", 1)
+    check = c.check_path(os.path.join(pool_dir, "top.qcow2"))
+    assert check["steps"][-1]["path"] == os.path.join(pool_dir, "top.qcow2"), check
+    assert not check["reachable"] and check["fix"], check  # resting: no guest may open it
+    expect_error("io.svirtpool.InvalidArgument", c.check_path, "relative/path")
     c.delete_volume("test", "top.qcow2")
     c.delete_volume("test", "base.qcow2")
     assert not os.path.exists(os.path.join(pool_dir, "base.qcow2"))

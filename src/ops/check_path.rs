@@ -1,0 +1,297 @@
+//! `check-path`: can the emulator reach this file? For every directory on the way and
+//! the file itself: what the emulator's user may do by DAC (the kernel's `access(2)`
+//! answered as that user: mode bits, ACLs, groups), and what the guest's process label
+//! may do by the SELinux policy (`decide::policy_query`). The first component that
+//! blocks it comes with the fix to suggest. Changes nothing.
+//!
+//! The path is looked at with the caller's own rights (it learns nothing it could not
+//! `stat` itself); only the DAC answers are asked as the emulator's user.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Access, AtFlags, FileType};
+
+use super::{Caller, access, locate::is_managed, parse_uuid};
+use crate::config::Settings;
+use crate::decide::policy::{FileContexts, FileKind};
+use crate::decide::policy_query::{self, QueryError, Source};
+use crate::error::{Error, Result};
+use crate::model::{PathCheck, PathStep};
+use crate::state::Store;
+
+/// What libvirt's qemu.conf says QEMU runs as (`user = "..."`), if it says.
+fn qemu_conf_user() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/libvirt/qemu.conf").ok()?;
+    text.lines().find_map(|l| {
+        let (key, value) = l.trim().split_once('=')?;
+        (key.trim() == "user").then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The emulator's user: `[libvirt] qemu_user`, else qemu.conf's `user`, else
+/// `libvirt-qemu`; with its uid and primary gid.
+fn emulator(settings: &Settings) -> Result<(String, Caller)> {
+    let name = settings
+        .qemu_user
+        .clone()
+        .or_else(qemu_conf_user)
+        .unwrap_or_else(|| "libvirt-qemu".into());
+    let (uid, gid) = crate::users::user_ids(&name).ok_or_else(|| {
+        Error::failed(format!(
+            "the emulator's user {name:?} does not exist (set [libvirt] qemu_user)"
+        ))
+    })?;
+    Ok((name, Caller { uid, gid }))
+}
+
+/// One component as the caller sees it.
+struct Seen {
+    path: PathBuf,
+    kind: &'static str,
+    label: Option<String>,
+}
+
+/// The components of `path` (absolute, lexically normal): `/`, each directory, the file.
+fn components(path: &Path) -> Vec<PathBuf> {
+    path.ancestors()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+fn look(path: &Path) -> Seen {
+    let kind = match rustix::fs::statat(rustix::fs::CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => "dir",
+            FileType::RegularFile => "file",
+            FileType::Symlink => "symlink",
+            _ => "other",
+        },
+        Err(_) => "missing",
+    };
+    let mut buf = vec![0u8; 256];
+    let label = rustix::fs::lgetxattr(path, "security.selinux", &mut buf)
+        .ok()
+        .map(|n| String::from_utf8_lossy(crate::decide::policy::trim_nul(&buf[..n])).into_owned());
+    Seen {
+        path: path.to_path_buf(),
+        kind,
+        label,
+    }
+}
+
+/// Checks whether the emulator can reach `path` for `guest` (its process label and
+/// the mode it holds the file in), or for any guest (base `svirt_t`, read access).
+pub fn check(
+    settings: &Settings,
+    caller: Caller,
+    path: &Path,
+    guest: Option<&str>,
+) -> Result<PathCheck> {
+    if !path.is_absolute() {
+        return Err(Error::Usage(format!(
+            "{}: the path must be absolute",
+            path.display()
+        )));
+    }
+    let path = super::locate::normalize_user_path(path, Path::new("/"))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let (user, who) = emulator(settings)?;
+    let contexts = &settings.selinux.contexts;
+    let (process, write) = match guest {
+        None => (contexts.process.clone(), false),
+        Some(uuid) => {
+            let uuid = parse_uuid(uuid)?;
+            let store = Store::open(&settings.state_dir)?;
+            let g = store
+                .guest(&uuid)?
+                .ok_or_else(|| Error::NoSuchGuest(uuid.clone()))?;
+            let key_matches = |a: &crate::state::Attachment| {
+                settings
+                    .pools
+                    .iter()
+                    .find(|p| p.name == a.pool)
+                    .is_some_and(|p| p.entry_path(Path::new(OsStr::from_bytes(&a.volume))) == path)
+            };
+            let writes = store
+                .attachments(Some(&uuid))?
+                .iter()
+                .any(|a| key_matches(a) && a.mode != crate::decide::labels::Mode::Ro);
+            (contexts.process_label(g.effective_pair()), writes)
+        }
+    };
+    // Symlinks are followed by QEMU: check where they lead (as the caller resolves it).
+    let real = access::as_user(caller, || std::fs::canonicalize(&path))?.unwrap_or(path.clone());
+    let seen = access::as_user(caller, || {
+        components(&real)
+            .iter()
+            .map(|p| look(p))
+            .collect::<Vec<_>>()
+    })?;
+    let file_perms: &[&str] = if write {
+        &["read", "open", "write"]
+    } else {
+        &["read", "open"]
+    };
+    let mut selinux_source: Option<Result<Source, QueryError>> = None;
+    let mut steps = Vec::new();
+    let mut blocked: Option<(String, String, String)> = None;
+    for (i, s) in seen.iter().enumerate() {
+        let last = i + 1 == seen.len();
+        let mut step = PathStep {
+            path: s.path.to_string_lossy().into_owned(),
+            kind: s.kind.into(),
+            label: s.label.clone(),
+            label_is_default: false,
+            dac_allowed: Vec::new(),
+            dac_denied: Vec::new(),
+            selinux_allowed: Vec::new(),
+            selinux_denied: Vec::new(),
+        };
+        if s.kind == "missing" {
+            blocked.get_or_insert((step.path.clone(), "it does not exist".into(), String::new()));
+            steps.push(step);
+            break;
+        }
+        // With SELinux disabled nothing labels new files: ask what a relabel would give.
+        if step.label.is_none() && !policy_query::enabled() {
+            let kind = if s.kind == "dir" {
+                FileKind::Directory
+            } else {
+                FileKind::Regular
+            };
+            let fc = settings.selinux.file_contexts.as_deref();
+            step.label = FileContexts::shared(fc)
+                .ok()
+                .and_then(|f| f.lookup(&s.path, kind).ok().flatten())
+                .map(|c| c.to_string());
+            step.label_is_default = step.label.is_some();
+        }
+        // DAC, as the emulator's user.
+        let dac: Vec<(&str, Access)> = if last {
+            let mut v = vec![("read", Access::READ_OK)];
+            if write {
+                v.push(("write", Access::WRITE_OK));
+            }
+            v
+        } else {
+            vec![("search", Access::EXEC_OK)]
+        };
+        for (name, mode) in dac {
+            let ok = access::as_user(who, || {
+                rustix::fs::accessat(rustix::fs::CWD, &s.path, mode, AtFlags::EACCESS).is_ok()
+            })?;
+            if ok {
+                step.dac_allowed.push(name.into());
+            } else {
+                step.dac_denied.push(name.into());
+            }
+        }
+        // SELinux, for the guest's process label.
+        let (class, perms): (&str, &[&str]) = if last {
+            ("file", file_perms)
+        } else {
+            ("dir", &["search"])
+        };
+        match &step.label {
+            Some(label) => match policy_query::allows(process.as_str(), label, class, perms) {
+                Ok(v) => {
+                    selinux_source.get_or_insert(Ok(v.source));
+                    step.selinux_allowed = v.allowed;
+                    step.selinux_denied = v.denied;
+                }
+                Err(e) => {
+                    selinux_source.get_or_insert(Err(e));
+                }
+            },
+            // Unlabeled: the kernel treats it as `unlabeled_t`, which svirt_t may not use.
+            None => step.selinux_denied = perms.iter().map(|p| (*p).to_owned()).collect(),
+        }
+        if blocked.is_none() {
+            blocked = blocker(settings, &user, &real, s, &step, last, guest);
+        }
+        steps.push(step);
+    }
+    let selinux = match selinux_source {
+        Some(Ok(Source::Kernel)) => "kernel".into(),
+        Some(Ok(Source::PolicyFile)) => "policy file".into(),
+        Some(Err(e)) => format!("unavailable: {e}"),
+        None => "not asked".into(),
+    };
+    let (blocked_at, reason, fix) = match blocked {
+        Some((at, why, fix)) => (Some(at), Some(why), (!fix.is_empty()).then_some(fix)),
+        None => (None, None, None),
+    };
+    Ok(PathCheck {
+        path: path.to_string_lossy().into_owned(),
+        emulator: format!("{user} (uid {}, gid {})", who.uid, who.gid),
+        process_label: process.to_string(),
+        selinux,
+        steps,
+        reachable: blocked_at.is_none(),
+        blocked_at,
+        reason,
+        fix,
+    })
+}
+
+/// Whether `step` blocks the emulator, and the fix to suggest: (where, why, fix).
+fn blocker(
+    settings: &Settings,
+    user: &str,
+    file: &Path,
+    seen: &Seen,
+    step: &PathStep,
+    last: bool,
+    guest: Option<&str>,
+) -> Option<(String, String, String)> {
+    let at = step.path.clone();
+    let managed = is_managed(settings, file);
+    let shown = file.display();
+    let into_pool = format!("import it into a pool: svirt-pool import {shown} --pool POOL");
+    if !step.dac_denied.is_empty() {
+        let why = format!("user {user} may not {} it", step.dac_denied.join(" or "));
+        let perms = if last {
+            if step.dac_denied.iter().any(|p| p == "write") {
+                "rw"
+            } else {
+                "r"
+            }
+        } else {
+            "x"
+        };
+        let acl = format!("setfacl -m u:{user}:{perms} {at}");
+        let fix = if last && !managed {
+            format!("{acl}, or {into_pool}")
+        } else {
+            acl
+        };
+        return Some((at, why, fix));
+    }
+    if !step.selinux_denied.is_empty() {
+        let label = step.label.as_deref().unwrap_or("no label");
+        let why = format!(
+            "the policy does not let the guest {} it ({label})",
+            step.selinux_denied.join(" or ")
+        );
+        let fix = match (last, managed) {
+            (true, true) => format!(
+                "attach it to the guest: svirt-pool attach --guest {} --volume {shown} --mode ro|rw",
+                guest.unwrap_or("UUID")
+            ),
+            (true, false) => into_pool,
+            (false, _) => format!(
+                "give the directory a label svirt_t may search (e.g. semanage fcontext -a -t virt_image_t '{at}' && restorecon {at}), or {into_pool}"
+            ),
+        };
+        return Some((at, why, fix));
+    }
+    if last && seen.kind != "file" {
+        return Some((at, "it is not a regular file".into(), String::new()));
+    }
+    None
+}
