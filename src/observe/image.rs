@@ -225,19 +225,41 @@ fn parse_qcow2(head: &[u8]) -> Result<Header, HeaderError> {
     })
 }
 
-/// Reads and parses the header of the file open at `fd` (a regular file).
+/// Reads and parses the header of the file open at `fd` (a regular file): the first
+/// 4 KiB, more of the first cluster only for a qcow2 whose header or backing name
+/// lies beyond them, and the 5 bytes of the ISO magic.
 pub fn read(fd: BorrowedFd<'_>) -> io::Result<Result<Header, HeaderError>> {
-    let mut head = vec![0u8; HEAD_BYTES];
+    let mut head = read_at(fd, 0, 4096)?;
+    if head.starts_with(b"QFI\xfb") {
+        if let Err(HeaderError::Corrupt(_)) = parse_qcow2(&head) {
+            head = read_at(fd, 0, HEAD_BYTES)?;
+        }
+        return Ok(parse(&head));
+    }
+    if head.len() == 4096 {
+        // Only the magic's bytes of the ISO volume descriptor, where parse looks.
+        let iso = read_at(fd, ISO_MAGIC_AT as u64, 5)?;
+        if iso == b"CD001" {
+            head.resize(ISO_MAGIC_AT, 0);
+            head.extend_from_slice(&iso);
+        }
+    }
+    Ok(parse(&head))
+}
+
+/// Up to `len` bytes at `offset` (fewer at the end of the file).
+fn read_at(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
     let mut filled = 0;
-    while filled < head.len() {
-        let n = rustix::io::pread(fd, &mut head[filled..], filled as u64)?;
+    while filled < len {
+        let n = rustix::io::pread(fd, &mut buf[filled..], offset + filled as u64)?;
         if n == 0 {
             break;
         }
         filled += n;
     }
-    head.truncate(filled);
-    Ok(parse(&head))
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub fn page(
                 let holders = store.holders(pool, rel.as_os_str().as_bytes())?;
                 let ex = rec.reconcile_path(idx, rel, &holders);
                 let mut v = describe(settings, idx, rel, &ex, shown_holders(&holders, &names));
-                file_facts(settings, idx, rel, &mut v);
+                file_facts(settings, idx, root.as_fd(), rel, &mut v);
                 Ok(take(v))
             };
             // Stopped early (page full) or not: the page says which by its length.
@@ -241,12 +241,9 @@ fn describe_lv(name: &str, ex: &Examined, holders: Vec<crate::model::Holder>) ->
 /// Length, blocks, format, virtual size and backing chain of a dir-pool file, read
 /// through a descriptor opened beneath the pool root (a FIFO or device planted in a
 /// pool is opened `O_PATH` and never read).
-fn file_facts(settings: &Settings, idx: usize, rel: &Path, v: &mut Volume) {
+fn file_facts(settings: &Settings, idx: usize, root: BorrowedFd<'_>, rel: &Path, v: &mut Volume) {
     let dir = settings.pools[idx].dir().expect("a dir pool");
-    let Ok(root) = fsys::open_pool_root(&dir.path) else {
-        return;
-    };
-    let Ok(opened) = fsys::open_beneath(root.as_fd(), rel, dir.cross_filesystems) else {
+    let Ok(opened) = fsys::open_beneath(root, rel, dir.cross_filesystems) else {
         return;
     };
     let node = opened.node;
@@ -272,7 +269,7 @@ fn file_facts(settings: &Settings, idx: usize, rel: &Path, v: &mut Volume) {
     v.format = Some(header.format.as_str().to_owned());
     v.capacity = Some(header.capacity.unwrap_or(size));
     if header.backing.is_some() {
-        match chain::backing_chain(root.as_fd(), &dir.path, rel, dir.cross_filesystems) {
+        match chain::backing_chain(root, &dir.path, rel, dir.cross_filesystems) {
             Ok(links) => {
                 v.backing = links
                     .into_iter()
