@@ -4,6 +4,7 @@
 mod args;
 pub mod auth;
 pub mod client;
+mod monitor;
 pub mod replies;
 pub mod server;
 pub mod service;

@@ -11,15 +11,13 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 
 use futures_util::Stream;
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::broadcast;
 use zlink::{Reply, service};
 
 use super::args::{
     MAX_GUEST_PAGE, MAX_PAGE, mode_arg, one_fd, uuid_arg, volume_arg, volume_filter, volume_format,
 };
 use super::auth::Access;
+use super::monitor;
 use super::replies::*;
 pub use super::session::Api;
 use super::types::*;
@@ -382,62 +380,12 @@ impl Api {
         if allowed.is_ok() {
             self.streaming.store(true, Ordering::Relaxed);
         }
-        let (streaming, hangup) = (self.streaming.clone(), self.hangup.clone());
-        Box::pin(futures_util::stream::unfold(
-            (receiver, allowed, false),
-            move |(mut rx, allowed, done)| {
-                let (streaming, hangup) = (streaming.clone(), hangup.clone());
-                async move {
-                    if done {
-                        // Idle again: the idle timeout applies once the stream ends.
-                        streaming.store(false, Ordering::Relaxed);
-                        return None;
-                    }
-                    if let Err(e) = allowed {
-                        return Some((Err(e), (rx, Ok(()), true)));
-                    }
-                    let received = tokio::select! {
-                        r = rx.recv() => r,
-                        () = hung_up(&hangup) => {
-                            // The client is gone: give its slot back now, not at the
-                            // next event.
-                            streaming.store(false, Ordering::Relaxed);
-                            return None;
-                        }
-                    };
-                    let event = match received {
-                        Ok(event) => event,
-                        // A slow reader missed events: tell it how many, and go on.
-                        Err(broadcast::error::RecvError::Lagged(n)) => Event {
-                            kind: "lagged".into(),
-                            pool: String::new(),
-                            volume: n.to_string(),
-                            label: None,
-                        },
-                        Err(broadcast::error::RecvError::Closed) => {
-                            streaming.store(false, Ordering::Relaxed);
-                            return None;
-                        }
-                    };
-                    let reply = Reply::new(Some(EventReply { event })).set_continues(Some(more));
-                    Some((Ok(reply), (rx, Ok(()), !more)))
-                }
-            },
-        ))
-    }
-}
-
-/// Completes when the peer of the connection behind `fd` has hung up.
-async fn hung_up(fd: &AsyncFd<OwnedFd>) {
-    loop {
-        let Ok(mut guard) = fd.ready(Interest::READABLE | Interest::ERROR).await else {
-            return;
-        };
-        let ready = guard.ready();
-        if ready.is_read_closed() || ready.is_error() {
-            return;
-        }
-        // Data the client sent meanwhile is zlink's to read: wait for the next change.
-        guard.clear_ready();
+        monitor::events(
+            receiver,
+            allowed,
+            self.streaming.clone(),
+            self.hangup.clone(),
+            more,
+        )
     }
 }

@@ -196,8 +196,13 @@ pub enum VolumeCommand {
     },
 }
 
+/// A size that is not a positive number of bytes (with an optional suffix).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a size (bytes, or a number with K, M, G or T)")]
+pub struct BadSize(String);
+
 /// A size in bytes, with an optional K, M, G or T suffix (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, BadSize> {
     let (digits, shift) = match text.char_indices().last() {
         Some((i, 'K' | 'k')) => (&text[..i], 10),
         Some((i, 'M' | 'm')) => (&text[..i], 20),
@@ -210,7 +215,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))
+        .ok_or_else(|| BadSize(text.to_owned()))
 }
 
 /// `guest` subcommands.

@@ -191,7 +191,7 @@ pub fn resolve_flags(cross_filesystems: bool) -> ResolveFlags {
 }
 
 /// Why an entry below a pool could not be reached.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpenError {
     /// It does not exist (any more).
     Missing,

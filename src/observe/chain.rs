@@ -57,7 +57,7 @@ pub enum ChainError {
         /// Where the name resolved to, below the pool root.
         rel: PathBuf,
         /// What is wrong with it.
-        why: String,
+        why: Unusable,
     },
     /// The chain comes back to a file already in it.
     #[error("{}: backing file {} makes a loop", .link.display(), .rel.display())]
@@ -81,6 +81,23 @@ pub enum ChainError {
         /// What is wrong with it.
         why: String,
     },
+}
+
+/// Why a file cannot be part of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    /// It is, or its path goes through, a symlink.
+    #[error("is or goes through a symlink")]
+    Symlink,
+    /// It cannot be opened beneath the pool (missing, another mount, I/O).
+    #[error("{0}")]
+    Open(OpenError),
+    /// It has other links, which may be outside the pool.
+    #[error("has {0} hard links (one may be a file outside the pool)")]
+    HardLinks(u64),
+    /// A directory, device, FIFO…
+    #[error("is not a regular file")]
+    NotRegular,
 }
 
 /// The path below the pool root that backing `name`, written in the image at `from`
@@ -144,7 +161,8 @@ pub fn backing_chain(
         link: link.to_path_buf(),
         why,
     };
-    let mut node = open_file(root, &at, cross_fs).map_err(|why| header_error(&at, why))?;
+    let mut node =
+        open_file(root, &at, cross_fs).map_err(|why| header_error(&at, why.to_string()))?;
     seen.push(node.file);
     loop {
         let header = image::read(node.fd.as_fd())
@@ -157,7 +175,7 @@ pub fn backing_chain(
             return Err(ChainError::TooDeep { link: at });
         }
         let next = resolve(pool, &at, &name)?;
-        let unusable = |why: String| ChainError::Unusable {
+        let unusable = |why: Unusable| ChainError::Unusable {
             link: at.clone(),
             rel: next.clone(),
             why,
@@ -194,19 +212,17 @@ fn open_file(
     root: std::os::fd::BorrowedFd<'_>,
     rel: &Path,
     cross_fs: bool,
-) -> Result<fsys::Node, String> {
+) -> Result<fsys::Node, Unusable> {
     let node = fsys::open_beneath(root, rel, cross_fs)
         .map_err(|e| match e {
-            OpenError::Symlink => "is or goes through a symlink".to_string(),
-            e => e.to_string(),
+            OpenError::Symlink => Unusable::Symlink,
+            e => Unusable::Open(e),
         })?
         .node;
     match node.kind {
         NodeKind::Regular { links: 1 } => Ok(node),
-        NodeKind::Regular { links } => Err(format!(
-            "has {links} hard links (one may be a file outside the pool)"
-        )),
-        _ => Err("is not a regular file".into()),
+        NodeKind::Regular { links } => Err(Unusable::HardLinks(links)),
+        _ => Err(Unusable::NotRegular),
     }
 }
 

@@ -3,6 +3,7 @@
 //! callers decide how to show it.
 
 pub mod access;
+mod chains;
 pub mod check_path;
 pub mod files;
 pub mod guests;

@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::fs::{FileType, OFlags};
 
+use super::chains::{chain_of, check_chain_readable, label_chain};
 use super::locate::{Volume, locate};
 use super::{Caller, access, guest_for, parse_uuid};
 use crate::apply::filecon;
@@ -16,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
 use crate::model::Labeled;
-use crate::observe::chain::{self, Link};
 use crate::observe::devices;
 use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
@@ -54,68 +54,6 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Fil
     use std::os::fd::AsFd;
     filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
     Ok(Some(node.file))
-}
-
-/// The backing chain of a dir-pool volume (empty for LVs and images without one),
-/// resolved beneath its pool; a chain that leaves the pool, loops or is too deep is
-/// refused, naming the link.
-fn chain_of(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Vec<Link>> {
-    let Some(rel) = &vol.rel else {
-        return Ok(Vec::new());
-    };
-    let dir = rec.settings().pools[vol.pool]
-        .dir()
-        .expect("a file of a dir pool");
-    let root = rec.root(vol.pool).map_err(Error::failed)?;
-    chain::backing_chain(root, &dir.path, rel, dir.cross_filesystems)
-        .map_err(|e| Error::refused(format!("cannot attach {}: {e}", vol.shown)))
-}
-
-/// Refuses an overlay whose backing files `caller` may not read itself: attaching it
-/// gives the guest read access to all of them.
-fn check_chain_readable(
-    settings: &Settings,
-    caller: Caller,
-    vol: &Volume,
-    chain: &[Link],
-) -> Result<()> {
-    let dir = settings.pools[vol.pool].dir().expect("a dir pool");
-    for link in chain {
-        let fd = access::open_as(
-            caller,
-            &dir.path,
-            &link.rel,
-            dir.cross_filesystems,
-            OFlags::RDONLY | OFlags::NONBLOCK,
-        )?;
-        if file_of(&fd)? != link.file {
-            return Err(Error::refused(format!(
-                "backing file {} of {} was replaced while it was being attached",
-                link.rel.display(),
-                vol.shown
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Labels the backing files of an overlay after its holds changed; the first that does
-/// not get its label, and why.
-fn label_chain(
-    rec: &mut Reconciler<'_>,
-    store: &Store,
-    pool: usize,
-    chain: &[Link],
-) -> Result<Result<(), String>> {
-    let name = &rec.settings().pools[pool].name.clone();
-    for link in chain {
-        let key = link.rel.as_os_str().as_encoded_bytes();
-        let ex = rec.reconcile_path(pool, &link.rel, &store.holders(name, key)?);
-        if let Err(why) = ex.labeled() {
-            return Ok(Err(format!("backing file {}: {why}", link.rel.display())));
-        }
-    }
-    Ok(Ok(()))
 }
 
 /// The access a guest gets to a volume attached in `mode`.
@@ -250,7 +188,9 @@ pub(super) fn attach_and_open(
             Err(NotLabeled::Skipped(SkipReason::Changed).to_string())
         }
         _ => match ex.labeled() {
-            Ok(label) => label_chain(&mut rec, &store, vol.pool, &chain)?.map(|()| Some(label)),
+            Ok(label) => label_chain(&mut rec, &store, vol.pool, &chain)?
+                .map(|()| Some(label))
+                .map_err(|e| e.to_string()),
             Err(why) => Err(why.to_string()),
         },
     };
@@ -289,7 +229,10 @@ pub(super) fn attach_and_open(
             .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders))
             .and_then(|ex| {
                 let chain = label_chain(&mut rec, &store, vol.pool, &chain)?;
-                Ok(ex.labeled().map_err(|e| e.to_string()).and(chain))
+                Ok(ex
+                    .labeled()
+                    .map_err(|e| e.to_string())
+                    .and(chain.map_err(|e| e.to_string())))
             });
             let rollback = match restored {
                 Ok(Ok(_)) => String::new(),

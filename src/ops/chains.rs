@@ -1,0 +1,90 @@
+//! The backing chain of an overlay being attached: found (refused when it leads
+//! astray), checked against the caller's own rights, and labeled with the overlay.
+
+use std::path::PathBuf;
+
+use rustix::fs::OFlags;
+
+use super::locate::Volume;
+use super::volumes::file_of;
+use super::{Caller, access};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::observe::chain::{self, Link};
+use crate::reconcile::{NotLabeled, Reconciler};
+use crate::state::Store;
+
+/// The backing chain of a dir-pool volume (empty for LVs and images without one),
+/// resolved beneath its pool; a chain that leaves the pool, loops or is too deep is
+/// refused, naming the link.
+pub(super) fn chain_of(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Vec<Link>> {
+    let Some(rel) = &vol.rel else {
+        return Ok(Vec::new());
+    };
+    let dir = rec.settings().pools[vol.pool]
+        .dir()
+        .expect("a file of a dir pool");
+    let root = rec.root(vol.pool).map_err(Error::failed)?;
+    chain::backing_chain(root, &dir.path, rel, dir.cross_filesystems)
+        .map_err(|e| Error::refused(format!("cannot attach {}: {e}", vol.shown)))
+}
+
+/// Refuses an overlay whose backing files `caller` may not read itself: attaching it
+/// gives the guest read access to all of them.
+pub(super) fn check_chain_readable(
+    settings: &Settings,
+    caller: Caller,
+    vol: &Volume,
+    chain: &[Link],
+) -> Result<()> {
+    let dir = settings.pools[vol.pool].dir().expect("a dir pool");
+    for link in chain {
+        let fd = access::open_as(
+            caller,
+            &dir.path,
+            &link.rel,
+            dir.cross_filesystems,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?;
+        if file_of(&fd)? != link.file {
+            return Err(Error::refused(format!(
+                "backing file {} of {} was replaced while it was being attached",
+                link.rel.display(),
+                vol.shown
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A backing file that did not get the label its holds ask for.
+#[derive(Debug, thiserror::Error)]
+#[error("backing file {}: {why}", .rel.display())]
+pub(super) struct ChainUnlabeled {
+    /// Its path below the pool root.
+    rel: PathBuf,
+    /// Why.
+    why: NotLabeled,
+}
+
+/// Labels the backing files of an overlay after its holds changed; the first that does
+/// not get its label, and why.
+pub(super) fn label_chain(
+    rec: &mut Reconciler<'_>,
+    store: &Store,
+    pool: usize,
+    chain: &[Link],
+) -> Result<std::result::Result<(), ChainUnlabeled>> {
+    let name = &rec.settings().pools[pool].name.clone();
+    for link in chain {
+        let key = link.rel.as_os_str().as_encoded_bytes();
+        let ex = rec.reconcile_path(pool, &link.rel, &store.holders(name, key)?);
+        if let Err(why) = ex.labeled() {
+            return Ok(Err(ChainUnlabeled {
+                rel: link.rel.clone(),
+                why,
+            }));
+        }
+    }
+    Ok(Ok(()))
+}
