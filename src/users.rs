@@ -51,27 +51,28 @@ pub fn user_ids(name: &str) -> Option<(u32, u32)> {
 
 /// The primary gid of user `uid`.
 fn primary_gid(uid: u32) -> Option<u32> {
-    // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; buf outlives it.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    (rc == 0 && !result.is_null()).then_some(pwd.pw_gid)
+    with_passwd(uid, |pwd| pwd.pw_gid)
 }
 
-/// The groups of user `uid`: its primary group and every supplementary one. `None`
-/// when the user is unknown.
-pub fn groups_of(uid: u32) -> Option<Vec<u32>> {
+/// Calls `f` with user `uid`'s passwd entry (its strings valid during the call).
+fn with_passwd<T>(uid: u32, f: impl FnOnce(&libc::passwd) -> T) -> Option<T> {
     // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; buf outlives every use of pwd.
     let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
+    (rc == 0 && !result.is_null()).then(|| f(&pwd))
+}
+
+/// The groups of user `uid`: its primary group and every supplementary one. `None`
+/// when the user is unknown.
+pub fn groups_of(uid: u32) -> Option<Vec<u32>> {
+    with_passwd(uid, group_list).flatten()
+}
+
+/// Every group of the user `pwd` describes.
+fn group_list(pwd: &libc::passwd) -> Option<Vec<u32>> {
     let mut groups = vec![0 as libc::gid_t; 64];
     loop {
         let mut n = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);

@@ -302,23 +302,7 @@ fn a_member_cannot_use_the_agent_as_its_deputy() {
     std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
     // A world-readable overlay whose backing file is the secret.
     let overlay = bed.pool.join("on-secret.qcow2");
-    let made = std::process::Command::new("qemu-img")
-        .args([
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-u",
-            "-b",
-            "root-only.img",
-            "-F",
-            "raw",
-        ])
-        .arg(&overlay)
-        .arg("1M")
-        .status()
-        .unwrap();
-    assert!(made.success());
+    common::images::qcow2_sized(&overlay, "1M", Some(("root-only.img", "raw")));
     std::fs::set_permissions(&overlay, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (root_guest, pair) = bed.define_guest("root's");
     bed.attach_ok(&root_guest, &disk, "rw");

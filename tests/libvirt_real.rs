@@ -12,28 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::libvirt::{start_libvirtd, virsh, virsh_ok};
 use common::*;
 
 const HOOK: &str = "/etc/libvirt/hooks/qemu.d/svirt-pool-test";
 const HOOK_CONF: &str = "/run/svirt-pool-test/hook.conf";
-
-fn virsh(args: &[&str]) -> Output {
-    Command::new("virsh")
-        .args(["-c", "qemu:///system"])
-        .args(args)
-        .output()
-        .expect("virsh (libvirt-clients) is needed: scripts/install-deps --tests")
-}
-
-fn virsh_ok(args: &[&str]) -> String {
-    let out = virsh(args);
-    assert!(
-        out.status.success(),
-        "virsh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Starts libvirtd if needed, installs the test hook (it runs this build's binary on
 /// the config named in HOOK_CONF), and removes both the hook's config and every test
@@ -51,13 +34,7 @@ impl Libvirt {
         let turn = TURN
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-libvirtd");
-        let out = Command::new(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "start-libvirtd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        start_libvirtd();
         std::fs::write(
             HOOK,
             "#!/bin/sh\n# svirt-pool's tests: the test build's hook on the config a test names.\n\
@@ -137,8 +114,7 @@ fn restart_libvirtd() {
             .unwrap()
             .success()
     }));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-libvirtd");
-    assert!(Command::new(script).status().unwrap().success());
+    start_libvirtd();
 }
 
 /// A raw disk image libvirt's DAC driver (which runs QEMU as libvirt-qemu) can open.

@@ -5,35 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::images::qcow2;
 use common::oracle::Oracle;
 use common::*;
-
-fn qemu_img(args: &[&str]) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("qemu-img (qemu-utils) is needed: scripts/install-deps");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A qcow2 image at `path` (capacity 64 MiB), on `backing` (its name as written).
-fn qcow2(path: &Path, backing: Option<(&str, &str)>) -> PathBuf {
-    let p = path.to_str().unwrap();
-    match backing {
-        None => qemu_img(&["create", "-q", "-f", "qcow2", p, "64M"]),
-        Some((name, fmt)) => qemu_img(&[
-            "create", "-q", "-f", "qcow2", "-u", "-b", name, "-F", fmt, p, "64M",
-        ]),
-    }
-    path.to_path_buf()
-}
 
 fn process_label(bed: &Bed, uuid: &str) -> String {
     let json: serde_json::Value = serde_json::from_str(&bed.ok(&["guest", "show", uuid])).unwrap();

@@ -7,49 +7,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::images::{qcow2_sized, qemu_img};
+use common::libvirt::{start_libvirtd, virsh, virsh_ok};
 use common::*;
-
-fn virsh(args: &[&str]) -> Output {
-    Command::new("virsh")
-        .args(["-c", "qemu:///system"])
-        .args(args)
-        .output()
-        .expect("virsh (libvirt-clients) is needed: scripts/install-deps --tests")
-}
-
-fn virsh_ok(args: &[&str]) -> String {
-    let out = virsh(args);
-    assert!(
-        out.status.success(),
-        "virsh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn qemu_img(args: &[&str]) {
-    let out = Command::new("qemu-img").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A libvirt dir pool on `dir`, destroyed and undefined when dropped.
 struct LibvirtPool(String);
 
 impl LibvirtPool {
     fn new(dir: &Path) -> LibvirtPool {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-libvirtd");
-        let out = Command::new(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "start-libvirtd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        start_libvirtd();
         let name = unique("svirt-pool-parity");
         virsh_ok(&[
             "pool-define-as",
@@ -117,34 +85,11 @@ impl Drop for LibvirtPool {
 fn volume_facts_equal_libvirts() {
     let bed = Bed::new();
     let p = |name: &str| bed.pool.join(name).to_str().unwrap().to_owned();
-    qemu_img(&["create", "-q", "-f", "qcow2", &p("base.qcow2"), "256M"]);
-    // Some data in the base, so allocation is more than the header.
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "base.qcow2",
-        "-F",
-        "qcow2",
-        &p("o1.qcow2"),
-        "256M",
-    ]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        &p("base.qcow2"),
-        "-F",
-        "qcow2",
-        &p("o2.qcow2"),
-        "512M",
-    ]);
+    let pool = |name: &str| bed.pool.join(name);
+    qcow2_sized(&pool("base.qcow2"), "256M", None);
+    // Relative and absolute backing names; libvirt resolves both.
+    qcow2_sized(&pool("o1.qcow2"), "256M", Some(("base.qcow2", "qcow2")));
+    qcow2_sized(&pool("o2.qcow2"), "512M", Some((&p("base.qcow2"), "qcow2")));
     qemu_img(&["create", "-q", "-f", "raw", &p("sparse.raw"), "100M"]);
     std::fs::write(bed.pool.join("written.raw"), vec![7u8; 300_000]).unwrap();
     let mut iso = vec![0u8; 64 * 1024];

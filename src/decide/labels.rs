@@ -219,16 +219,22 @@ pub fn check_attach(existing: &[Holder], guest: &str, mode: Mode) -> Result<(), 
     Ok(())
 }
 
+/// The refpolicy's sVirt contexts, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_contexts() -> GuestContexts {
+    GuestContexts {
+        image: "system_u:object_r:svirt_image_t:s0".parse().unwrap(),
+        content: "system_u:object_r:virt_content_t:s0".parse().unwrap(),
+        process: "system_u:system_r:svirt_t:s0".parse().unwrap(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn contexts() -> GuestContexts {
-        GuestContexts {
-            image: "system_u:object_r:svirt_image_t:s0".parse().unwrap(),
-            content: "system_u:object_r:virt_content_t:s0".parse().unwrap(),
-            process: "system_u:system_r:svirt_t:s0".parse().unwrap(),
-        }
+        test_contexts()
     }
 
     fn holder(guest: &str, a: u16, b: u16, mode: Mode) -> Holder {

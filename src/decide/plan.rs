@@ -135,11 +135,7 @@ mod tests {
     use crate::decide::labels::Mode;
 
     fn contexts() -> GuestContexts {
-        GuestContexts {
-            image: "system_u:object_r:svirt_image_t:s0".parse().unwrap(),
-            content: "system_u:object_r:virt_content_t:s0".parse().unwrap(),
-            process: "system_u:system_r:svirt_t:s0".parse().unwrap(),
-        }
+        crate::decide::labels::test_contexts()
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub struct Verdict {
     pub source: Source,
 }
 
+impl Verdict {
+    /// Files `perm` under allowed or denied.
+    fn record(&mut self, perm: &str, allowed: bool) {
+        match allowed {
+            true => self.allowed.push(perm.to_owned()),
+            false => self.denied.push(perm.to_owned()),
+        }
+    }
+}
+
 /// Why the policy could not be asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -189,12 +199,7 @@ fn ask_sepol(scon: &str, tcon: &str, class: &str, perms: &[&str]) -> Result<Verd
         if rc != 0 {
             return Err(QueryError::Unknown(format!("{scon} -> {tcon} {class}")));
         }
-        let list = if avd.allowed & av == av {
-            &mut verdict.allowed
-        } else {
-            &mut verdict.denied
-        };
-        list.push((*perm).to_owned());
+        verdict.record(perm, avd.allowed & av == av);
     }
     Ok(verdict)
 }
@@ -235,12 +240,7 @@ fn ask_kernel(scon: &str, tcon: &str, class: &str, perms: &[&str]) -> Result<Ver
                 std::io::Error::last_os_error()
             )));
         }
-        let list = if avd.allowed & av == av {
-            &mut verdict.allowed
-        } else {
-            &mut verdict.denied
-        };
-        list.push((*perm).to_owned());
+        verdict.record(perm, avd.allowed & av == av);
     }
     Ok(verdict)
 }

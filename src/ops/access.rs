@@ -33,14 +33,7 @@ pub fn open_as(
         resolve |= ResolveFlags::NO_XDEV;
     }
     let open = || -> std::result::Result<OwnedFd, Errno> {
-        // O_PATH: reaching the root needs search permission only, as a path would.
-        let root = rustix::fs::openat2(
-            rustix::fs::CWD,
-            pool_root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )?;
+        let root = root_path(pool_root)?;
         rustix::fs::openat2(
             &root,
             rel,
@@ -82,13 +75,7 @@ pub fn unlink_as(
         }
     };
     let unlink = || -> std::result::Result<bool, Errno> {
-        let root = rustix::fs::openat2(
-            rustix::fs::CWD,
-            pool_root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )?;
+        let root = root_path(pool_root)?;
         let dir = rustix::fs::openat2(
             &root,
             if parent.as_os_str().is_empty() {
@@ -168,6 +155,18 @@ fn access_word(flags: OFlags) -> &'static str {
     } else {
         "for reading"
     }
+}
+
+/// The pool root, opened `O_PATH` as the current thread's user: reaching it needs
+/// search permission only, as a path would; never through a symlink.
+fn root_path(pool_root: &Path) -> std::result::Result<OwnedFd, Errno> {
+    rustix::fs::openat2(
+        rustix::fs::CWD,
+        pool_root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 /// Runs `f` with `caller`'s uid, gid and groups: here for root, else on a thread of its own.

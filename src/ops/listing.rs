@@ -172,7 +172,7 @@ pub fn page(
     Ok(Page { volumes, next })
 }
 
-/// The volume as the reconciler found it (inspecting), with its holders.
+/// A dir-pool volume as the reconciler found it (inspecting), with its holders.
 fn describe(
     settings: &Settings,
     idx: usize,
@@ -181,25 +181,10 @@ fn describe(
     holders: Vec<crate::model::Holder>,
 ) -> Volume {
     let path = settings.pools[idx].entry_path(rel);
-    let mut used_by: Vec<String> = holders.iter().map(|h| h.name.clone()).collect();
-    used_by.dedup();
-    Volume {
-        name: shown(rel),
-        path: shown(&path),
-        address: volume_address(&path),
-        size: None,
-        format: None,
-        capacity: None,
-        allocation: None,
-        backing: Vec::new(),
-        used_by,
-        current_label: ex.current.clone(),
-        desired_label: ex.desired.as_ref().map(ToString::to_string),
-        state: state_of(&holders),
-        holders,
-        drift: ex.outcome == Outcome::Relabeled,
-        note: note_of(ex),
-    }
+    let mut v = describe_lv(&shown(rel), ex, holders);
+    v.path = shown(&path);
+    v.address = volume_address(&path);
+    v
 }
 
 /// An LV without a node: nothing to read but its name and holders.
@@ -216,6 +201,7 @@ fn inactive(name: &str, holders: Vec<crate::model::Holder>) -> Volume {
     v
 }
 
+/// A volume named `name` (also its address: `VG/LV`) as the reconciler found it.
 fn describe_lv(name: &str, ex: &Examined, holders: Vec<crate::model::Holder>) -> Volume {
     let mut used_by: Vec<String> = holders.iter().map(|h| h.name.clone()).collect();
     used_by.dedup();

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod images;
+pub mod libvirt;
 pub mod lvm;
 pub mod oracle;
 
