@@ -23,16 +23,22 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
             state_dir.display()
         )));
     }
+    // Needed only to check the defaults of pools without a resting label (and that a
+    // configured file exists and loads): a host whose pools all set one never loads it.
+    let needs_defaults =
+        selinux.file_contexts.is_some() || raw.pools.iter().any(|p| p.resting_label.is_none());
     let file_contexts = match checks {
-        Checks::Full => Some(
-            FileContexts::open(selinux.file_contexts.as_deref())
+        Checks::Full if needs_defaults => Some(
+            // This thread's shared handle: the scan's first directory, walked on this
+            // thread, looks its defaults up in the same one.
+            FileContexts::shared(selinux.file_contexts.as_deref())
                 .map_err(|e| err(&format!("selinux.file_contexts: {e}")))?,
         ),
-        Checks::Syntax => None,
+        Checks::Full | Checks::Syntax => None,
     };
     let mut pools: Vec<Pool> = Vec::new();
     for (i, raw_pool) in raw.pools.into_iter().enumerate() {
-        let pool = validate_pool(raw_pool, file_contexts.as_ref())
+        let pool = validate_pool(raw_pool, checks, file_contexts.as_deref())
             .map_err(|e| err(&format!("pool[{i}]: {e}")))?;
         for other in &pools {
             check_distinct(other, &pool).map_err(|e| err(&format!("pool[{i}]: {e}")))?;
@@ -187,7 +193,11 @@ fn validate_selinux(raw: RawSelinux) -> Result<SelinuxSettings, Invalid> {
     })
 }
 
-fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<Pool, Invalid> {
+fn validate_pool(
+    raw: RawPool,
+    checks: Checks,
+    file_contexts: Option<&FileContexts>,
+) -> Result<Pool, Invalid> {
     let name = raw.name;
     if name.is_empty()
         || !name
@@ -214,7 +224,7 @@ fn validate_pool(raw: RawPool, file_contexts: Option<&FileContexts>) -> Result<P
             let path = raw
                 .path
                 .ok_or_else(|| invalid!("pool {name:?}: path is required for type \"dir\""))?;
-            if file_contexts.is_some() {
+            if checks == Checks::Full {
                 probe::check_pool_path(&path)
                     .map_err(|e| invalid!("pool {name:?}: path {}: {e}", path.display()))?;
             } else if !path.is_absolute() {
