@@ -36,13 +36,6 @@ fn config_path(cli: &Cli) -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    // glibc gives every thread that allocates its own arena (64 MiB reserved, grown by
-    // mprotect a page at a time): the scan's walkers and the API's blocking threads
-    // then hold memory no other thread reuses. Two arenas serve them all.
-    // SAFETY: mallopt only changes the allocator's tuning; no other thread runs yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Agent));
     if matches!(cli.command, Command::UdevHook) {

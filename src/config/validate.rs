@@ -29,16 +29,14 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
         selinux.file_contexts.is_some() || raw.pools.iter().any(|p| p.resting_label.is_none());
     let file_contexts = match checks {
         Checks::Full if needs_defaults => Some(
-            // This thread's shared handle: the scan's first directory, walked on this
-            // thread, looks its defaults up in the same one.
-            FileContexts::shared(selinux.file_contexts.as_deref())
+            FileContexts::open(selinux.file_contexts.as_deref())
                 .map_err(|e| err(&format!("selinux.file_contexts: {e}")))?,
         ),
         Checks::Full | Checks::Syntax => None,
     };
     let mut pools: Vec<Pool> = Vec::new();
     for (i, raw_pool) in raw.pools.into_iter().enumerate() {
-        let pool = validate_pool(raw_pool, checks, file_contexts.as_deref())
+        let pool = validate_pool(raw_pool, checks, file_contexts.as_ref())
             .map_err(|e| err(&format!("pool[{i}]: {e}")))?;
         for other in &pools {
             check_distinct(other, &pool).map_err(|e| err(&format!("pool[{i}]: {e}")))?;

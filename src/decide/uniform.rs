@@ -141,8 +141,6 @@ pub fn uniform_below(base: &Path, dir: &Path) -> bool {
 /// default of each file type once looked up. Shared by every clone of the pool's config.
 #[derive(Debug, Default)]
 pub struct PoolDefaults {
-    /// Lookups made so far: the analysis pays off only for pools of many files.
-    lookups: std::sync::atomic::AtomicU32,
     uniform: OnceLock<bool>,
     by_kind: [OnceLock<Option<Context>>; 3],
 }
@@ -158,17 +156,6 @@ impl PoolDefaults {
         kind: FileKind,
         lookup: impl FnOnce() -> Result<Option<Context>, PolicyError>,
     ) -> Option<Result<Option<Context>, PolicyError>> {
-        // A handful of files (the 1-file scan of an attach, an event) costs less looked up
-        // one by one than the analysis of the whole file_contexts source.
-        const ANALYZE_AFTER: u32 = 16;
-        if self.uniform.get().is_none()
-            && self
-                .lookups
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                < ANALYZE_AFTER
-        {
-            return None;
-        }
         if !*self.uniform.get_or_init(|| uniform_below(&base(), dir)) {
             return None;
         }

@@ -68,14 +68,8 @@ pub fn walk(
             return;
         }
     };
-    // The first directory on this thread: a pool of one directory (the 1-file scan of
-    // an attach) needs no other thread, and this thread's caches are warm.
-    let first = read_dir(root, start, root_dev, cross_fs, visit);
-    if first.is_empty() {
-        return;
-    }
     // Directories waiting to be read, and how many workers are reading one.
-    let queue = std::sync::Mutex::new((first, 0usize));
+    let queue = std::sync::Mutex::new((vec![start.to_path_buf()], 0usize));
     let wake = std::sync::Condvar::new();
     let worker = || loop {
         let dir = {
