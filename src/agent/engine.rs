@@ -141,6 +141,8 @@ impl<'s> Engine<'s> {
                 total.merge(&summary);
             }
         }
+        drop(index);
+        give_back_memory();
         Ok(total)
     }
 
@@ -365,5 +367,16 @@ fn log_outcome(pool: &str, path: &Path, ex: &Examined, relabel_level: tracing::L
             }
         }
         Outcome::Unchanged | Outcome::Missing => {}
+    }
+}
+
+/// Returns to the kernel what a full scan freed: its walker threads loaded file_contexts
+/// and filled their own malloc arenas, which glibc otherwise keeps for ever (about half
+/// the agent's resident memory after the first scan of 100,000 files).
+fn give_back_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's arenas; it is
+    // safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
