@@ -85,50 +85,16 @@ pub(super) fn volume_filter(
     format: Option<String>,
     state: Option<String>,
 ) -> Result<crate::ops::listing::Filter, ApiError> {
-    let invalid = |parameter: &str, reason: String| ApiError::InvalidArgument {
-        parameter: parameter.into(),
-        reason,
-    };
-    if let Some(f) = &format
-        && crate::observe::image::Format::from_name(f).is_none()
-    {
-        return Err(invalid(
-            "format",
-            format!("{f:?} is not one of raw, qcow2, iso, vmdk, vdi, vhdx"),
-        ));
-    }
-    if let Some(s) = &state
-        && !crate::ops::listing::STATES.contains(&s.as_str())
-    {
-        return Err(invalid(
-            "state",
-            format!(
-                "{s:?} is not one of {}",
-                crate::ops::listing::STATES.join(", ")
-            ),
-        ));
-    }
-    if prefix.as_ref().is_some_and(|p| p.len() > MAX_VOLUME_BYTES) {
-        return Err(invalid(
-            "prefix",
-            format!("longer than {MAX_VOLUME_BYTES} bytes"),
-        ));
-    }
-    Ok(crate::ops::listing::Filter {
-        prefix,
-        format,
-        state,
+    crate::ops::listing::Filter::new(prefix, format, state).map_err(|e| ApiError::InvalidArgument {
+        parameter: e.parameter.into(),
+        reason: e.reason,
     })
 }
 
 /// Checks `CreateVolume`'s format: `raw` or `qcow2`.
 pub(super) fn volume_format(format: &str) -> Result<crate::observe::image::Format, ApiError> {
-    use crate::observe::image::Format;
-    match Format::from_name(format) {
-        Some(f @ (Format::Raw | Format::Qcow2)) => Ok(f),
-        _ => Err(ApiError::InvalidArgument {
-            parameter: "format".into(),
-            reason: format!("{format:?} is not raw or qcow2"),
-        }),
-    }
+    crate::ops::lifecycle::creatable_format(format).ok_or_else(|| ApiError::InvalidArgument {
+        parameter: "format".into(),
+        reason: format!("{format:?}: {}", crate::ops::lifecycle::ONLY_CREATABLE),
+    })
 }

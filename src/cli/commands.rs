@@ -228,28 +228,8 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             state,
             json,
         }) => {
-            if format
-                .as_deref()
-                .is_some_and(|f| crate::observe::image::Format::from_name(f).is_none())
-            {
-                return Err(Error::Usage(format!(
-                    "--format {format:?} is not a known format"
-                )));
-            }
-            if state
-                .as_deref()
-                .is_some_and(|st| !listing::STATES.contains(&st))
-            {
-                return Err(Error::Usage(format!(
-                    "--state must be one of {}",
-                    listing::STATES.join(", ")
-                )));
-            }
-            let filter = listing::Filter {
-                prefix,
-                format,
-                state,
-            };
+            let filter = listing::Filter::new(prefix, format, state)
+                .map_err(|e| Error::Usage(format!("--{e}")))?;
             let page = listing::page(s, &pool, after.as_deref(), limit.max(1), &filter)?;
             if json {
                 return show::print_json(
@@ -277,10 +257,9 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                 )
             })
             .unwrap_or_else(|| {
-                let format =
-                    crate::observe::image::Format::from_name(&format).ok_or_else(|| {
-                        Error::Usage(format!("format {format:?} is not raw or qcow2"))
-                    })?;
+                let format = lifecycle::creatable_format(&format).ok_or_else(|| {
+                    Error::Usage(format!("format {format:?}: {}", lifecycle::ONLY_CREATABLE))
+                })?;
                 let new = lifecycle::NewVolume {
                     name: &name,
                     format,

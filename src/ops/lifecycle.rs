@@ -28,6 +28,14 @@ const QEMU_IMG_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest capacity accepted (qcow2's own limit is 2^61 bytes; nobody needs more).
 pub const MAX_CAPACITY: u64 = 1 << 60;
 
+/// Why another format is refused.
+pub const ONLY_CREATABLE: &str = "only raw and qcow2 volumes are created";
+
+/// The format named `name`, if volumes of it are created (`raw`, `qcow2`).
+pub fn creatable_format(name: &str) -> Option<Format> {
+    Format::from_name(name).filter(|f| matches!(f, Format::Raw | Format::Qcow2))
+}
+
 /// What to create.
 #[derive(Clone, Debug)]
 pub struct NewVolume<'a> {
@@ -53,9 +61,9 @@ pub fn create(
     let idx = dir_pool(settings, pool)?;
     let dir = settings.pools[idx].dir().expect("a dir pool");
     let shown_path = shown(&dir.path.join(new.name));
-    if !matches!(new.format, Format::Raw | Format::Qcow2) {
+    if creatable_format(new.format.as_str()).is_none() {
         return Err(Error::Usage(format!(
-            "format {:?}: only raw and qcow2 volumes are created",
+            "format {:?}: {ONLY_CREATABLE}",
             new.format.as_str()
         )));
     }
