@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::image::{self, Format};
+use super::image::{self, Header};
 use crate::decide::labels::FileId;
 use crate::fsys::{self, NodeKind, OpenError};
 
@@ -145,42 +145,47 @@ pub fn resolve(pool: &Path, from: &Path, name: &[u8]) -> Result<PathBuf, ChainEr
     Ok(out)
 }
 
-/// The backing chain of the image open at `rel` below the pool root `root` (whose path
-/// is `pool`): every backing file, nearest first. Empty for anything but a qcow2
-/// overlay with a backing file.
+/// The backing chain of the image at `rel` below the pool root `root` (whose path is
+/// `pool`): every backing file, nearest first. Empty for anything but a qcow2 overlay
+/// with a backing file.
 pub fn backing_chain(
     root: std::os::fd::BorrowedFd<'_>,
     pool: &Path,
     rel: &Path,
     cross_fs: bool,
 ) -> Result<Vec<Link>, ChainError> {
+    let node = open_file(root, rel, cross_fs).map_err(|why| ChainError::Header {
+        link: rel.to_path_buf(),
+        why: why.to_string(),
+    })?;
+    let header = read_header(&node, rel)?;
+    chain_below(root, pool, rel, node.file, header, cross_fs)
+}
+
+/// The backing chain below an image already opened (it is `file`) and parsed (`header`),
+/// each header read once.
+pub fn chain_below(
+    root: std::os::fd::BorrowedFd<'_>,
+    pool: &Path,
+    rel: &Path,
+    file: FileId,
+    header: Header,
+    cross_fs: bool,
+) -> Result<Vec<Link>, ChainError> {
     let mut chain: Vec<Link> = Vec::new();
-    let mut seen = Vec::new();
+    let mut seen = vec![file];
     let mut at = rel.to_path_buf();
-    let header_error = |link: &Path, why: String| ChainError::Header {
-        link: link.to_path_buf(),
-        why,
-    };
-    let mut node =
-        open_file(root, &at, cross_fs).map_err(|why| header_error(&at, why.to_string()))?;
-    seen.push(node.file);
-    loop {
-        let header = image::read(node.fd.as_fd())
-            .map_err(|e| header_error(&at, e.to_string()))?
-            .map_err(|e| header_error(&at, e.to_string()))?;
-        let Some(name) = header.backing else {
-            return Ok(chain);
-        };
+    let mut header = header;
+    while let Some(name) = header.backing.take() {
         if chain.len() == MAX_DEPTH {
             return Err(ChainError::TooDeep { link: at });
         }
         let next = resolve(pool, &at, &name)?;
-        let unusable = |why: Unusable| ChainError::Unusable {
+        let next_node = open_file(root, &next, cross_fs).map_err(|why| ChainError::Unusable {
             link: at.clone(),
             rel: next.clone(),
             why,
-        };
-        let next_node = open_file(root, &next, cross_fs).map_err(unusable)?;
+        })?;
         if seen.contains(&next_node.file) {
             return Err(ChainError::Loop {
                 link: at,
@@ -188,23 +193,32 @@ pub fn backing_chain(
             });
         }
         seen.push(next_node.file);
-        let format = match header.backing_format {
-            Some(f) => f,
-            None => image::read(next_node.fd.as_fd())
-                .ok()
-                .and_then(Result::ok)
-                .map_or(Format::Raw, |h| h.format)
-                .as_str()
-                .to_owned(),
-        };
+        let next_header = read_header(&next_node, &next)?;
+        // As the overlay records it, else by the backing file's own magic.
+        let format = header
+            .backing_format
+            .take()
+            .unwrap_or_else(|| next_header.format.as_str().to_owned());
         chain.push(Link {
             rel: next.clone(),
             format,
             file: next_node.file,
         });
         at = next;
-        node = next_node;
+        header = next_header;
     }
+    Ok(chain)
+}
+
+/// The header of a chain element, or why it cannot be trusted.
+fn read_header(node: &fsys::Node, rel: &Path) -> Result<Header, ChainError> {
+    let error = |why: String| ChainError::Header {
+        link: rel.to_path_buf(),
+        why,
+    };
+    image::read(node.fd.as_fd())
+        .map_err(|e| error(e.to_string()))?
+        .map_err(|e| error(e.to_string()))
 }
 
 /// Opens a chain element: a regular file with one link, beneath the root.

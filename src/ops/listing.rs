@@ -43,7 +43,54 @@ pub struct Filter {
 /// The states a filter may ask for.
 pub const STATES: [&str; 6] = ["free", "attached", "rw", "ro", "shared", "drift"];
 
+/// A filter refused before anything is listed: the parameter and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{parameter}: {reason}")]
+pub struct BadFilter {
+    /// `prefix`, `format` or `state`.
+    pub parameter: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Longest name prefix accepted (PATH_MAX).
+const MAX_PREFIX_BYTES: usize = 4096;
+
 impl Filter {
+    /// A filter from a request's values, each checked (the API and the CLI both build
+    /// it here).
+    pub fn new(
+        prefix: Option<String>,
+        format: Option<String>,
+        state: Option<String>,
+    ) -> Result<Filter, BadFilter> {
+        let bad = |parameter, reason| Err(BadFilter { parameter, reason });
+        if let Some(f) = &format
+            && Format::from_name(f).is_none()
+        {
+            return bad(
+                "format",
+                format!("{f:?} is not one of raw, qcow2, iso, vmdk, vdi, vhdx"),
+            );
+        }
+        if let Some(st) = &state
+            && !STATES.contains(&st.as_str())
+        {
+            return bad(
+                "state",
+                format!("{st:?} is not one of {}", STATES.join(", ")),
+            );
+        }
+        if prefix.as_ref().is_some_and(|p| p.len() > MAX_PREFIX_BYTES) {
+            return bad("prefix", format!("longer than {MAX_PREFIX_BYTES} bytes"));
+        }
+        Ok(Filter {
+            prefix,
+            format,
+            state,
+        })
+    }
+
     fn accepts(&self, v: &Volume) -> bool {
         let prefix = self.prefix.as_deref().is_none_or(|p| v.name.starts_with(p));
         let format = self
@@ -86,11 +133,17 @@ pub fn page(
         .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
-    let names: HashMap<String, String> = store
-        .guests()?
-        .into_iter()
-        .map(|g| (g.uuid, g.name))
-        .collect();
+    // Guest names for the holders met on this page only (not every guest per page).
+    let names = std::cell::RefCell::new(HashMap::<String, String>::new());
+    let shown = |holders: &[crate::decide::labels::Holder]| -> Result<Vec<crate::model::Holder>> {
+        for h in holders {
+            if !names.borrow().contains_key(&h.guest) {
+                let name = store.guest(&h.guest)?.map(|g| g.name).unwrap_or_default();
+                names.borrow_mut().insert(h.guest.clone(), name);
+            }
+        }
+        Ok(shown_holders(holders, &names.borrow()))
+    };
     let mut rec = Reconciler::new(settings, Apply::Inspect);
     let mut volumes = Vec::new();
     let mut take = |v: Volume| {
@@ -122,7 +175,7 @@ pub fn page(
             let mut visit = |rel: &Path| {
                 let holders = store.holders(pool, rel.as_os_str().as_bytes())?;
                 let ex = rec.reconcile_path(idx, rel, &holders);
-                let mut v = describe(settings, idx, rel, &ex, shown_holders(&holders, &names));
+                let mut v = describe(settings, idx, rel, &ex, shown(&holders)?);
                 file_facts(settings, idx, root.as_fd(), rel, &mut v);
                 Ok(take(v))
             };
@@ -150,10 +203,10 @@ pub fn page(
                 let node = nodes.iter().find(|n| n.lv_uuid == lv.uuid);
                 let ex = node.map(|n| rec.reconcile_lv_node(idx, n, &holders));
                 let name = format!("{}/{}", lv.vg, lv.name);
-                let shown = shown_holders(&holders, &names);
+                let holders_shown = shown(&holders)?;
                 let mut v = match &ex {
-                    Some(ex) => describe_lv(&name, ex, shown),
-                    None => inactive(&name, shown),
+                    Some(ex) => describe_lv(&name, ex, holders_shown),
+                    None => inactive(&name, holders_shown),
                 };
                 v.path = node.map(|n| super::shown(&n.devnode)).unwrap_or_default();
                 v.format = Some(Format::Raw.as_str().into());
@@ -255,7 +308,15 @@ fn file_facts(settings: &Settings, idx: usize, root: BorrowedFd<'_>, rel: &Path,
     v.format = Some(header.format.as_str().to_owned());
     v.capacity = Some(header.capacity.unwrap_or(size));
     if header.backing.is_some() {
-        match chain::backing_chain(root, &dir.path, rel, dir.cross_filesystems) {
+        // The overlay is open and parsed already: only its backing files are read.
+        match chain::chain_below(
+            root,
+            &dir.path,
+            rel,
+            node.file,
+            header,
+            dir.cross_filesystems,
+        ) {
             Ok(links) => {
                 v.backing = links
                     .into_iter()
