@@ -271,6 +271,19 @@ fn volumes_are_created_and_deleted_as_qemu_img_sees_them() {
     assert!(!bed.pool.join("top.qcow2").exists());
     let out = bed.cli(&["volume", "delete", "--pool", "test", "top.qcow2"]);
     assert!(!out.status.success());
+    // A symlink planted in the pool is not followed: neither it nor its target goes.
+    let outside = TempDir::new(IMAGES, "svirt-pool-outside");
+    let target = outside.join("keep.img");
+    std::fs::write(&target, b"keep").unwrap();
+    std::os::unix::fs::symlink(&target, bed.pool.join("link.img")).unwrap();
+    let out = bed.cli(&["volume", "delete", "--pool", "test", "link.img"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(target.exists() && bed.pool.join("link.img").symlink_metadata().is_ok());
     let out = bed.cli(&["volume", "delete", "--pool", "test", "../escape"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
 }
