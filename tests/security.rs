@@ -330,6 +330,20 @@ fn a_fuse_mount_that_never_answers_stalls_nothing() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["total"]["skipped"]["other filesystem"], 2, "{json}");
     assert_eq!(label(&ok).as_deref(), Some(VIRT_IMAGE));
+    // The picker's listing opens each volume once by name: the mounted one is passed by.
+    let out = cli_within(
+        &bed.config,
+        &["volume", "list", "--pool", "test", "--json"],
+        10,
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = page["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"ok.img"), "{page}");
     for target in [file.clone(), dir.join("x.img")] {
         let out = cli_within(
             &bed.config,

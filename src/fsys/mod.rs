@@ -44,6 +44,10 @@ pub struct Node {
     pub ino: u64,
     /// Which file it is (inode and birth time), to tell it from a later one of the same name.
     pub file: FileId,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Bytes allocated to it (`st_blocks` × 512).
+    pub allocated: u64,
 }
 
 impl Node {
@@ -70,6 +74,8 @@ impl Node {
             dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
             ino: st.stx_ino,
             file,
+            size: st.stx_size,
+            allocated: st.stx_blocks.saturating_mul(512),
             fd,
         })
     }
@@ -221,6 +227,46 @@ pub(crate) fn open_error(e: rustix::io::Errno) -> OpenError {
         rustix::io::Errno::XDEV => OpenError::OtherFilesystem,
         e => OpenError::Io(io::Error::from(e).to_string()),
     }
+}
+
+/// Opens entry `name` of directory `dir` (itself opened beneath a pool root), as a walk
+/// met it with directory-entry type `dtype`: a regular file read-only and non-blocking
+/// (its label is read and written through the descriptor), anything else `O_PATH` (a
+/// FIFO or device is never opened for reading). Never follows a symlink; a file
+/// bind-mounted onto the name is a mount point and refused (`EXDEV`) without touching
+/// what is mounted there, unless `cross_fs`.
+pub fn open_entry(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    dtype: FileType,
+    cross_fs: bool,
+) -> Result<Node, OpenError> {
+    let open = |how: OFlags| {
+        let fd = rustix::fs::openat2(
+            dir,
+            name,
+            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve_flags(cross_fs),
+        )
+        .map_err(open_error)?;
+        Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string()))
+    };
+    let readable = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+    if dtype == FileType::RegularFile {
+        return open(readable);
+    }
+    let node = open(OFlags::PATH)?;
+    // A filesystem that does not fill in entry types: a regular file found through
+    // `O_PATH` is reopened readable, and must be the same file.
+    if dtype == FileType::Unknown && matches!(node.kind, NodeKind::Regular { .. }) {
+        let file = open(readable)?;
+        if file.file != node.file {
+            return Err(OpenError::Io("replaced while being opened".into()));
+        }
+        return Ok(file);
+    }
+    Ok(node)
 }
 
 /// An entry below a pool root, opened with the directory that holds it.

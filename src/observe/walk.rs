@@ -7,9 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags};
-
-use crate::fsys::{Node, NodeKind, OpenError, open_dir_beneath, open_error, resolve_flags};
+use crate::fsys::{Node, NodeKind, OpenError, open_dir_beneath, open_entry};
 
 /// One entry met by [`walk`].
 pub enum Visit<'a> {
@@ -158,28 +156,16 @@ fn read_dir(
         child.clear();
         child.push(dir_rel);
         child.push(OsStr::from_bytes(name));
-        let how = if entry.file_type() == FileType::RegularFile {
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY
-        } else {
-            OFlags::PATH
-        };
         if dir_rel.as_os_str().is_empty() && name == crate::apply::sole_link::STAGING_DIR.as_bytes()
         {
             continue; // the agent's own staging directory
         }
-        // RESOLVE flags here too: a file bind-mounted onto a pool name is a mount point,
-        // and is refused (EXDEV) without touching what is mounted there.
-        let opened = rustix::fs::openat2(
-            &dir,
-            entry.file_name(),
-            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            resolve_flags(cross_fs),
-        );
-        match opened
-            .map_err(open_error)
-            .and_then(|fd| Node::from_fd(fd).map_err(|e| OpenError::Io(e.to_string())))
-        {
+        match open_entry(
+            dir.as_fd(),
+            OsStr::from_bytes(name),
+            entry.file_type(),
+            cross_fs,
+        ) {
             Ok(node) if node.kind == NodeKind::Directory => {
                 if node.dev != root_dev && !cross_fs {
                     visit(Visit::Error {

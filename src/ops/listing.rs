@@ -26,7 +26,7 @@ use crate::lock;
 use crate::model::{BackingFile, Volume};
 use crate::observe::image::{self, Format};
 use crate::observe::{chain, devices, lvm};
-use crate::reconcile::{Apply, Examined, Outcome, Reconciler};
+use crate::reconcile::{self, Apply, Examined, Found, Outcome, Reconciler};
 use crate::state::Store;
 
 /// Which volumes a page lists.
@@ -133,6 +133,11 @@ pub fn page(
         .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = Store::open(&settings.state_dir)?;
+    // Every holder of the pool in one query (attachments are few; files are many).
+    let index = store.holder_index()?;
+    let no_holders = HashMap::new();
+    let held = index.get(pool).unwrap_or(&no_holders);
+    let holders_of = |key: &[u8]| held.get(key).map_or(&[][..], Vec::as_slice);
     // Guest names for the holders met on this page only (not every guest per page).
     let names = std::cell::RefCell::new(HashMap::<String, String>::new());
     let shown = |holders: &[crate::decide::labels::Holder]| -> Result<Vec<crate::model::Holder>> {
@@ -172,11 +177,27 @@ pub fn page(
             let root = fsys::open_pool_root(&dir.path)
                 .map_err(|e| Error::failed(format!("pool {pool}: {}: {e}", dir.path.display())))?;
             let cursor: Vec<&OsStr> = after.iter().collect();
-            let mut visit = |rel: &Path| {
-                let holders = store.holders(pool, rel.as_os_str().as_bytes())?;
-                let ex = rec.reconcile_path(idx, rel, &holders);
-                let mut v = describe(settings, idx, rel, &ex, shown(&holders)?);
-                file_facts(settings, idx, root.as_fd(), rel, &mut v);
+            let cross_fs = dir.cross_filesystems;
+            let mut visit = |rel: &Path, dir: BorrowedFd<'_>, name: &OsStr, dtype: FileType| {
+                let holders = holders_of(rel.as_os_str().as_bytes());
+                // Each volume is opened once: its label and its facts read through it.
+                let node = match fsys::open_entry(dir, name, dtype, cross_fs) {
+                    Ok(node) => node,
+                    // Removed since the directory was read: not a volume any more.
+                    Err(OpenError::Missing) => return Ok(ControlFlow::Continue(())),
+                    Err(e) => {
+                        let ex = reconcile::unreachable_entry(e);
+                        return Ok(take(describe(settings, idx, rel, &ex, shown(holders)?)));
+                    }
+                };
+                let found = Found {
+                    dir,
+                    name,
+                    node: &node,
+                };
+                let ex = rec.reconcile_found(idx, rel, found, holders);
+                let mut v = describe(settings, idx, rel, &ex, shown(holders)?);
+                file_facts(settings, idx, root.as_fd(), rel, &node, &mut v);
                 Ok(take(v))
             };
             // Stopped early (page full) or not: the page says which by its length.
@@ -199,11 +220,11 @@ pub fn page(
                 .iter()
                 .filter(|lv| after_lv.as_deref().is_none_or(|a| lv.name.as_str() > a))
             {
-                let holders = store.holders(pool, lv.uuid.as_bytes())?;
+                let holders = holders_of(lv.uuid.as_bytes());
                 let node = nodes.iter().find(|n| n.lv_uuid == lv.uuid);
-                let ex = node.map(|n| rec.reconcile_lv_node(idx, n, &holders));
+                let ex = node.map(|n| rec.reconcile_lv_node(idx, n, holders));
                 let name = format!("{}/{}", lv.vg, lv.name);
-                let holders_shown = shown(&holders)?;
+                let holders_shown = shown(holders)?;
                 let mut v = match &ex {
                     Some(ex) => describe_lv(&name, ex, holders_shown),
                     None => inactive(&name, holders_shown),
@@ -280,21 +301,21 @@ fn describe_lv(name: &str, ex: &Examined, holders: Vec<crate::model::Holder>) ->
 /// Length, blocks, format, virtual size and backing chain of a dir-pool file, read
 /// through a descriptor opened beneath the pool root (a FIFO or device planted in a
 /// pool is opened `O_PATH` and never read).
-fn file_facts(settings: &Settings, idx: usize, root: BorrowedFd<'_>, rel: &Path, v: &mut Volume) {
+fn file_facts(
+    settings: &Settings,
+    idx: usize,
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    node: &fsys::Node,
+    v: &mut Volume,
+) {
     let dir = settings.pools[idx].dir().expect("a dir pool");
-    let Ok(opened) = fsys::open_beneath(root, rel, dir.cross_filesystems) else {
-        return;
-    };
-    let node = opened.node;
     if !matches!(node.kind, NodeKind::Regular { .. }) {
         return;
     }
-    let Ok(st) = rustix::fs::fstat(&node.fd) else {
-        return;
-    };
-    let size = u64::try_from(st.st_size).unwrap_or(0);
-    v.size = Some(size);
-    v.allocation = Some(u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512));
+    v.size = Some(node.size);
+    v.allocation = Some(node.allocated);
+    let size = node.size;
     let header = match image::read(node.fd.as_fd()) {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
@@ -334,6 +355,11 @@ fn file_facts(settings: &Settings, idx: usize, root: BorrowedFd<'_>, rel: &Path,
     }
 }
 
+/// What [`sorted_walk`] calls for each non-directory entry: its path below the pool
+/// root, the directory holding it, its name there and its directory-entry type.
+type VisitVolume<'v> =
+    dyn FnMut(&Path, BorrowedFd<'_>, &OsStr, FileType) -> Result<ControlFlow<()>> + 'v;
+
 /// Visits, in name order, every non-directory entry below `dir_rel` that comes after
 /// `cursor` (the components of a path below the pool root), until `visit` breaks.
 /// Directories on another filesystem are left out unless `cross_fs`.
@@ -342,7 +368,7 @@ fn sorted_walk(
     dir_rel: &Path,
     cursor: &[&OsStr],
     cross_fs: bool,
-    visit: &mut dyn FnMut(&Path) -> Result<ControlFlow<()>>,
+    visit: &mut VisitVolume<'_>,
 ) -> Result<ControlFlow<()>> {
     let dir = match fsys::open_dir_beneath(root, dir_rel, cross_fs) {
         Ok(fd) => fd,
@@ -401,7 +427,7 @@ fn sorted_walk(
         let flow = if is_dir {
             sorted_walk(root, &child, below, cross_fs, visit)?
         } else {
-            visit(&child)?
+            visit(&child, dir.as_fd(), &name, kind)?
         };
         if flow.is_break() {
             return Ok(flow);

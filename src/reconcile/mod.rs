@@ -22,7 +22,6 @@ use crate::observe::devices::{self, LvNode};
 use crate::observe::walk::{self, Visit};
 use crate::state::HolderIndex;
 use entry::{Entry, EntryReconciler};
-use outcome::unreachable_entry;
 
 pub use crate::decide::plan::SkipReason;
 
@@ -39,7 +38,7 @@ pub enum PoolError {
     #[error("udev enumeration: {0}")]
     Udev(std::io::Error),
 }
-pub use outcome::{Examined, NotLabeled, Outcome, Summary};
+pub use outcome::{Examined, NotLabeled, Outcome, Summary, unreachable_entry};
 
 /// Whether the reconciler writes labels or only reports what it would write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +47,17 @@ pub enum Apply {
     Write,
     /// Write nothing (status).
     Inspect,
+}
+
+/// An entry of a dir pool that a caller's walk opened: entry `name` of `dir` (itself
+/// opened beneath the pool root).
+pub struct Found<'a> {
+    /// The directory holding it.
+    pub dir: BorrowedFd<'a>,
+    /// Its name in `dir`.
+    pub name: &'a std::ffi::OsStr,
+    /// The entry, opened by [`fsys::open_entry`].
+    pub node: &'a fsys::Node,
 }
 
 /// Labels the entries of the configured pools. Holds the libselinux handle, so it
@@ -169,19 +179,39 @@ impl<'s> Reconciler<'s> {
         }
         match fsys::open_beneath(root, rel, cross_fs) {
             Ok(opened) => {
-                let place = Place {
-                    root,
+                let found = Found {
                     dir: opened.dir.as_fd(),
                     name: &opened.name,
-                    rel,
-                    // Decided only if a label must be written (most events change nothing).
-                    dir_sealed: None,
+                    node: &opened.node,
                 };
-                let entry = Entry::file(&opened.node, place);
-                self.entries.reconcile(idx, rel, entry, holders)
+                self.reconcile_found(idx, rel, found, holders)
             }
             Err(e) => unreachable_entry(e),
         }
+    }
+
+    /// Reconciles an entry of dir pool `idx` at `rel` that the caller's own walk has
+    /// opened already (see [`fsys::open_entry`]).
+    pub fn reconcile_found(
+        &mut self,
+        idx: usize,
+        rel: &Path,
+        found: Found<'_>,
+        holders: &[Holder],
+    ) -> Examined {
+        if let Err(e) = self.root(idx) {
+            return unreachable_entry(OpenError::Io(e.to_string()));
+        }
+        let place = Place {
+            root: self.roots[idx].as_ref().expect("opened above").as_fd(),
+            dir: found.dir,
+            name: found.name,
+            rel,
+            // Decided only if a label must be written (most events change nothing).
+            dir_sealed: None,
+        };
+        self.entries
+            .reconcile(idx, rel, Entry::file(found.node, place), holders)
     }
 
     /// Reconciles the node of an LV of lvm pool `idx` given its holders.

@@ -148,7 +148,7 @@ pub(super) fn label_failure(e: LabelError) -> Outcome {
 }
 
 /// The result for an entry that could not be opened.
-pub(super) fn unreachable_entry(e: OpenError) -> Examined {
+pub fn unreachable_entry(e: OpenError) -> Examined {
     let (kind, outcome) = match e {
         OpenError::Missing => (NodeKind::Other, Outcome::Missing),
         OpenError::Symlink => (NodeKind::Symlink, Outcome::Skipped(SkipReason::Symlink)),
