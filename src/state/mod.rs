@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::decide::context::Pair;
@@ -131,6 +132,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Plans fixed at prepare time: SQLite (built with STAT4) would otherwise
+        // recompile a statement on every new binding of a parameter it compares with an
+        // expression (a partial index's WHERE), i.e. every cached statement, every call.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let mut store = Store {
             conn: Some(conn),
             cache_key: None,
@@ -149,6 +154,7 @@ impl Store {
         )
         .map_err(|e| Error::failed(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_millis(500))?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             return Err(Error::failed(format!(
