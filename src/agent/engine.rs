@@ -24,6 +24,8 @@ use crate::observe::watch::{Change, Watcher};
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
 use crate::state::{HolderIndex, Store};
 
+/// Up to this many changed entries in one batch are looked up one query each.
+const QUERIES_PER_BATCH: usize = 32;
 /// How often missing pools are looked for and the watchdog is fed.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -231,22 +233,32 @@ impl<'s> Engine<'s> {
                 Change::Overflow => unreachable!("handled above"),
             }
         }
-        // One read of every attachment serves the whole batch (a burst of thousands of
-        // new files would otherwise query the state once per file).
+        // A burst of new files is served by one read of every attachment (not one query
+        // per file); a few events (the echo of a label the API just wrote) by a
+        // query each, which does not grow with the number of attachments.
         let index = match index {
-            Some(index) => index,
+            Some(index) => Some(index),
             None if entries.is_empty() => return Ok(()),
-            None => self.store.holder_index()?,
+            None if entries.len() > QUERIES_PER_BATCH => Some(self.store.holder_index()?),
+            None => None,
         };
         for ((idx, rel), appeared) in entries {
             if self.missing[idx] {
                 continue;
             }
             let pool = &self.settings.pools[idx];
-            let holders = index
-                .get(&pool.name)
-                .and_then(|m| m.get(rel.as_os_str().as_bytes()))
-                .map_or(&[][..], Vec::as_slice);
+            let key = rel.as_os_str().as_bytes();
+            let queried;
+            let holders = match &index {
+                Some(index) => index
+                    .get(&pool.name)
+                    .and_then(|m| m.get(key))
+                    .map_or(&[][..], Vec::as_slice),
+                None => {
+                    queried = self.store.holders(&pool.name, key)?;
+                    &queried
+                }
+            };
             let ex = self.reconciler.reconcile_path(idx, &rel, holders);
             log_outcome(&pool.name, &rel, &ex, tracing::Level::INFO);
             let kind = match (&ex.outcome, appeared) {
