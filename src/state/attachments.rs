@@ -92,7 +92,8 @@ impl Store {
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let previous = attach_in(&tx, att)?;
-        tx.execute(
+        exec(
+            &tx,
             "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
             params![att.guest, att.pool, att.volume],
         )?;
@@ -122,16 +123,16 @@ impl Store {
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let backing = backing_of(&tx, guest, Some((pool, volume)))?;
-        tx.execute(
+        exec(
+            &tx,
             "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
             params![guest, pool, volume],
         )?;
         let mode: Option<String> = tx
-            .query_row(
+            .prepare_cached(
                 "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
-                params![guest, pool, volume],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![guest, pool, volume], |r| r.get(0))
             .optional()?;
         tx.commit()?;
         let mode = mode.map(|m| mode_of(&m)).transpose()?;
@@ -149,8 +150,8 @@ impl Store {
         }
         let mut held = attachments_of(&tx, guest)?;
         held.extend(backing_of(&tx, guest, None)?);
-        tx.execute("DELETE FROM backing WHERE guest = ?1", [guest])?;
-        tx.execute("DELETE FROM attachments WHERE guest = ?1", [guest])?;
+        exec(&tx, "DELETE FROM backing WHERE guest = ?1", [guest])?;
+        exec(&tx, "DELETE FROM attachments WHERE guest = ?1", [guest])?;
         tx.commit()?;
         Ok(held)
     }
@@ -167,11 +168,13 @@ fn attach_in(tx: &Connection, att: &Attachment) -> Result<Option<Mode>> {
     for h in &stale {
         tracing::info!(guest = %h.guest, pool = %att.pool,
             volume = %att.volume.escape_ascii(), "dropped the attachment of a file that is gone");
-        tx.execute(
+        exec(
+            tx,
             "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3",
             params![h.guest, att.pool, att.volume],
         )?;
-        tx.execute(
+        exec(
+            tx,
             "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND volume = ?3",
             params![h.guest, att.pool, att.volume],
         )?;
@@ -192,7 +195,8 @@ fn attach_in(tx: &Connection, att: &Attachment) -> Result<Option<Mode>> {
         .find(|h| h.guest == att.guest)
         .map(|h| h.mode);
     let (ino, btime) = file_columns(att.file);
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO attachments (guest, pool, volume, mode, file_ino, file_btime)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode,
@@ -227,7 +231,8 @@ fn hold_backing(tx: &Connection, att: &Attachment, overlay: &[u8]) -> Result<()>
         )));
     }
     let (ino, btime) = file_columns(att.file);
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR REPLACE INTO backing (guest, pool, overlay, volume, file_ino, file_btime)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![att.guest, att.pool, overlay, att.volume, ino, btime],
@@ -363,4 +368,10 @@ pub(super) fn mode_of(text: &str) -> rusqlite::Result<Mode> {
     text.parse().map_err(|e: labels::UnknownMode| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// Runs one statement through the connection's statement cache (the attach and detach
+/// paths run the same few statements on every call).
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }

@@ -208,11 +208,11 @@ pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Opt
 }
 
 pub(super) fn guest_in(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<Guest>> {
-    conn.query_row(
-        &format!("SELECT {GUEST_COLUMNS} FROM guests WHERE uuid = ?1"),
-        [uuid],
-        guest_row,
-    )
+    // Cached: every attach and detach looks its guest up.
+    conn.prepare_cached(&format!(
+        "SELECT {GUEST_COLUMNS} FROM guests WHERE uuid = ?1"
+    ))?
+    .query_row([uuid], guest_row)
     .optional()
 }
 
