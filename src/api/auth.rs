@@ -1,6 +1,8 @@
 //! Who may call what: root everything, members of `api.group` everything but
 //! forgetting guests, everyone else read-only listing if `api.read_only_for_all`.
 
+use std::sync::OnceLock;
+
 use crate::config::ApiSettings;
 
 /// What a method needs.
@@ -44,13 +46,22 @@ pub fn decide(
     }
 }
 
-/// Whether `peer` may do what `need` says under `api`.
-pub fn check(peer: &Peer, need: Access, api: &ApiSettings) -> Result<(), &'static str> {
-    let is_member = api
-        .group
-        .as_ref()
-        .is_some_and(|(_, gid)| peer.gid == *gid || user_in_group(peer.uid, *gid));
-    decide(peer.uid == 0, is_member, api.read_only_for_all, need)
+/// Whether `peer` may do what `need` says under `api`. `membership` caches whether the
+/// peer is in the API group: asked of NSS once per connection, and never for root.
+pub fn check(
+    peer: &Peer,
+    need: Access,
+    api: &ApiSettings,
+    membership: &OnceLock<bool>,
+) -> Result<(), &'static str> {
+    let is_root = peer.uid == 0;
+    let is_member = !is_root
+        && *membership.get_or_init(|| {
+            api.group
+                .as_ref()
+                .is_some_and(|(_, gid)| peer.gid == *gid || user_in_group(peer.uid, *gid))
+        });
+    decide(is_root, is_member, api.read_only_for_all, need)
 }
 
 /// Whether user `uid` is a member of group `gid` (primary or supplementary).
