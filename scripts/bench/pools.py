@@ -6,7 +6,7 @@ Each row times svirt-pool and its peer on the same tree in the same run (median 
 (cargo build --release), the refpolicy (selinux-policy-default), chcon and setfiles.
 
     scripts/bench/pools.py [--files 100000] [--dirs 100] [--runs 3] [--burst 10000]
-                           [--watch-dirs 10000] [--pairs 2000] [--binary target/release/svirt-pool]
+                           [--watch-dirs 10000] [--binary target/release/svirt-pool]
 
 Rows:
   first labeling   N unlabeled files to one label:     svirt-pool scan   vs  chcon -R
@@ -14,7 +14,7 @@ Rows:
   restore          N files back to file_contexts:       svirt-pool scan   vs  setfiles -F
   burst            agent running, files created by two writers: labeled, p50, p99
   memory           agent RSS while watching the tree (files in --watch-dirs directories)
-  attach+detach    durable pairs per second through the API
+(attach + detach: scripts/bench/attach.py; listing: listing.py; one file: one_file.py)
 """
 import argparse
 import os
@@ -36,7 +36,6 @@ IMAGES = "/var/lib/libvirt/images"
 FILE_CONTEXTS = "/etc/selinux/default/contexts/files/file_contexts"
 GUEST_LABEL = "system_u:object_r:svirt_image_t:s0:c17,c42"
 STALE = "system_u:object_r:etc_t:s0"
-GUEST = "6f7a1c2e-0f4b-4d1e-9a57-3c1d2b8e9f00"
 
 
 def make_tree(root, files, dirs):
@@ -128,24 +127,6 @@ def burst(binary, state, pool, total, writers=2):
     return labeled, len(created), p50, p99
 
 
-def attach_detach(binary, state, pool, pairs):
-    with open(os.path.join(pool, "disk.img"), "wb"):
-        pass
-    config = write_config(state, pool)
-    agent = Agent(binary, config).wait_ready()
-    c = svirtpool.Client(os.path.join(state, "api.sock"))
-    c.define_guest(GUEST, "bench")
-    disk = os.path.join(pool, "disk.img")
-    t = time.perf_counter()
-    for _ in range(pairs):
-        c.attach(GUEST, disk, "rw")
-        c.detach(GUEST, disk)
-    rate = pairs / (time.perf_counter() - t)
-    c.close()
-    agent.stop()
-    return rate
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=100000)
@@ -153,7 +134,6 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--burst", type=int, default=10000)
     ap.add_argument("--watch-dirs", type=int, default=10000)
-    ap.add_argument("--pairs", type=int, default=2000)
     ap.add_argument("--binary", default="target/release/svirt-pool")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -204,12 +184,6 @@ def main():
         bstate = tempfile.mkdtemp(prefix="svirt-bench-state-")
         labeled, total, p50, p99 = burst(binary, bstate, bpool, a.burst)
         shutil.rmtree(bstate)
-
-        apool = os.path.join(work, "pairs")
-        os.makedirs(apool)
-        astate = tempfile.mkdtemp(prefix="svirt-bench-state-")
-        rate = attach_detach(binary, astate, apool, a.pairs)
-        shutil.rmtree(astate)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
@@ -222,7 +196,6 @@ def main():
         "burst, 2 writers", labeled, total, p50, p99, "ok" if labeled == total and p99 <= 50 else "MISSED"))
     print("%-36s %.1f MiB RSS, ready after %.2f s (target <= 32 MiB) %s" % (
         "watching %d files / %d dirs" % (wn, a.watch_dirs), rss / 1024, ready, "ok" if rss <= 32 * 1024 else "MISSED"))
-    print("%-36s %.0f pairs/s (target >= 1000) %s" % ("attach+detach via API, durable", rate, "ok" if rate >= 1000 else "MISSED"))
 
 
 if __name__ == "__main__":

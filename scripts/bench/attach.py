@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Attach + detach through the API: durable pairs per second, 1 and 8 clients.
+
+Each client has its own guest and disk and runs attach(rw) + detach pairs for --secs
+seconds; the rate is the total over all clients. Beside it, the floor on the same disk:
+two SQLite WAL commits with synchronous=FULL per pair (what a durable attach and a
+durable detach cannot do without), by the same number of processes.
+Needs root and a release build (cargo build --release).
+
+    scripts/bench/attach.py [--secs 5] [--clients 1,8]
+"""
+import argparse
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import svirtpool  # noqa: E402
+from agentproc import Agent  # noqa: E402
+
+sys.path.insert(0, HERE)
+from pools import IMAGES, write_config  # noqa: E402
+
+
+def guest_uuid(i):
+    return "6a1f0c2e-0000-4000-8000-%012d" % i
+
+
+def client_loop(sock, disk, uuid, secs, out):
+    c = svirtpool.Client(sock)
+    n = 0
+    end = time.perf_counter() + secs
+    while time.perf_counter() < end:
+        c.attach(uuid, disk, "rw")
+        c.detach(uuid, disk)
+        n += 1
+    c.close()
+    out.put(n)
+
+
+def floor_loop(db, i, secs, out):
+    con = sqlite3.connect(db, isolation_level=None, timeout=30)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    n = 0
+    end = time.perf_counter() + secs
+    while time.perf_counter() < end:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO a VALUES (?, ?)", (i, "rw"))
+        con.execute("COMMIT")
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("DELETE FROM a WHERE g = ?", (i,))
+        con.execute("COMMIT")
+        n += 1
+    con.close()
+    out.put(n)
+
+
+def run_parallel(target, args_of, clients, secs):
+    out = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=target, args=args_of(i) + (secs, out)) for i in range(clients)]
+    t = time.perf_counter()
+    for p in procs:
+        p.start()
+    total = sum(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return total / (time.perf_counter() - t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--secs", type=float, default=5)
+    ap.add_argument("--clients", default="1,8")
+    ap.add_argument("--binary", default="target/release/svirt-pool")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("attach.py: run as root")
+    counts = [int(x) for x in a.clients.split(",")]
+    os.makedirs(IMAGES, mode=0o711, exist_ok=True)
+    pool = tempfile.mkdtemp(prefix="svirt-bench-attach-", dir=IMAGES)
+    state = tempfile.mkdtemp(prefix="svirt-bench-state-")
+    rows = []
+    try:
+        disks = []
+        for i in range(max(counts)):
+            disks.append(os.path.join(pool, "disk%d.img" % i))
+            open(disks[-1], "wb").close()
+        agent = Agent(os.path.abspath(a.binary), write_config(state, pool)).wait_ready()
+        sock = os.path.join(state, "api.sock")
+        try:
+            c = svirtpool.Client(sock)
+            for i in range(max(counts)):
+                c.define_guest(guest_uuid(i), "bench%d" % i)
+            c.close()
+            for n in counts:
+                rate = run_parallel(client_loop, lambda i: (sock, disks[i], guest_uuid(i)), n, a.secs)
+                db = os.path.join(state, "floor.db")
+                con = sqlite3.connect(db)
+                con.execute("CREATE TABLE IF NOT EXISTS a (g INTEGER, mode TEXT)")
+                con.commit()
+                con.close()
+                floor = run_parallel(floor_loop, lambda i: (db, i), n, a.secs)
+                rows.append((n, rate, floor))
+        finally:
+            agent.stop()
+    finally:
+        shutil.rmtree(pool, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+    print("attach+detach pairs/s, durable (%.0f s each)" % a.secs)
+    for n, rate, floor in rows:
+        print("  %d client%s: %7.0f pairs/s   floor (2 WAL FULL commits/pair) %7.0f   ratio %.2f" % (
+            n, "" if n == 1 else "s", rate, floor, rate / floor))
+
+
+if __name__ == "__main__":
+    main()
