@@ -6,8 +6,10 @@
 //! the way to the cursor and on from there, each read and sorted on its own, and stops
 //! when the page is full; it never reads the whole pool.
 
+mod dir;
+
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::ops::ControlFlow;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -18,16 +20,16 @@ use rustix::fs::FileType;
 use super::locate::{volume_address, volume_from_address};
 use super::report::{note_of, shown_holders, state_of};
 use super::shown;
-use crate::apply::sole_link::STAGING_DIR;
 use crate::config::{PoolKind, Settings};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
-use crate::model::{BackingFile, Volume};
-use crate::observe::image::{self, Format};
-use crate::observe::{chain, devices, lvm};
+use crate::model::Volume;
+use crate::observe::image::Format;
+use crate::observe::{devices, lvm};
 use crate::reconcile::{self, Apply, Examined, Found, Outcome, Reconciler};
 use crate::state::Store;
+use dir::{file_facts, sorted_walk};
 
 /// Which volumes a page lists.
 #[derive(Clone, Debug, Default)]
@@ -296,144 +298,6 @@ fn describe_lv(name: &str, ex: &Examined, holders: Vec<crate::model::Holder>) ->
         drift: ex.outcome == Outcome::Relabeled,
         note: note_of(ex),
     }
-}
-
-/// Length, blocks, format, virtual size and backing chain of a dir-pool file, read
-/// through a descriptor opened beneath the pool root (a FIFO or device planted in a
-/// pool is opened `O_PATH` and never read).
-fn file_facts(
-    settings: &Settings,
-    idx: usize,
-    root: BorrowedFd<'_>,
-    rel: &Path,
-    node: &fsys::Node,
-    v: &mut Volume,
-) {
-    let dir = settings.pools[idx].dir().expect("a dir pool");
-    if !matches!(node.kind, NodeKind::Regular { .. }) {
-        return;
-    }
-    v.size = Some(node.size);
-    v.allocation = Some(node.allocated);
-    let size = node.size;
-    let header = match image::read(node.fd.as_fd()) {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => {
-            // Only a qcow2 header can be refused: the magic said qcow2.
-            v.format = Some(Format::Qcow2.as_str().into());
-            v.note.get_or_insert_with(|| e.to_string());
-            return;
-        }
-        Err(_) => return,
-    };
-    v.format = Some(header.format.as_str().to_owned());
-    v.capacity = Some(header.capacity.unwrap_or(size));
-    if header.backing.is_some() {
-        // The overlay is open and parsed already: only its backing files are read.
-        match chain::chain_below(
-            root,
-            &dir.path,
-            rel,
-            node.file,
-            header,
-            dir.cross_filesystems,
-        ) {
-            Ok(links) => {
-                v.backing = links
-                    .into_iter()
-                    .map(|l| BackingFile {
-                        path: volume_address(&dir.path.join(&l.rel)),
-                        format: l.format,
-                    })
-                    .collect();
-            }
-            Err(e) => {
-                v.note
-                    .get_or_insert_with(|| format!("backing chain refused: {e}"));
-            }
-        }
-    }
-}
-
-/// What [`sorted_walk`] calls for each non-directory entry: its path below the pool
-/// root, the directory holding it, its name there and its directory-entry type.
-type VisitVolume<'v> =
-    dyn FnMut(&Path, BorrowedFd<'_>, &OsStr, FileType) -> Result<ControlFlow<()>> + 'v;
-
-/// Visits, in name order, every non-directory entry below `dir_rel` that comes after
-/// `cursor` (the components of a path below the pool root), until `visit` breaks.
-/// Directories on another filesystem are left out unless `cross_fs`.
-fn sorted_walk(
-    root: BorrowedFd<'_>,
-    dir_rel: &Path,
-    cursor: &[&OsStr],
-    cross_fs: bool,
-    visit: &mut VisitVolume<'_>,
-) -> Result<ControlFlow<()>> {
-    let dir = match fsys::open_dir_beneath(root, dir_rel, cross_fs) {
-        Ok(fd) => fd,
-        // A directory removed, or turned into a symlink or mount point meanwhile.
-        Err(OpenError::Missing | OpenError::Symlink | OpenError::OtherFilesystem) => {
-            return Ok(ControlFlow::Continue(()));
-        }
-        Err(e) => return Err(Error::failed(format!("{}: {e}", dir_rel.display()))),
-    };
-    let mut entries: Vec<(OsString, FileType)> = Vec::new();
-    let mut reader = rustix::fs::Dir::read_from(&dir).map_err(Error::failed)?;
-    while let Some(entry) = reader.read() {
-        let entry = entry.map_err(Error::failed)?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        if dir_rel.as_os_str().is_empty() && name == STAGING_DIR.as_bytes() {
-            continue; // the agent's own staging directory
-        }
-        entries.push((OsStr::from_bytes(name).to_os_string(), entry.file_type()));
-    }
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut cursor = cursor;
-    let mut child = PathBuf::new();
-    for (name, kind) in entries {
-        child.clear();
-        child.push(dir_rel);
-        child.push(&name);
-        let is_dir = match kind {
-            FileType::Directory => true,
-            FileType::Unknown => rustix::fs::statat(
-                &dir,
-                name.as_os_str(),
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
-            _ => false,
-        };
-        let mut below: &[&OsStr] = &[];
-        if let Some((first, rest)) = cursor.split_first() {
-            match name.as_bytes().cmp(first.as_bytes()) {
-                std::cmp::Ordering::Less => continue,
-                std::cmp::Ordering::Equal => {
-                    // The cursor itself was on the last page; a directory of that name
-                    // goes on from where the cursor is inside it.
-                    cursor = &[];
-                    if !is_dir || rest.is_empty() {
-                        continue;
-                    }
-                    below = rest;
-                }
-                std::cmp::Ordering::Greater => cursor = &[],
-            }
-        }
-        let flow = if is_dir {
-            sorted_walk(root, &child, below, cross_fs, visit)?
-        } else {
-            visit(&child, dir.as_fd(), &name, kind)?
-        };
-        if flow.is_break() {
-            return Ok(flow);
-        }
-    }
-    Ok(ControlFlow::Continue(()))
 }
 
 /// A pool's space: capacity, allocation and free bytes (statvfs of a dir pool, `vgs`
