@@ -360,3 +360,61 @@ pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     use std::os::fd::AsRawFd;
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn dir_of(path: &Path) -> OwnedFd {
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    /// A filesystem without entry types (`DT_UNKNOWN`): a regular file still comes back
+    /// readable, so its label can be read through the descriptor.
+    #[test]
+    fn an_entry_of_unknown_type_that_is_a_file_is_opened_readable() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("disk.img"), b"QFI\xfb").unwrap();
+        let dir = dir_of(tmp.path());
+        let node = open_entry(
+            dir.as_fd(),
+            OsStr::new("disk.img"),
+            FileType::Unknown,
+            false,
+        )
+        .unwrap();
+        assert_eq!(node.kind, NodeKind::Regular { links: 1 });
+        assert_eq!(node.size, 4);
+        let mut buf = [0u8; 4];
+        assert_eq!(rustix::io::pread(&node.fd, &mut buf, 0).unwrap(), 4);
+        assert_eq!(&buf, b"QFI\xfb");
+    }
+
+    /// Entries that are not regular files are opened `O_PATH` and never read; a symlink
+    /// is never followed, whatever type the directory said.
+    #[test]
+    fn other_entries_are_never_opened_for_reading_nor_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("target"), b"x").unwrap();
+        symlink(tmp.path().join("target"), tmp.path().join("link")).unwrap();
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        let dir = dir_of(tmp.path());
+        for dtype in [FileType::Symlink, FileType::Unknown, FileType::RegularFile] {
+            // Refused, or the link itself (O_PATH): never the file it points to.
+            if let Ok(node) = open_entry(dir.as_fd(), OsStr::new("link"), dtype, false) {
+                assert_eq!(node.kind, NodeKind::Symlink, "{dtype:?}");
+            }
+        }
+        let sub = open_entry(dir.as_fd(), OsStr::new("sub"), FileType::Unknown, false).unwrap();
+        assert_eq!(sub.kind, NodeKind::Directory);
+        let mut buf = [0u8; 1];
+        assert!(
+            rustix::io::read(&sub.fd, &mut buf).is_err(),
+            "O_PATH reads nothing"
+        );
+    }
+}
