@@ -7,7 +7,7 @@
 //! so a path swapped under us cannot redirect the write.
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, StatxFlags};
@@ -257,11 +257,12 @@ pub fn open_entry(
         return open(readable);
     }
     let node = open(OFlags::PATH)?;
-    // A filesystem that does not fill in entry types: a regular file found through
-    // `O_PATH` is reopened readable, and must be the same file.
+    // The type is not known (a filesystem that does not fill in entry types, or a
+    // name looked up on its own): a regular file found through `O_PATH` is reopened
+    // readable, and must be the same inode.
     if dtype == FileType::Unknown && matches!(node.kind, NodeKind::Regular { .. }) {
         let file = open(readable)?;
-        if file.file != node.file {
+        if (file.dev, file.ino) != (node.dev, node.ino) {
             return Err(OpenError::Io("replaced while being opened".into()));
         }
         return Ok(file);
@@ -291,28 +292,8 @@ pub struct Opened {
 pub fn open_beneath(root: BorrowedFd<'_>, rel: &Path, cross_fs: bool) -> Result<Opened, OpenError> {
     let name = rel.file_name().ok_or(OpenError::Missing)?.to_os_string();
     let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")), cross_fs)?;
-    let flags = resolve_flags(cross_fs);
-    let open = |how: OFlags| {
-        rustix::fs::openat2(
-            &dir,
-            &name,
-            how | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            flags,
-        )
-        .map_err(open_error)
-    };
-    let path_node = Node::from_fd(open(OFlags::PATH)?).map_err(|e| OpenError::Io(e.to_string()))?;
-    let node = if matches!(path_node.kind, NodeKind::Regular { .. }) {
-        let node = Node::from_fd(open(OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?)
-            .map_err(|e| OpenError::Io(e.to_string()))?;
-        if (node.dev, node.ino) != (path_node.dev, path_node.ino) {
-            return Err(OpenError::Io("replaced while being opened".into()));
-        }
-        node
-    } else {
-        path_node
-    };
+    // No directory entry says what the name is: `open_entry` looks with `O_PATH` first.
+    let node = open_entry(dir.as_fd(), &name, FileType::Unknown, cross_fs)?;
     Ok(Opened { dir, name, node })
 }
 
