@@ -122,12 +122,6 @@ pub fn unlink_as(
     }
 }
 
-/// Runs `f` with `who`'s uid, gid and groups (for checks made as another user, such as
-/// the emulator's: the kernel answers `access(2)` for them, ACLs included).
-pub fn as_user<T: Send>(who: Caller, f: impl FnOnce() -> T + Send) -> Result<T> {
-    as_caller(who, f)
-}
-
 /// Opens an absolute path (an LV's device node) as `caller`, not following a final symlink.
 pub fn open_path_as(caller: Caller, path: &Path, flags: OFlags) -> Result<OwnedFd> {
     let open = || {
@@ -169,8 +163,10 @@ fn root_path(pool_root: &Path) -> std::result::Result<OwnedFd, Errno> {
     )
 }
 
-/// Runs `f` with `caller`'s uid, gid and groups: here for root, else on a thread of its own.
-fn as_caller<T: Send>(caller: Caller, f: impl FnOnce() -> T + Send) -> Result<T> {
+/// Runs `f` with `caller`'s uid, gid and groups: here for root, else on a thread of its own
+/// (also for checks made as another user, such as the emulator's: the kernel answers
+/// `access(2)` for them, ACLs included).
+pub fn as_caller<T: Send>(caller: Caller, f: impl FnOnce() -> T + Send) -> Result<T> {
     if caller.is_root() {
         return Ok(f());
     }

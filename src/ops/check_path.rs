@@ -125,8 +125,8 @@ pub fn check(
         }
     };
     // Symlinks are followed by QEMU: check where they lead (as the caller resolves it).
-    let real = access::as_user(caller, || std::fs::canonicalize(&path))?.unwrap_or(path.clone());
-    let seen = access::as_user(caller, || {
+    let real = access::as_caller(caller, || std::fs::canonicalize(&path))?.unwrap_or(path.clone());
+    let seen = access::as_caller(caller, || {
         components(&real)
             .iter()
             .map(|p| look(p))
@@ -182,7 +182,7 @@ pub fn check(
             vec![("search", Access::EXEC_OK)]
         };
         for (name, mode) in dac {
-            let ok = access::as_user(who, || {
+            let ok = access::as_caller(who, || {
                 rustix::fs::accessat(rustix::fs::CWD, &s.path, mode, AtFlags::EACCESS).is_ok()
             })?;
             if ok {
