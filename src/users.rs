@@ -25,21 +25,12 @@ pub fn group_gid(name: &str) -> Option<u32> {
 pub fn user_ids(name: &str) -> Option<(u32, u32)> {
     let by_name = || -> Option<(u32, u32)> {
         let c = std::ffi::CString::new(name).ok()?;
-        // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: all pointers are valid for the call; buf outlives it.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+        passwd_entry(
+            // SAFETY: `c` is a NUL-terminated string alive for the call; the other
+            // pointers come from `passwd_entry`, valid for the call.
+            |pwd, buf, len, result| unsafe { libc::getpwnam_r(c.as_ptr(), pwd, buf, len, result) },
+            |pwd| (pwd.pw_uid, pwd.pw_gid),
+        )
     };
     let numeric = name.strip_prefix('+').unwrap_or(name).parse::<u32>().ok();
     match (name.starts_with('+'), numeric) {
@@ -56,12 +47,30 @@ fn primary_gid(uid: u32) -> Option<u32> {
 
 /// Calls `f` with user `uid`'s passwd entry (its strings valid during the call).
 fn with_passwd<T>(uid: u32, f: impl FnOnce(&libc::passwd) -> T) -> Option<T> {
+    passwd_entry(
+        // SAFETY: the pointers come from `passwd_entry`, valid for the call.
+        |pwd, buf, len, result| unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) },
+        f,
+    )
+}
+
+/// One passwd lookup (`getpwnam_r` or `getpwuid_r`, given the entry, a buffer, its
+/// length and the result pointer), and `f` of the entry found (its strings live in the
+/// buffer, valid during the call).
+fn passwd_entry<T>(
+    lookup: impl FnOnce(
+        *mut libc::passwd,
+        *mut libc::c_char,
+        usize,
+        *mut *mut libc::passwd,
+    ) -> libc::c_int,
+    f: impl FnOnce(&libc::passwd) -> T,
+) -> Option<T> {
     // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; buf outlives every use of pwd.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    let rc = lookup(&mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
     (rc == 0 && !result.is_null()).then(|| f(&pwd))
 }
 
