@@ -423,3 +423,74 @@ fn names_that_are_not_utf8_are_addressed_exactly() {
     );
     assert_eq!(label(&odd), Some(image_label(&cats)));
 }
+
+/// A member that holds its connection open keeps no right it has lost: membership of the
+/// API group is asked on every call, not once per connection.
+#[test]
+fn a_member_taken_out_of_the_group_is_refused_on_its_open_connection() {
+    let name = format!("svirttest{}", std::process::id() % 100_000);
+    let run = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert_ok(&out, &args.join(" "));
+    };
+    run(&["groupadd", &name]);
+    run(&[
+        "useradd",
+        "--no-create-home",
+        "--user-group",
+        "--shell",
+        "/usr/sbin/nologin",
+        &format!("{name}u"),
+    ]);
+    let user = format!("{name}u");
+    // Removed again whatever the test's outcome.
+    struct Gone(String, String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel").arg(&self.1).output();
+            let _ = Command::new("groupdel").arg(&self.0).output();
+        }
+    }
+    let _gone = Gone(name.clone(), user.clone());
+    run(&["gpasswd", "--add", &user, &name]);
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, &user]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    let api = format!("group = \"{name}\"\nread_only_for_all = true\nidle_timeout_secs = 30\n");
+    let bed = Bed::with_api_and_extra(&api, "");
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let flags = TempDir::new("/tmp", "svirt-pool-revoked");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&flags.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ready, go) = (flags.join("ready"), flags.join("go"));
+    let (ready_s, go_s, sock_s) = (
+        ready.to_str().unwrap().to_owned(),
+        go.to_str().unwrap().to_owned(),
+        sock.to_str().unwrap().to_owned(),
+    );
+    let (uid2, gid2) = (uid.clone(), gid.clone());
+    let member = std::thread::spawn(move || {
+        scenario(Some((&uid2, &gid2)), &["revoked", &sock_s, &ready_s, &go_s])
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        if member.is_finished() {
+            assert_ok(
+                &member.join().unwrap(),
+                "revoked, before the user left the group",
+            );
+            panic!("the scenario ended before it was told the user left the group");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member never got in"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run(&["gpasswd", "--delete", &user, &name]);
+    std::fs::write(&go, b"").unwrap();
+    assert_ok(&member.join().unwrap(), "revoked");
+}

@@ -1,8 +1,6 @@
 //! Who may call what: root everything, members of `api.group` everything but
 //! forgetting guests, everyone else read-only listing if `api.read_only_for_all`.
 
-use std::sync::OnceLock;
-
 use crate::config::ApiSettings;
 
 /// What a method needs.
@@ -46,21 +44,16 @@ pub fn decide(
     }
 }
 
-/// Whether `peer` may do what `need` says under `api`. `membership` caches whether the
-/// peer is in the API group: asked of NSS once per connection, and never for root.
-pub fn check(
-    peer: &Peer,
-    need: Access,
-    api: &ApiSettings,
-    membership: &OnceLock<bool>,
-) -> Result<(), &'static str> {
+/// Whether `peer` may do what `need` says under `api`. Membership of the API group is
+/// asked of NSS on every call (a member taken out of the group loses access even on a
+/// connection it holds open), and never for root.
+pub fn check(peer: &Peer, need: Access, api: &ApiSettings) -> Result<(), &'static str> {
     let is_root = peer.uid == 0;
     let is_member = !is_root
-        && *membership.get_or_init(|| {
-            api.group
-                .as_ref()
-                .is_some_and(|(_, gid)| peer.gid == *gid || user_in_group(peer.uid, *gid))
-        });
+        && api
+            .group
+            .as_ref()
+            .is_some_and(|(_, gid)| peer.gid == *gid || user_in_group(peer.uid, *gid));
     decide(is_root, is_member, api.read_only_for_all, need)
 }
 

@@ -3,8 +3,8 @@
 //! announce a mutation). The methods themselves are in `service`.
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::broadcast;
@@ -26,8 +26,6 @@ pub struct Api {
     /// Another descriptor of the connection's socket: readable-closed when the peer
     /// hangs up, which ends a `Monitor` stream at once.
     pub(super) hangup: Arc<AsyncFd<OwnedFd>>,
-    /// Whether the peer is in the API group, looked up on its first call.
-    pub(super) membership: Arc<OnceLock<bool>>,
 }
 
 impl Api {
@@ -45,13 +43,12 @@ impl Api {
             events,
             streaming,
             hangup,
-            membership: Arc::default(),
         }
     }
 
     /// Refuses (and logs) a method the peer may not call.
     pub(super) fn allow(&self, method: &str, need: Access) -> Result<(), ApiError> {
-        auth::check(&self.peer, need, &self.settings.api, &self.membership).map_err(|reason| {
+        auth::check(&self.peer, need, &self.settings.api).map_err(|reason| {
             tracing::warn!(
                 method,
                 uid = self.peer.uid,

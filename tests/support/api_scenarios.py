@@ -226,6 +226,24 @@ def outsider(sock, pool_dir):
     assert not os.path.exists(os.path.join(pool_dir, "x.save"))
 
 
+def revoked(sock, ready, go):
+    """A member holds its connection open while root takes it out of the API group: its
+    next call on that same connection is refused."""
+    assert os.getuid() != 0
+    c = Client(sock)
+    c.list_guests()
+    c.define_guest(UUID2, "while-a-member")
+    open(ready, "w").close()
+    deadline = time.monotonic() + 20
+    while not os.path.exists(go):
+        assert time.monotonic() < deadline, "root never took the user out of the group"
+        time.sleep(0.05)
+    # Listing stays open to everyone here (api.read_only_for_all); changes do not.
+    c.list_guests()
+    expect_error("io.svirtpool.PermissionDenied", c.define_guest, UUID1, "after")
+    expect_error("io.svirtpool.PermissionDenied", c.release, UUID2)
+
+
 def raw_connect(sock):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
@@ -493,6 +511,7 @@ def main():
         "odd-names": odd_names,
         "abuse": lambda s, t: abuse(s, float(t)),
         "monitor": monitor,
+        "revoked": revoked,
     }[scenario](sock, *args)
     print("scenario %s: ok" % scenario)
 
