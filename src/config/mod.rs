@@ -36,6 +36,14 @@ mod validate;
 /// `$SVIRT_POOL_CONFIG` names a file.
 pub const DEFAULT_PATH: &str = "/etc/svirt-pool/svirt-pool.toml";
 
+/// The config file to read: `given` (`--config`), else `$SVIRT_POOL_CONFIG` (the udev
+/// rule may set it for the hook), else [`DEFAULT_PATH`].
+pub fn resolve_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("SVIRT_POOL_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -65,7 +73,8 @@ pub struct Settings {
 pub struct ApiSettings {
     /// The socket's path (when the agent binds it itself).
     pub socket: PathBuf,
-    /// Members of this group may change attachments; `None` when no such group exists.
+    /// Members of this group may change attachments; `None` when no such group exists
+    /// (or the settings were loaded with `Checks::Syntax`, which does not look it up).
     pub group: Option<(String, u32)>,
     /// Whether everyone else may list pools, volumes and guests.
     pub read_only_for_all: bool,

@@ -50,7 +50,7 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
     if checks == Checks::Full {
         probe::check_no_overlap_through_mounts(&state_dir, &pools).map_err(|e| err(&e))?;
     }
-    let api = validate_api(raw.api).map_err(|e| err(&e))?;
+    let api = validate_api(raw.api, checks).map_err(|e| err(&e))?;
     let unwatched_rescan = match raw.agent.unwatched_rescan_secs {
         Some(0) => {
             return Err(err(&"agent.unwatched_rescan_secs must be greater than 0"));
@@ -85,7 +85,7 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
     })
 }
 
-fn validate_api(raw: RawApi) -> Result<ApiSettings, Invalid> {
+fn validate_api(raw: RawApi, checks: Checks) -> Result<ApiSettings, Invalid> {
     let socket = raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     if !socket.is_absolute() {
         return Err(invalid!(
@@ -95,8 +95,12 @@ fn validate_api(raw: RawApi) -> Result<ApiSettings, Invalid> {
     }
     let group_name = raw.group.unwrap_or_else(|| "libvirt".into());
     // A missing group is not an error: the host may not run libvirt yet. Only root
-    // (and, with read_only_for_all, readers) is served then.
-    let group = crate::users::group_gid(&group_name).map(|gid| (group_name, gid));
+    // (and, with read_only_for_all, readers) is served then. The lookup asks NSS, which
+    // the udev hook (`Checks::Syntax`, no API) has no use for.
+    let group = match checks {
+        Checks::Full => crate::users::group_gid(&group_name).map(|gid| (group_name, gid)),
+        Checks::Syntax => None,
+    };
     // Counts and sizes fit a usize on every target this runs on (64-bit Linux).
     let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     let positive = |key: &str, v: Option<u64>, default: u64| match v {
