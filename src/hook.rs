@@ -1,4 +1,5 @@
-//! `svirt-pool udev-hook`: the udev RUN program that labels an LV node synchronously.
+//! The udev RUN program that labels an LV node synchronously: `svirt-pool-udev-hook`
+//! (`src/bin/`, what the shipped rule runs), also reachable as `svirt-pool udev-hook`.
 //!
 //! udev runs it for `add` and `change` events of LV nodes (see `udev/99-svirt-pool.rules`).
 //! It reads the event from its environment, opens the state read-only (never the lock,
@@ -25,6 +26,15 @@ pub enum HookResult {
     Relabeled(String),
     /// Something went wrong; the message says what.
     Error(String),
+}
+
+/// The whole program: runs the hook for the event in this process's environment with
+/// the config at `config` and reports the result. It never fails the event, not even
+/// on a panic: the caller exits 0 whatever this returns.
+pub fn main(config: &Path) {
+    let result = std::panic::catch_unwind(|| run(config, &|k| std::env::var(k).ok()))
+        .unwrap_or_else(|_| HookResult::Error("the hook panicked (see above)".into()));
+    report(&result);
 }
 
 /// Runs the hook for the event in `env` (a lookup of the process environment).

@@ -1,6 +1,5 @@
 //! The `svirt-pool` command: parse arguments, load the config, run the subcommand.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,24 +26,15 @@ fn init_logging(verbose: u8, is_agent: bool) {
         .init();
 }
 
-/// `--config`, else `$SVIRT_POOL_CONFIG`, else the system default.
-fn config_path(cli: &Cli) -> PathBuf {
-    cli.config
-        .clone()
-        .or_else(|| std::env::var_os("SVIRT_POOL_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Agent));
     if matches!(cli.command, Command::UdevHook) {
-        // Never fail a udev event: report and exit 0 whatever happened.
-        let result = svirt_pool::hook::run(&config_path(&cli), &|k| std::env::var(k).ok());
-        svirt_pool::hook::report(&result);
+        // Never fail a udev event: the hook reports, and the exit status is 0.
+        svirt_pool::hook::main(&config::resolve_path(cli.config));
         return ExitCode::SUCCESS;
     }
-    let result = Settings::load(&config_path(&cli))
+    let result = Settings::load(&config::resolve_path(cli.config.clone()))
         .and_then(|s| svirt_pool::cli::commands::run(cli.command, s));
     match result {
         Ok(()) => ExitCode::SUCCESS,

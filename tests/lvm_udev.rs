@@ -214,9 +214,14 @@ fn the_hook_exits_0_on_bad_or_missing_environment() {
             ("MAJOR", "not-a-number".into()),
         ],
     ];
-    for env in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
-            .arg("udev-hook")
+    // The slim binary the shipped rule runs, and the same hook in the full binary.
+    let hooks = [
+        vec![env!("CARGO_BIN_EXE_svirt-pool-udev-hook")],
+        vec![env!("CARGO_BIN_EXE_svirt-pool"), "udev-hook"],
+    ];
+    for (hook, env) in hooks.iter().flat_map(|h| cases.iter().map(move |e| (h, e))) {
+        let out = Command::new(hook[0])
+            .args(&hook[1..])
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
@@ -224,13 +229,21 @@ fn the_hook_exits_0_on_bad_or_missing_environment() {
         assert_eq!(
             out.status.code(),
             Some(0),
-            "env {env:?}: {}",
+            "{hook:?}, env {env:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Not run by udev, or a config that does not exist: said on stderr (and syslog).
+        let is_error = env.is_empty() || env.get(1).is_some_and(|v| v.1 == "/nonexistent.toml");
+        if is_error {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("svirt-pool udev-hook: "),
+                "{hook:?}, env {env:?}: the error is not reported"
+            );
+        }
         assert_eq!(
             label(&dev).unwrap(),
             "system_u:object_r:etc_t:s0",
-            "env {env:?} changed a label"
+            "{hook:?}, env {env:?} changed a label"
         );
     }
     let passwd = label(std::path::Path::new("/etc/passwd"));

@@ -56,12 +56,12 @@ pub fn install_hook_rule() {
     ))
     .unwrap();
     let rule = shipped.replace(
-        "/usr/local/bin/svirt-pool",
-        env!("CARGO_BIN_EXE_svirt-pool"),
+        "/usr/local/bin/svirt-pool-udev-hook",
+        env!("CARGO_BIN_EXE_svirt-pool-udev-hook"),
     );
     assert_ne!(
         rule, shipped,
-        "the shipped rule no longer runs /usr/local/bin/svirt-pool"
+        "the shipped rule no longer runs /usr/local/bin/svirt-pool-udev-hook"
     );
     std::fs::create_dir_all("/run/udev/rules.d").unwrap();
     let tmp = format!("{HOOK_RULE}.{}", unique("tmp"));
