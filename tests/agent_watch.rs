@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -53,6 +54,28 @@ fn a_hand_relabel_is_repaired() {
     assert_label_within_1s(&free, VIRT_IMAGE);
     set_label(&free, "system_u:object_r:svirt_image_t:s0:c1,c2");
     assert_label_within_1s(&free, VIRT_IMAGE);
+}
+
+#[test]
+fn the_last_of_a_burst_of_hand_relabels_is_repaired() {
+    // The engine reads a stream of events in batches (at most one batch per 20 ms):
+    // the events that arrive while it waits must not be lost.
+    let bed = Bed::new();
+    let disk = bed.file("vm.img");
+    let (uuid, cats) = bed.define_guest("vm");
+    bed.attach_ok(&uuid, &disk, "rw");
+    let _agent = bed.agent();
+    let others: Vec<PathBuf> = (0..20)
+        .map(|i| bed.file(&format!("other{i}.img")))
+        .collect();
+    for round in 0..200 {
+        set_label(&disk, "system_u:object_r:virt_image_t:s0");
+        set_label(&others[round % others.len()], "system_u:object_r:etc_t:s0");
+    }
+    assert_label_within_1s(&disk, &image_label(&cats));
+    for other in &others {
+        assert_label_within_1s(other, VIRT_IMAGE);
+    }
 }
 
 #[test]

@@ -28,6 +28,11 @@ use crate::state::{HolderIndex, Store};
 const QUERIES_PER_BATCH: usize = 32;
 /// How often missing pools are looked for and the watchdog is fed.
 const TICK: Duration = Duration::from_secs(1);
+/// After a batch of inotify events, the next is read no sooner than this. A lone event
+/// is handled at once; a stream of them (every label the API writes comes back as an
+/// event) is handled in batches, one lock and one check per file per batch, instead of
+/// taking the lock the API is waiting for once per event.
+const COALESCE: Duration = Duration::from_millis(20);
 
 /// The engine thread's state.
 pub(super) struct Engine<'s> {
@@ -85,8 +90,18 @@ impl<'s> Engine<'s> {
         let watchdog = sd_notify::watchdog_enabled();
 
         let mut next_tick = Instant::now() + TICK;
+        let mut next_inotify_read = Instant::now();
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            // While the last batch is younger than COALESCE, inotify is not polled (its
+            // events wait in the kernel's queue) and the poll ends when it may be read.
+            let read_inotify = now >= next_inotify_read;
+            let until = if read_inotify {
+                next_tick
+            } else {
+                next_tick.min(next_inotify_read)
+            };
+            let wait = until.saturating_duration_since(now);
             let timeout = Timespec {
                 tv_sec: wait.as_secs() as i64,
                 tv_nsec: i64::from(wait.subsec_nanos()),
@@ -94,8 +109,13 @@ impl<'s> Engine<'s> {
             let (inotify_ready, stop_ready, udev_ready) = {
                 let inotify_fd = self.watcher.fd();
                 let udev_fd = self.monitor.as_ref().map(devices::Monitor::fd);
+                let inotify_events = if read_inotify {
+                    PollFlags::IN
+                } else {
+                    PollFlags::empty()
+                };
                 let mut fds = vec![
-                    PollFd::new(&inotify_fd, PollFlags::IN),
+                    PollFd::new(&inotify_fd, inotify_events),
                     PollFd::new(&stop, PollFlags::IN),
                 ];
                 if let Some(fd) = &udev_fd {
@@ -106,7 +126,7 @@ impl<'s> Engine<'s> {
                     Err(e) => return Err(Error::failed(format!("poll: {e}"))),
                 }
                 let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
-                (ready(0), ready(1), ready(2))
+                (read_inotify && ready(0), ready(1), ready(2))
             };
             if stop_ready {
                 tracing::info!("engine stopped");
@@ -119,6 +139,7 @@ impl<'s> Engine<'s> {
                     .map_err(|e| Error::failed(format!("reading inotify events: {e}")))?;
                 if !changes.is_empty() {
                     self.handle(changes)?;
+                    next_inotify_read = Instant::now() + COALESCE;
                 }
             }
             if udev_ready {
