@@ -33,17 +33,27 @@ pub fn ensure_state_dir(state_dir: &Path) -> Result<()> {
         })
 }
 
-/// Blocks until the lock of `state_dir` is held.
+/// Blocks until the lock of `state_dir` is held (creating the directory if needed).
 pub fn acquire(state_dir: &Path) -> Result<StateLock> {
-    ensure_state_dir(state_dir)?;
     let path = state_dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::failed(format!("cannot open lock {}: {e}", path.display())))?;
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+    };
+    // The directory exists on every call but the first: it is created only when the
+    // open says it is missing (a mkdir per call cost every attach and detach).
+    let file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ensure_state_dir(state_dir)?;
+            open()
+        }
+        opened => opened,
+    }
+    .map_err(|e| Error::failed(format!("cannot open lock {}: {e}", path.display())))?;
     rustix::fs::flock(&file, FlockOperation::LockExclusive)
         .map_err(|e| Error::failed(format!("cannot lock {}: {e}", path.display())))?;
     Ok(StateLock { _file: file })
