@@ -4,7 +4,9 @@
 Each client has its own guest and disk and runs attach(rw) + detach pairs for --secs
 seconds; the rate is the total over all clients. Beside it, the floor on the same disk:
 two SQLite WAL commits with synchronous=FULL per pair (what a durable attach and a
-durable detach cannot do without), by the same number of processes.
+durable detach cannot do without), by the same number of processes. The agent's CPU
+time per pair (all threads) is printed too: on a shared machine it is steadier than
+the rates.
 Needs root and a release build (cargo build --release).
 
     scripts/bench/attach.py [--secs 5] [--clients 1,8]
@@ -71,7 +73,15 @@ def run_parallel(target, args_of, clients, secs):
     total = sum(out.get() for _ in procs)
     for p in procs:
         p.join()
-    return total / (time.perf_counter() - t)
+    return total / (time.perf_counter() - t), total
+
+
+def agent_cpu_secs(pid):
+    """User + system CPU the agent has used (all its threads): steadier than a rate on
+    a shared machine."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -100,23 +110,25 @@ def main():
                 c.define_guest(guest_uuid(i), "bench%d" % i)
             c.close()
             for n in counts:
-                rate = run_parallel(client_loop, lambda i: (sock, disks[i], guest_uuid(i)), n, a.secs)
+                cpu0 = agent_cpu_secs(agent.proc.pid)
+                rate, pairs = run_parallel(client_loop, lambda i: (sock, disks[i], guest_uuid(i)), n, a.secs)
+                cpu_per_pair = (agent_cpu_secs(agent.proc.pid) - cpu0) / max(pairs, 1)
                 db = os.path.join(state, "floor.db")
                 con = sqlite3.connect(db)
                 con.execute("CREATE TABLE IF NOT EXISTS a (g INTEGER, mode TEXT)")
                 con.commit()
                 con.close()
-                floor = run_parallel(floor_loop, lambda i: (db, i), n, a.secs)
-                rows.append((n, rate, floor))
+                floor, _ = run_parallel(floor_loop, lambda i: (db, i), n, a.secs)
+                rows.append((n, rate, floor, cpu_per_pair))
         finally:
             agent.stop()
     finally:
         shutil.rmtree(pool, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
     print("attach+detach pairs/s, durable (%.0f s each)" % a.secs)
-    for n, rate, floor in rows:
-        print("  %d client%s: %7.0f pairs/s   floor (2 WAL FULL commits/pair) %7.0f   ratio %.2f" % (
-            n, "" if n == 1 else "s", rate, floor, rate / floor))
+    for n, rate, floor, cpu in rows:
+        print("  %d client%s: %7.0f pairs/s   floor (2 WAL FULL commits/pair) %7.0f   ratio %.2f"
+              "   agent CPU %.2f ms/pair" % (n, "" if n == 1 else "s", rate, floor, rate / floor, cpu * 1e3))
 
 
 if __name__ == "__main__":
