@@ -66,9 +66,8 @@ impl Store {
     /// transaction. Returns the previous mode, if the guest already held this file. An
     /// attachment `via` an overlay records a backing-file hold instead.
     pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A savepoint: its own transaction, or part of a batch's (`begin_batch`).
+        let tx = self.conn_mut().savepoint()?;
         let previous = match &att.via {
             Some(overlay) => {
                 hold_backing(&tx, att, overlay)?;
@@ -88,9 +87,8 @@ impl Store {
         att: &Attachment,
         chain: &[(Vec<u8>, Option<FileId>)],
     ) -> Result<Option<Mode>> {
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A savepoint: its own transaction, or part of a batch's (`begin_batch`).
+        let tx = self.conn_mut().savepoint()?;
         let previous = attach_in(&tx, att)?;
         exec(
             &tx,
@@ -119,9 +117,8 @@ impl Store {
         pool: &str,
         volume: &[u8],
     ) -> Result<(Option<Mode>, Vec<Attachment>)> {
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A savepoint: its own transaction, or part of a batch's (`begin_batch`).
+        let tx = self.conn_mut().savepoint()?;
         let backing = backing_of(&tx, guest, Some((pool, volume)))?;
         exec(
             &tx,

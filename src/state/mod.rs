@@ -1,7 +1,8 @@
 //! The state database (SQLite, WAL): guests, their MCS pairs, and attachments.
 //!
-//! The only module that runs SQL. Every change is one transaction; readers (the
-//! udev hook, `status`) never block the writer.
+//! The only module that runs SQL. Every change is one transaction (or a savepoint of a
+//! batch's: attach and detach calls waiting together commit once); readers (the udev
+//! hook, `status`) never block the writer.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -101,6 +102,8 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        // A batch left open by an error is rolled back before the connection is reused.
+        self.rollback_batch();
         if let (Some(conn), Some(key)) = (self.conn.take(), self.cache_key.take()) {
             CONNECTIONS.with(|c| c.borrow_mut().push((key, conn)));
         }
@@ -143,6 +146,25 @@ impl Store {
         store.migrate(&path)?;
         store.cache_key = file_identity(&path).map(|id| (path, id));
         Ok(store)
+    }
+
+    /// Starts a batch: until [`Store::commit_batch`], `attach`, `attach_overlay` and
+    /// `detach` write into one transaction, so a batch of calls costs one durable
+    /// commit. Dropped without a commit (an error), the connection rolls it back.
+    pub fn begin_batch(&mut self) -> Result<()> {
+        Ok(self.conn().execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    /// Commits the batch begun by [`Store::begin_batch`] (one `fsync`).
+    pub fn commit_batch(&mut self) -> Result<()> {
+        Ok(self.conn().execute_batch("COMMIT")?)
+    }
+
+    /// Rolls back a batch begun by [`Store::begin_batch`], if one is open.
+    pub fn rollback_batch(&mut self) {
+        if !self.conn().is_autocommit() {
+            let _ = self.conn().execute_batch("ROLLBACK");
+        }
     }
 
     /// Opens an existing database read-only (the udev hook, while the agent writes).
