@@ -1,0 +1,364 @@
+//! A batch of attach and detach jobs under one hold of the state lock, with one
+//! commit: each job's checks and state change, then each job's labels.
+
+use std::os::fd::OwnedFd;
+
+use super::{file_of, list, restore_each};
+use crate::apply::filecon;
+use crate::config::Settings;
+use crate::decide::labels::{FileId, Mode};
+use crate::error::{Error, Result};
+use crate::fsys::{self, NodeKind, OpenError};
+use crate::lock;
+use crate::model::Labeled;
+use crate::ops::Caller;
+use crate::ops::chains::{chain_of, check_chain_readable, label_chain};
+use crate::ops::guest_for;
+use crate::ops::locate::Volume;
+use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
+use crate::state::{Attachment, Store};
+
+/// Refuses a file that must not be handed to a guest: anything but a regular file
+/// with one link, reached without a symlink or mount point, on a filesystem that stores
+/// labels. Returns which file it is, so the attachment holds that file and no later one
+/// of the same name. (An LV needs no such check: its node is verified when labeled.)
+fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<FileId>> {
+    let Some(rel) = &vol.rel else {
+        return Ok(None);
+    };
+    let pool = &rec.settings().pools[vol.pool];
+    let cross_fs = pool.dir().is_some_and(|d| d.cross_filesystems);
+    let root = rec
+        .root(vol.pool)
+        .map_err(|e| Error::failed(format!("pool {}: {e}", pool.name)))?;
+    let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", vol.shown));
+    let node = fsys::open_beneath(root, rel, cross_fs)
+        .map(|opened| opened.node)
+        .map_err(|e| match e {
+            OpenError::Symlink => refuse("it is or goes through a symlink".into()),
+            e => refuse(e.to_string()),
+        })?;
+    match node.kind {
+        NodeKind::Regular { links: 1 } => {}
+        NodeKind::Regular { links } => {
+            return Err(refuse(format!(
+                "it has {links} hard links (one may be a file outside the pool)"
+            )));
+        }
+        NodeKind::Symlink => return Err(refuse("it is a symlink".into())),
+        _ => return Err(refuse("it is not a regular file".into())),
+    }
+    use std::os::fd::AsFd;
+    filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
+    Ok(Some(node.file))
+}
+
+/// An attach or a detach, checked as far as it can be without the lock, waiting for
+/// its batch (see `batch`).
+pub(crate) enum Job {
+    /// `attach_and_open`'s request.
+    Attach(AttachJob),
+    /// `detach`'s request.
+    Detach(DetachJob),
+}
+
+pub(crate) struct AttachJob {
+    pub(super) caller: Caller,
+    pub(super) uuid: String,
+    pub(super) vol: Volume,
+    pub(super) mode: Mode,
+    /// The volume as the caller opened it, when it was.
+    pub(super) own: Option<OwnedFd>,
+}
+
+pub(crate) struct DetachJob {
+    pub(super) caller: Caller,
+    pub(super) uuid: String,
+    pub(super) vol: Volume,
+}
+
+/// What a job's caller gets back.
+pub(crate) enum Done {
+    Attached(Result<(Labeled, Option<OwnedFd>)>),
+    Detached(Result<Labeled>),
+    /// The batch it was in panicked (the panic is reported by the thread that ran it).
+    Panicked(Error),
+}
+
+impl Job {
+    /// The answer when the whole batch failed (the lock, the state, the commit).
+    fn failed(&self, why: &Error) -> Done {
+        let e = Error::failed(why.to_string());
+        match self {
+            Job::Attach(_) => Done::Attached(Err(e)),
+            Job::Detach(_) => Done::Detached(Err(e)),
+        }
+    }
+}
+
+/// A job whose state change is written (not yet committed), with what labeling it needs.
+enum Staged {
+    Attach(Box<StagedAttach>),
+    Detach(StagedDetach),
+}
+
+/// Runs a batch of jobs under one hold of the lock: each job's checks and state change
+/// in turn (a job refused changes nothing and does not affect the others; a later job
+/// sees the earlier ones' changes, as if called one after the other), one commit for
+/// all of them, then each job's labels, from the committed state: state first, label
+/// second, as for a single call. A batch of one is a single call.
+///
+/// An attach whose label cannot be written is undone in its own commit, as alone. If
+/// another job of the batch held the same volume, the label that job reported was for
+/// the state before the undo; the volume itself is relabeled for the state after it.
+pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
+    let opened = lock::acquire(&settings.state_dir)
+        .and_then(|lock| Ok((lock, Store::open(&settings.state_dir)?)))
+        .and_then(|(lock, mut store)| store.begin_batch().map(|()| (lock, store)));
+    let (_lock, mut store) = match opened {
+        Ok(held) => held,
+        Err(e) => return jobs.iter().map(|job| job.failed(&e)).collect(),
+    };
+    let mut rec = Reconciler::new(settings, Apply::Write);
+    let staged: Vec<(Job, Result<Staged>)> = jobs
+        .into_iter()
+        .map(|job| {
+            let staged = match &job {
+                Job::Attach(j) => stage_attach(settings, &mut store, &mut rec, j)
+                    .map(|s| Staged::Attach(Box::new(s))),
+                Job::Detach(j) => stage_detach(settings, &mut store, j).map(Staged::Detach),
+            };
+            (job, staged)
+        })
+        .collect();
+    if let Err(e) = store.commit_batch() {
+        return staged.iter().map(|(job, _)| job.failed(&e)).collect();
+    }
+    staged
+        .into_iter()
+        .map(|(job, staged)| match (job, staged) {
+            (Job::Attach(j), Ok(Staged::Attach(s))) => {
+                Done::Attached(finish_attach(&mut store, &mut rec, j, *s))
+            }
+            (Job::Detach(j), Ok(Staged::Detach(s))) => {
+                Done::Detached(finish_detach(settings, &store, &mut rec, j, s))
+            }
+            (Job::Attach(_), Err(e)) => Done::Attached(Err(e)),
+            (Job::Detach(_), Err(e)) => Done::Detached(Err(e)),
+            _ => unreachable!("a job is staged as what it is"),
+        })
+        .collect()
+}
+
+/// An attach whose attachment is written.
+struct StagedAttach {
+    pool_name: String,
+    file: Option<FileId>,
+    chain: Vec<crate::observe::chain::Link>,
+    att: Attachment,
+    holds: Vec<(Vec<u8>, Option<FileId>)>,
+    /// The guest's mode before, if it held the volume already.
+    previous: Option<Mode>,
+}
+
+/// The checks of an attach and its state change (the lock is held, the batch open).
+fn stage_attach(
+    settings: &Settings,
+    store: &mut Store,
+    rec: &mut Reconciler<'_>,
+    job: &AttachJob,
+) -> Result<StagedAttach> {
+    let vol = &job.vol;
+    let pool_name = settings.pools[vol.pool].name.clone();
+    guest_for(store, &job.uuid, job.caller)?;
+    let file = check_attachable(rec, vol)?;
+    if let (Some(fd), Some(file)) = (&job.own, file)
+        && file_of(fd)? != file
+    {
+        return Err(Error::refused(format!(
+            "{} was replaced while it was being attached; nothing was attached",
+            vol.shown
+        )));
+    }
+    let chain = chain_of(rec, vol)?;
+    if !job.caller.is_root() {
+        check_chain_readable(settings, job.caller, vol, &chain)?;
+    }
+    let att = Attachment {
+        guest: job.uuid.clone(),
+        pool: pool_name.clone(),
+        volume: vol.key.clone(),
+        mode: job.mode,
+        file,
+        via: None,
+    };
+    // State first, label second: after a crash in between, a rescan converges. The
+    // backing files of an overlay are read by the guest whatever its mode: held `ro`.
+    let holds: Vec<(Vec<u8>, Option<FileId>)> = chain
+        .iter()
+        .map(|l| (l.rel.as_os_str().as_encoded_bytes().to_vec(), Some(l.file)))
+        .collect();
+    let previous = store.attach_overlay(&att, &holds)?;
+    Ok(StagedAttach {
+        pool_name,
+        file,
+        chain,
+        att,
+        holds,
+        previous,
+    })
+}
+
+/// Labels an attached volume and its backing files (the batch is committed); on a
+/// failure, puts the state back as it was, and the label with it.
+fn finish_attach(
+    store: &mut Store,
+    rec: &mut Reconciler<'_>,
+    job: AttachJob,
+    staged: StagedAttach,
+) -> Result<(Labeled, Option<OwnedFd>)> {
+    let AttachJob {
+        caller,
+        uuid,
+        vol,
+        mode,
+        own,
+    } = job;
+    let StagedAttach {
+        pool_name,
+        file,
+        chain,
+        att,
+        holds,
+        previous,
+    } = staged;
+    let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(&pool_name, &vol.key)?);
+    let result = match (&ex.outcome, vol.rel.is_none()) {
+        // An inactive LV keeps its attachment; the node is labeled when it appears.
+        (Outcome::Missing, true) => Ok(None),
+        // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
+        (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Ok(None),
+        // The name holds another file than the one checked: its label is not this one's.
+        _ if file.is_some() && ex.file != file => {
+            Err(NotLabeled::Skipped(SkipReason::Changed).to_string())
+        }
+        _ => match ex.labeled() {
+            Ok(label) => label_chain(rec, store, vol.pool, &chain)?
+                .map(|()| Some(label))
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(why.to_string()),
+        },
+    };
+    match result {
+        Ok(label) => {
+            tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), %mode,
+                uid = caller.uid, label = ?label, "attached");
+            let note = match (&ex.outcome, label.is_none()) {
+                (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Some(
+                    "held by libvirt for a running domain: labeled when libvirt restores it"
+                        .to_string(),
+                ),
+                (_, true) => {
+                    Some("inactive: its node is labeled when the LV is activated".to_string())
+                }
+                (_, false) => None,
+            };
+            Ok((
+                Labeled {
+                    volume: vol.shown,
+                    label,
+                    note,
+                },
+                own,
+            ))
+        }
+        Err(why) => {
+            // Put the state back as it was (its own commit), and the label with it; say
+            // if that failed too.
+            let restored = match previous {
+                Some(old) => store
+                    .attach_overlay(&Attachment { mode: old, ..att }, &holds)
+                    .map(drop),
+                None => store.detach(&uuid, &pool_name, &vol.key).map(drop),
+            }
+            .and_then(|()| store.holders(&pool_name, &vol.key))
+            .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders))
+            .and_then(|ex| {
+                let chain = label_chain(rec, store, vol.pool, &chain)?;
+                Ok(ex
+                    .labeled()
+                    .map_err(|e| e.to_string())
+                    .and(chain.map_err(|e| e.to_string())))
+            });
+            let rollback = match restored {
+                Ok(Ok(_)) => String::new(),
+                Ok(Err(e)) => format!("; restoring its label failed too: {e}"),
+                Err(e) => format!("; putting the state back failed too: {e}"),
+            };
+            Err(Error::failed(format!(
+                "cannot label {}: {why}; the attachment was not recorded{rollback}",
+                vol.shown
+            )))
+        }
+    }
+}
+
+/// A detach whose attachment is removed.
+struct StagedDetach {
+    /// The backing-file holds removed with it.
+    backing: Vec<Attachment>,
+}
+
+/// A detach's check and state change (the lock is held, the batch open).
+fn stage_detach(settings: &Settings, store: &mut Store, job: &DetachJob) -> Result<StagedDetach> {
+    let vol = &job.vol;
+    guest_for(store, &job.uuid, job.caller)?;
+    let (mode, backing) = store.detach(&job.uuid, &settings.pools[vol.pool].name, &vol.key)?;
+    if mode.is_none() {
+        return Err(Error::refused(format!(
+            "guest {} does not hold {}",
+            job.uuid, vol.shown
+        )));
+    }
+    Ok(StagedDetach { backing })
+}
+
+/// Restores the labels a detached volume and its backing files must now carry (the
+/// batch is committed).
+fn finish_detach(
+    settings: &Settings,
+    store: &Store,
+    rec: &mut Reconciler<'_>,
+    job: DetachJob,
+    staged: StagedDetach,
+) -> Result<Labeled> {
+    let DetachJob { uuid, vol, .. } = job;
+    let pool_name = &settings.pools[vol.pool].name;
+    let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
+    tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
+    // The backing files it read go back to rest unless another overlay still uses them.
+    let unrestored = restore_each(settings, store, &staged.backing)?;
+    if !unrestored.is_empty() {
+        return Err(Error::failed(format!(
+            "detached {} from guest {uuid}, but backing files could not be restored: {}",
+            vol.shown,
+            list(&unrestored)
+        )));
+    }
+    match (&ex.outcome, ex.labeled()) {
+        (Outcome::Missing, _) => Ok(Labeled {
+            volume: vol.shown,
+            label: None,
+            note: Some("it has no file or node now".into()),
+        }),
+        (_, Ok(label)) => Ok(Labeled {
+            volume: vol.shown,
+            label: Some(label),
+            note: None,
+        }),
+        (_, Err(why)) => Err(Error::failed(format!(
+            "detached {} from guest {uuid}, but its label could not be restored: {why}",
+            vol.shown
+        ))),
+    }
+}

@@ -1,0 +1,206 @@
+//! `svirt-pool attach|detach|release`: change who holds a volume, then label it
+//! before returning, all under the state lock. Attach and detach calls that wait for
+//! the lock together run as one batch with one commit (`batch`, `jobs`).
+
+mod batch;
+mod jobs;
+
+use std::path::Path;
+
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{FileType, OFlags};
+
+use super::locate::{Volume, locate};
+use super::{Caller, access, guest_for, parse_uuid};
+use crate::config::Settings;
+use crate::decide::labels::{FileId, Mode};
+use crate::error::{Error, Result};
+use crate::fsys;
+use crate::lock;
+use crate::model::Labeled;
+use crate::observe::devices;
+use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler};
+use crate::state::{Attachment, Store};
+use jobs::{AttachJob, DetachJob, Done, Job};
+
+/// The access a guest gets to a volume attached in `mode`.
+pub fn access_flags(mode: Mode) -> OFlags {
+    match mode {
+        Mode::Ro => OFlags::RDONLY,
+        Mode::Rw | Mode::Shared => OFlags::RDWR,
+    }
+}
+
+/// Opens the volume as `caller` would (with `mode`'s access): refused unless the
+/// caller's own rights allow it. For an LV, its node must be present.
+fn open_as_caller(
+    settings: &Settings,
+    caller: Caller,
+    vol: &Volume,
+    mode: Mode,
+) -> Result<OwnedFd> {
+    let flags = access_flags(mode) | OFlags::NONBLOCK;
+    match &vol.rel {
+        Some(rel) => {
+            let dir = settings.pools[vol.pool].dir().expect("a dir pool");
+            access::open_as(caller, &dir.path, rel, dir.cross_filesystems, flags)
+        }
+        None => {
+            let node = lv_node(settings, vol)?;
+            let fd = access::open_path_as(caller, &node.devnode, flags)?;
+            let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::BlockDevice
+                || st.st_rdev != node.devnum
+            {
+                return Err(Error::refused(format!(
+                    "{} is not the LV's block device",
+                    node.devnode.display()
+                )));
+            }
+            Ok(fd)
+        }
+    }
+}
+
+/// The node of an active LV named by a user.
+fn lv_node(settings: &Settings, vol: &Volume) -> Result<devices::LvNode> {
+    let vg = &settings.pools[vol.pool].lvm().expect("an lvm pool").vg;
+    let uuid = String::from_utf8_lossy(&vol.key);
+    devices::enumerate(&|v| v == vg)
+        .map_err(|e| Error::failed(format!("udev: {e}")))?
+        .into_iter()
+        .find(|n| n.lv_uuid == uuid)
+        .ok_or_else(|| Error::refused(format!("{} is inactive: activate it first", vol.shown)))
+}
+
+/// Which file a descriptor is (inode and birth time).
+pub(super) fn file_of(fd: &OwnedFd) -> Result<FileId> {
+    use std::os::fd::AsFd;
+    fsys::file_id(fd.as_fd()).map_err(Error::failed)
+}
+
+/// Gives a guest a volume and labels it; on a labeling failure the state is put back.
+pub fn attach(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+) -> Result<Labeled> {
+    attach_and_open(settings, caller, guest, volume, mode, false).map(|(result, _)| result)
+}
+
+/// Attaches, and with `want_fd` returns the volume opened as `caller` (with `mode`'s
+/// access). A caller other than root must be able to open the volume itself that way,
+/// and the attachment then holds exactly the file the caller opened.
+pub(super) fn attach_and_open(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+    want_fd: bool,
+) -> Result<(Labeled, Option<OwnedFd>)> {
+    let uuid = parse_uuid(guest)?;
+    let vol = locate(settings, volume)?;
+    // The caller's own rights, before anything changes (root's are checked too when a
+    // descriptor is wanted: it is the one handed out).
+    let own = (want_fd || !caller.is_root())
+        .then(|| open_as_caller(settings, caller, &vol, mode))
+        .transpose()?;
+    let job = Job::Attach(AttachJob {
+        caller,
+        uuid,
+        vol,
+        mode,
+        own,
+    });
+    match batch::run(settings, job) {
+        Done::Attached(result) => result,
+        Done::Panicked(e) => Err(e),
+        Done::Detached(_) => unreachable!("an attach job ends attached"),
+    }
+}
+
+/// Takes a volume back from a guest and restores the label it must now carry.
+pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -> Result<Labeled> {
+    let uuid = parse_uuid(guest)?;
+    let vol = locate(settings, volume)?;
+    match batch::run(settings, Job::Detach(DetachJob { caller, uuid, vol })) {
+        Done::Detached(result) => result,
+        Done::Panicked(e) => Err(e),
+        Done::Attached(_) => unreachable!("a detach job ends detached"),
+    }
+}
+
+/// Takes every volume back from a guest; returns how many it held.
+pub fn release(settings: &Settings, caller: Caller, guest: &str) -> Result<usize> {
+    let uuid = parse_uuid(guest)?;
+    let _lock = lock::acquire(&settings.state_dir)?;
+    let mut store = Store::open(&settings.state_dir)?;
+    guest_for(&store, &uuid, caller)?;
+    let released = store.release(&uuid)?;
+    let attached = released.iter().filter(|a| a.via.is_none()).count();
+    tracing::info!(guest = %uuid, released = attached, "released");
+    restore_released(settings, &store, &released)?;
+    Ok(attached)
+}
+
+/// A released volume whose label could not be restored, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{location} {}: {why}", .attachment.volume.escape_ascii())]
+pub struct Unrestored<'a> {
+    /// The attachment that was removed.
+    pub attachment: &'a Attachment,
+    /// Where its pool is (a directory, or `VG name`).
+    pub location: String,
+    /// Why its label is not the resting one.
+    pub why: NotLabeled,
+}
+
+/// Relabels volumes whose attachments were just removed (the lock must be held); tries
+/// every one and returns those whose label could not be restored.
+pub fn restore_each<'a>(
+    settings: &Settings,
+    store: &Store,
+    released: &'a [Attachment],
+) -> Result<Vec<Unrestored<'a>>> {
+    let mut rec = Reconciler::new(settings, Apply::Write);
+    let mut failures = Vec::new();
+    for att in released {
+        let Some(idx) = settings.pools.iter().position(|p| p.name == att.pool) else {
+            tracing::warn!(pool = %att.pool, "released a volume of a pool that is no longer configured");
+            continue;
+        };
+        let ex = rec.reconcile_volume(idx, &att.volume, &store.holders(&att.pool, &att.volume)?);
+        if let (false, Err(why)) = (ex.outcome == Outcome::Missing, ex.labeled()) {
+            failures.push(Unrestored {
+                attachment: att,
+                location: settings.pools[idx].location(),
+                why,
+            });
+        }
+    }
+    Ok(failures)
+}
+
+/// Relabels volumes whose attachments were just removed (the lock must be held).
+///
+/// Tries every volume and reports every failure, not only the first.
+pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachment]) -> Result<()> {
+    let failures = restore_each(settings, store, released)?;
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::failed(format!(
+        "released, but some labels could not be restored: {}",
+        list(&failures)
+    )))
+}
+
+/// Every failure on one line (an error message is one line in logs and replies).
+pub fn list(failures: &[Unrestored<'_>]) -> String {
+    let shown: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    shown.join("; ")
+}
