@@ -224,26 +224,22 @@ fn finish_attach(
         mode,
         own,
     } = job;
-    let StagedAttach {
-        pool_name,
-        file,
-        chain,
-        att,
-        holds,
-        previous,
-    } = staged;
-    let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(&pool_name, &vol.key)?);
+    let ex = rec.reconcile_volume(
+        vol.pool,
+        &vol.key,
+        &store.holders(&staged.pool_name, &vol.key)?,
+    );
     let result = match (&ex.outcome, vol.rel.is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
         (Outcome::Missing, true) => Ok(None),
         // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
         (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Ok(None),
         // The name holds another file than the one checked: its label is not this one's.
-        _ if file.is_some() && ex.file != file => {
+        _ if staged.file.is_some() && ex.file != staged.file => {
             Err(NotLabeled::Skipped(SkipReason::Changed).to_string())
         }
         _ => match ex.labeled() {
-            Ok(label) => label_chain(rec, store, vol.pool, &chain)?
+            Ok(label) => label_chain(rec, store, vol.pool, &staged.chain)?
                 .map(|()| Some(label))
                 .map_err(|e| e.to_string()),
             Err(why) => Err(why.to_string()),
@@ -275,16 +271,22 @@ fn finish_attach(
         Err(why) => {
             // Put the state back as it was (its own commit), and the label with it; say
             // if that failed too.
-            let restored = match previous {
+            let restored = match staged.previous {
                 Some(old) => store
-                    .attach_overlay(&Attachment { mode: old, ..att }, &holds)
+                    .attach_overlay(
+                        &Attachment {
+                            mode: old,
+                            ..staged.att
+                        },
+                        &staged.holds,
+                    )
                     .map(drop),
-                None => store.detach(&uuid, &pool_name, &vol.key).map(drop),
+                None => store.detach(&uuid, &staged.pool_name, &vol.key).map(drop),
             }
-            .and_then(|()| store.holders(&pool_name, &vol.key))
+            .and_then(|()| store.holders(&staged.pool_name, &vol.key))
             .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders))
             .and_then(|ex| {
-                let chain = label_chain(rec, store, vol.pool, &chain)?;
+                let chain = label_chain(rec, store, vol.pool, &staged.chain)?;
                 Ok(ex
                     .labeled()
                     .map_err(|e| e.to_string())
