@@ -37,7 +37,16 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // A state database on it may still be open (a connection this test thread
+        // cached): detach the mount lazily then, rather than leave it mounted.
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("--lazy").arg(&self.0).status();
+        }
         let _ = std::fs::remove_dir(&self.0);
     }
 }
