@@ -28,10 +28,12 @@ use crate::state::{HolderIndex, Store};
 const QUERIES_PER_BATCH: usize = 32;
 /// How often missing pools are looked for and the watchdog is fed.
 const TICK: Duration = Duration::from_secs(1);
-/// After a batch of inotify events, the next is read no sooner than this. A lone event
-/// is handled at once; a stream of them (every label the API writes comes back as an
-/// event) is handled in batches, one lock and one check per file per batch, instead of
-/// taking the lock the API is waiting for once per event.
+/// Changes of an existing entry only (a label or content changed: `appeared` false)
+/// are checked at most once per this long. Every label the API writes comes back as
+/// such an event; checked one by one, each took the lock the next API call waits for.
+/// A lone one is checked at once, a stream in batches (each file once per batch).
+/// Anything else (a new file, a new tree, an overflow) is handled at once, with the
+/// changes waiting.
 const COALESCE: Duration = Duration::from_millis(20);
 
 /// The engine thread's state.
@@ -90,16 +92,15 @@ impl<'s> Engine<'s> {
         let watchdog = sd_notify::watchdog_enabled();
 
         let mut next_tick = Instant::now() + TICK;
-        let mut next_inotify_read = Instant::now();
+        // Changes of existing entries waiting for their batch, and when it is due.
+        let mut waiting: Vec<Change> = Vec::new();
+        let mut next_batch = Instant::now();
         loop {
             let now = Instant::now();
-            // While the last batch is younger than COALESCE, inotify is not polled (its
-            // events wait in the kernel's queue) and the poll ends when it may be read.
-            let read_inotify = now >= next_inotify_read;
-            let until = if read_inotify {
+            let until = if waiting.is_empty() {
                 next_tick
             } else {
-                next_tick.min(next_inotify_read)
+                next_tick.min(next_batch)
             };
             let wait = until.saturating_duration_since(now);
             let timeout = Timespec {
@@ -109,13 +110,8 @@ impl<'s> Engine<'s> {
             let (inotify_ready, stop_ready, udev_ready) = {
                 let inotify_fd = self.watcher.fd();
                 let udev_fd = self.monitor.as_ref().map(devices::Monitor::fd);
-                let inotify_events = if read_inotify {
-                    PollFlags::IN
-                } else {
-                    PollFlags::empty()
-                };
                 let mut fds = vec![
-                    PollFd::new(&inotify_fd, inotify_events),
+                    PollFd::new(&inotify_fd, PollFlags::IN),
                     PollFd::new(&stop, PollFlags::IN),
                 ];
                 if let Some(fd) = &udev_fd {
@@ -126,7 +122,7 @@ impl<'s> Engine<'s> {
                     Err(e) => return Err(Error::failed(format!("poll: {e}"))),
                 }
                 let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
-                (read_inotify && ready(0), ready(1), ready(2))
+                (ready(0), ready(1), ready(2))
             };
             if stop_ready {
                 tracing::info!("engine stopped");
@@ -137,10 +133,27 @@ impl<'s> Engine<'s> {
                     .watcher
                     .read_changes()
                     .map_err(|e| Error::failed(format!("reading inotify events: {e}")))?;
-                if !changes.is_empty() {
-                    self.handle(changes)?;
-                    next_inotify_read = Instant::now() + COALESCE;
+                let (changed, urgent): (Vec<Change>, Vec<Change>) =
+                    changes.into_iter().partition(|c| {
+                        matches!(
+                            c,
+                            Change::Entry {
+                                appeared: false,
+                                ..
+                            }
+                        )
+                    });
+                waiting.extend(changed);
+                if !urgent.is_empty() {
+                    // The waiting changes go along: one lock for all.
+                    let mut batch = urgent;
+                    batch.append(&mut waiting);
+                    self.handle(batch)?;
                 }
+            }
+            if !waiting.is_empty() && Instant::now() >= next_batch {
+                self.handle(std::mem::take(&mut waiting))?;
+                next_batch = Instant::now() + COALESCE;
             }
             if udev_ready {
                 self.handle_udev()?;
