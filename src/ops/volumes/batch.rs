@@ -96,14 +96,16 @@ impl StepDown<'_> {
             .as_mut()
             .and_then(|q| q.get_mut(&self.key))
             .expect("the queue of a running batch");
-        match answers {
-            Some(answers) => queue.done.extend(self.ids.iter().copied().zip(answers)),
-            None => {
-                for &id in self.ids {
-                    let e = Error::failed("internal error: the batch it was in panicked");
-                    queue.done.insert(id, Done::Panicked(e));
-                }
-            }
+        // One answer per job, in order; a job left without one (the batch panicked)
+        // gets an error rather than a wait that never ends.
+        let mut answers = answers.unwrap_or_default().into_iter();
+        for &id in self.ids {
+            let done = answers.next().unwrap_or_else(|| {
+                Done::Panicked(Error::failed(
+                    "internal error: the batch it was in panicked",
+                ))
+            });
+            queue.done.insert(id, done);
         }
         queue.leading = false;
         ANSWERED.notify_all();
