@@ -108,3 +108,82 @@ fn concurrent_attaches_and_detaches_each_get_their_own_answer() {
         assert_eq!(held, expected, "vm{i}");
     }
 }
+
+#[test]
+fn a_batch_that_cannot_commit_records_and_labels_nothing_it_reported_failed() {
+    // The state on a small tmpfs, filled while a dozen attaches run at once: whatever
+    // each is told, the state and the labels must agree with it.
+    require_root_and_policy();
+    let pool = TempDir::new(IMAGES, "svirt-pool-batchfull");
+    let state_mnt = TempDir::new("/tmp", "svirt-pool-batchfs");
+    let fs = Mount::new("tmpfs", "size=512k", &state_mnt.0);
+    let config = pool.0.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[[pool]]\nname = \"p\"\ntype = \"dir\"\npath = \"{}\"\n",
+            fs.0.display(),
+            pool.0.display()
+        ),
+    )
+    .unwrap();
+    let settings = Settings::load(&config).unwrap();
+    let guests: Vec<(String, String)> = (0..THREADS)
+        .map(|_| {
+            let uuid = new_uuid();
+            let out = run_cli(&config, &["guest", "define", "--uuid", &uuid]);
+            assert!(out.status.success(), "{out:?}");
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            (uuid, json["categories"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let disks: Vec<PathBuf> = (0..THREADS)
+        .map(|i| {
+            let disk = pool.join(&format!("disk{i}.img"));
+            std::fs::write(&disk, b"x").unwrap();
+            set_label(&disk, VIRT_IMAGE);
+            disk
+        })
+        .collect();
+    // Fill the state filesystem.
+    let filler = fs.0.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+    let start = Barrier::new(THREADS);
+    let results: Vec<bool> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (settings, start) = (&settings, &start);
+                let ((uuid, _), disk) = (&guests[i], &disks[i]);
+                s.spawn(move || {
+                    start.wait();
+                    volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw).is_ok()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    std::fs::remove_file(&filler).unwrap();
+    let store = svirt_pool::state::Store::open(&fs.0).unwrap();
+    store.integrity_check().unwrap();
+    for (i, ok) in results.iter().enumerate() {
+        let (uuid, cats) = &guests[i];
+        let held = store.attachments(Some(uuid)).unwrap().len();
+        let expected_label = if *ok {
+            image_label(cats)
+        } else {
+            VIRT_IMAGE.to_owned()
+        };
+        assert_eq!(
+            held,
+            usize::from(*ok),
+            "vm{i}: told {ok}, state says {held}"
+        );
+        assert_eq!(label(&disks[i]), Some(expected_label), "vm{i}: told {ok}");
+    }
+    assert!(
+        results.iter().any(|ok| !ok),
+        "the state filesystem was not full"
+    );
+    drop(store);
+    let _ = std::fs::remove_file(&config);
+}

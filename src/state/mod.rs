@@ -160,9 +160,15 @@ impl Store {
         Ok(self.conn().execute_batch("COMMIT")?)
     }
 
+    /// Whether a batch begun by [`Store::begin_batch`] is still open: SQLite rolls the
+    /// whole transaction back itself on some errors (a full disk, an I/O error).
+    pub fn in_batch(&self) -> bool {
+        !self.conn().is_autocommit()
+    }
+
     /// Rolls back a batch begun by [`Store::begin_batch`], if one is open.
     pub fn rollback_batch(&mut self) {
-        if !self.conn().is_autocommit() {
+        if self.in_batch() {
             let _ = self.conn().execute_batch("ROLLBACK");
         }
     }

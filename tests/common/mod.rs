@@ -383,3 +383,44 @@ pub fn assert_valid_domain_xml(file: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A mount that is undone when dropped.
+pub struct Mount(pub PathBuf);
+
+impl Mount {
+    pub fn new(fstype: &str, options: &str, at: &Path) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", fstype, "-o", options, fstype, at.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount -t {fstype} failed (the tests run as root)");
+        Mount(at.to_path_buf())
+    }
+
+    pub fn remount_ro(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro", self.0.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        // A state database on it may still be open (a connection this test thread
+        // cached): detach the mount lazily then, rather than leave it mounted.
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("--lazy").arg(&self.0).status();
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

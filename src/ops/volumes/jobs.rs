@@ -120,17 +120,31 @@ pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
         Err(e) => return jobs.iter().map(|job| job.failed(&e)).collect(),
     };
     let mut rec = Reconciler::new(settings, Apply::Write);
-    let staged: Vec<(Job, Result<Staged>)> = jobs
-        .into_iter()
-        .map(|job| {
-            let staged = match &job {
-                Job::Attach(j) => stage_attach(settings, &mut store, &mut rec, j)
-                    .map(|s| Staged::Attach(Box::new(s))),
-                Job::Detach(j) => stage_detach(settings, &mut store, j).map(Staged::Detach),
+    let mut staged: Vec<(Job, Result<Staged>)> = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        let result = match &job {
+            Job::Attach(j) => {
+                stage_attach(settings, &mut store, &mut rec, j).map(|s| Staged::Attach(Box::new(s)))
+            }
+            Job::Detach(j) => stage_detach(settings, &mut store, j).map(Staged::Detach),
+        };
+        // SQLite rolls the whole transaction back on some errors (a full disk): the
+        // jobs staged before are undone too, and none after may write outside it.
+        if !store.in_batch() {
+            let why = match &result {
+                Err(e) => Error::failed(e.to_string()),
+                Ok(_) => Error::failed("the state transaction was rolled back"),
             };
-            (job, staged)
-        })
-        .collect();
+            let all = staged.iter().map(|(job, _)| job).chain([&job]);
+            let answers = all.map(|job| job.failed(&why)).collect::<Vec<_>>();
+            return answers
+                .into_iter()
+                .chain(jobs.map(|job| job.failed(&why)))
+                .collect();
+        }
+        staged.push((job, result));
+    }
     if let Err(e) = store.commit_batch() {
         return staged.iter().map(|(job, _)| job.failed(&e)).collect();
     }
