@@ -12,7 +12,7 @@
 //! calls of one `Settings` (the agent's, shared by every API connection) are batched
 //! together.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::jobs::{Done, Job, run_batch};
@@ -35,11 +35,11 @@ struct Queue {
 }
 
 /// Every `Settings`' queue, keyed by its address (it outlives every call that uses it).
-static QUEUES: Mutex<Option<HashMap<usize, Queue>>> = Mutex::new(None);
+static QUEUES: Mutex<BTreeMap<usize, Queue>> = Mutex::new(BTreeMap::new());
 /// Woken when a batch's answers are in.
 static ANSWERED: Condvar = Condvar::new();
 
-fn queues() -> MutexGuard<'static, Option<HashMap<usize, Queue>>> {
+fn queues() -> MutexGuard<'static, BTreeMap<usize, Queue>> {
     // Every change to a queue is a push, a take or a flag: a panic cannot leave one
     // half-changed.
     QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
@@ -49,15 +49,12 @@ fn queues() -> MutexGuard<'static, Option<HashMap<usize, Queue>>> {
 pub(super) fn run(settings: &Settings, job: Job) -> Done {
     let key = std::ptr::from_ref(settings) as usize;
     let mut all = queues();
-    let queue = all.get_or_insert_with(HashMap::new).entry(key).or_default();
+    let queue = all.entry(key).or_default();
     let id = queue.next_id;
     queue.next_id += 1;
     queue.waiting.push((id, job));
     loop {
-        let queue = all
-            .as_mut()
-            .and_then(|q| q.get_mut(&key))
-            .expect("the queue of a waiting job");
+        let queue = all.get_mut(&key).expect("the queue of a waiting job");
         if let Some(done) = queue.done.remove(&id) {
             return done;
         }
@@ -93,8 +90,7 @@ impl StepDown<'_> {
     fn finish(&self, answers: Option<Vec<Done>>) {
         let mut all = queues();
         let queue = all
-            .as_mut()
-            .and_then(|q| q.get_mut(&self.key))
+            .get_mut(&self.key)
             .expect("the queue of a running batch");
         // One answer per job, in order; a job left without one (the batch panicked)
         // gets an error rather than a wait that never ends.
