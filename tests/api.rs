@@ -370,6 +370,25 @@ fn no_client_stops_the_agent_serving_others() {
 }
 
 #[test]
+fn a_listing_shows_what_the_directory_holds_now() {
+    // The agent reuses a sorted directory listing between pages (src/ops/listing/
+    // recent.rs); a file created or renamed after it was kept is still seen at once.
+    let bed = Bed::with_api_and_extra(API, "");
+    bed.file("settled/a.img");
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        None,
+        &[
+            "listing-is-current",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "listing-is-current");
+}
+
+#[test]
 fn names_that_are_not_utf8_are_addressed_exactly() {
     use std::os::unix::ffi::OsStrExt;
     let bed = Bed::with_api_and_extra(API, "");

@@ -498,6 +498,32 @@ def odd_names(sock, pool_dir):
     print(json.dumps({"attached": r}))
 
 
+def listing_is_current(sock, pool_dir):
+    """The agent keeps a directory's sorted listing between pages while the directory
+    is unchanged: a listing still shows what the directory holds now."""
+    d = os.path.join(pool_dir, "settled")
+
+    def names():
+        # A connection each time: an idle one is closed while this waits.
+        c = Client(sock)
+        try:
+            return [v["name"] for v in c.list_volumes("test", prefix="settled/")]
+        finally:
+            c.close()
+
+    assert names() == ["settled/a.img"], names()
+    # Left alone for longer than the agent's settling time: now its listing is kept.
+    time.sleep(3.5)
+    assert names() == ["settled/a.img"], names()
+    assert names() == ["settled/a.img"], names()
+    open(os.path.join(d, "b.img"), "w").close()
+    assert names() == ["settled/a.img", "settled/b.img"], names()
+    time.sleep(3.5)
+    assert names() == ["settled/a.img", "settled/b.img"], names()
+    os.rename(os.path.join(d, "a.img"), os.path.join(d, "c.img"))
+    assert names() == ["settled/b.img", "settled/c.img"], names()
+
+
 def main():
     scenario, sock, *args = sys.argv[1:]
     {
@@ -509,6 +535,7 @@ def main():
         "endless-pipe": endless_pipe,
         "bounds": bounds,
         "odd-names": odd_names,
+        "listing-is-current": listing_is_current,
         "abuse": lambda s, t: abuse(s, float(t)),
         "monitor": monitor,
         "revoked": revoked,

@@ -1,7 +1,7 @@
 //! A dir pool's side of a page: the walk in name order from a cursor, and what a
 //! storage dialog shows of each file (read through the descriptor the page opened).
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::ops::ControlFlow;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -17,6 +17,8 @@ use crate::model::{BackingFile, Volume};
 use crate::observe::chain;
 use crate::observe::image::{self, Format};
 use crate::ops::locate::volume_address;
+
+use super::recent;
 
 /// Length, blocks, format, virtual size and backing chain of a dir-pool file, read
 /// through a descriptor opened beneath the pool root (a FIFO or device planted in a
@@ -98,34 +100,22 @@ pub(super) fn sorted_walk(
         }
         Err(e) => return Err(Error::failed(format!("{}: {e}", dir_rel.display()))),
     };
-    let mut entries: Vec<(OsString, FileType)> = Vec::new();
-    let mut reader = rustix::fs::Dir::read_from(&dir).map_err(Error::failed)?;
-    while let Some(entry) = reader.read() {
-        let entry = entry.map_err(Error::failed)?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        if dir_rel.as_os_str().is_empty() && name == STAGING_DIR.as_bytes() {
-            continue; // the agent's own staging directory
-        }
-        entries.push((OsStr::from_bytes(name).to_os_string(), entry.file_type()));
-    }
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let entries = recent::sorted_entries(dir.as_fd())?;
     let mut cursor = cursor;
     let mut child = PathBuf::new();
-    for (name, kind) in entries {
+    for (name, kind) in entries.iter() {
+        if dir_rel.as_os_str().is_empty() && name == STAGING_DIR {
+            continue; // the agent's own staging directory
+        }
         child.clear();
         child.push(dir_rel);
-        child.push(&name);
+        child.push(name);
         let is_dir = match kind {
             FileType::Directory => true,
-            FileType::Unknown => rustix::fs::statat(
-                &dir,
-                name.as_os_str(),
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+            FileType::Unknown => {
+                rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+            }
             _ => false,
         };
         let mut below: &[&OsStr] = &[];
@@ -147,7 +137,7 @@ pub(super) fn sorted_walk(
         let flow = if is_dir {
             sorted_walk(root, &child, below, cross_fs, visit)?
         } else {
-            visit(&child, dir.as_fd(), &name, kind)?
+            visit(&child, dir.as_fd(), name, kind)?
         };
         if flow.is_break() {
             return Ok(flow);

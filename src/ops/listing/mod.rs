@@ -4,9 +4,11 @@
 //!
 //! A page costs the same wherever it starts: the walk goes down the directories on
 //! the way to the cursor and on from there, each read and sorted on its own, and stops
-//! when the page is full; it never reads the whole pool.
+//! when the page is full; it never reads the whole pool. A directory's sorted listing
+//! is kept for the next page while the directory is unchanged (`recent`).
 
 mod dir;
+mod recent;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
