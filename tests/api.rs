@@ -389,6 +389,27 @@ fn a_listing_shows_what_the_directory_holds_now() {
 }
 
 #[test]
+fn a_whole_listing_streams_in_one_call_and_a_stalled_one_is_cut() {
+    // Enough volumes that one-volume pages fill the socket of a client that reads none.
+    let bed = Bed::with_api_and_extra(&format!("{API}write_timeout_secs = 2\n"), "");
+    for i in 0..400 {
+        bed.file(&format!("d{}/v{i:03}.img", i % 3));
+    }
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        None,
+        &[
+            "streamed-listing",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+            "2",
+        ],
+    );
+    assert_ok(&out, "streamed-listing");
+}
+
+#[test]
 fn names_that_are_not_utf8_are_addressed_exactly() {
     use std::os::unix::ffi::OsStrExt;
     let bed = Bed::with_api_and_extra(API, "");

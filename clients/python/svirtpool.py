@@ -111,18 +111,14 @@ class Client:
 
     def list_volumes(self, pool, prefix=None, format=None, state=None):
         """Every volume of `pool` in name order (optionally only names starting with
-        `prefix`, of `format`, in `state`), fetching page after page."""
-        return [v for page in self.volume_pages(pool, prefix=prefix, format=format, state=state)
-                for v in page]
+        `prefix`, of `format`, in `state`), in one call: the agent streams the pages."""
+        return [v for page in self.stream("ListVolumes", _volume_params(pool, None, prefix, format, state))
+                for v in page["volumes"]]
 
     def volume_pages(self, pool, limit=None, prefix=None, format=None, state=None):
-        """Yields the volumes of `pool` one page (a list) at a time: each page costs
-        the same however far into the pool it is."""
-        params = {"pool": pool}
-        for key, value in (("limit", limit), ("prefix", prefix), ("format", format),
-                           ("state", state)):
-            if value is not None:
-                params[key] = value
+        """Yields the volumes of `pool` one page (a list) at a time, each page asked for
+        when the last is used: each page costs the same however far into the pool it is."""
+        params = _volume_params(pool, limit, prefix, format, state)
         while True:
             page = self.call("ListVolumes", params)[0]
             yield page["volumes"]
@@ -216,3 +212,12 @@ def _one(fds):
             os.close(fd)
         raise ConnectionError("expected one descriptor, got %d" % len(fds))
     return fds[0]
+
+
+def _volume_params(pool, limit, prefix, format, state):
+    """ListVolumes parameters, leaving out those not given."""
+    params = {"pool": pool}
+    for key, value in (("limit", limit), ("prefix", prefix), ("format", format), ("state", state)):
+        if value is not None:
+            params[key] = value
+    return params

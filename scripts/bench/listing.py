@@ -5,7 +5,7 @@ Builds --files empty files in --dirs directories, runs the agent on them and tim
 through the API (medians of --runs, page size --limit):
   first page, a page from the middle, the last page  (each: one ListVolumes call)
   the whole listing, page after page                  vs  a Python scandir + lstat +
-                                                          getxattr walk of the same tree
+  the whole listing in one call (`more`: pages streamed)   getxattr walk of the same tree
 Needs root and a release build (cargo build --release).
 
     scripts/bench/listing.py [--files 100000] [--dirs 100] [--limit 500] [--runs 5]
@@ -99,8 +99,20 @@ def main():
                     if after is None:
                         return count
 
-            full = median_time(max(1, a.runs // 2), everything)
-            peer = median_time(max(1, a.runs // 2), lambda: peer_listing(tree))
+            def streamed():
+                count = 0
+                for p in c.stream("ListVolumes", {"pool": "bench", "limit": a.limit}):
+                    count += len(p["volumes"])
+                return count
+
+            assert everything() == streamed() == n
+            full, stream, peer = [], [], []
+            for _ in range(max(1, a.runs // 2)):  # interleaved
+                for times, fn in ((full, everything), (stream, streamed), (peer, lambda: peer_listing(tree))):
+                    t = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t)
+            full, stream, peer = (statistics.median(x) for x in (full, stream, peer))
             c.close()
         finally:
             agent.stop()
@@ -113,6 +125,8 @@ def main():
         first * 1e3, middle * 1e3, last * 1e3, last / first))
     print("  whole listing by pages %8.2f s   peer (scandir+lstat+getxattr) %8.2f s   ratio %.2fx" % (
         full, peer, full / peer))
+    print("  whole listing streamed %8.2f s   (one call with `more`)                ratio %.2fx" % (
+        stream, stream / peer))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ mod args;
 pub mod auth;
 pub mod client;
 mod monitor;
+mod pages;
 pub mod replies;
 pub mod server;
 pub mod service;

@@ -18,6 +18,7 @@ use super::args::{
 };
 use super::auth::Access;
 use super::monitor;
+use super::pages;
 use super::replies::*;
 pub use super::session::Api;
 use super::types::*;
@@ -49,29 +50,32 @@ impl Api {
     }
 
     /// The volumes of a pool in name order, a page at a time (`limit` at most 500):
-    /// pass the reply's `next` as `after` for the next page. Optional filters: a name
-    /// `prefix`, a `format`, a `state` (`free`, `attached`, `rw`, `ro`, `shared`, `drift`).
+    /// pass the reply's `next` as `after` for the next page. Called with `more`, every
+    /// page from `after` to the end comes as a reply of its own, in one call. Optional
+    /// filters: a name `prefix`, a `format`, a `state` (`free`, `attached`, `rw`, `ro`,
+    /// `shared`, `drift`).
+    #[zlink(more)]
     #[allow(clippy::too_many_arguments)]
     async fn list_volumes(
         &self,
+        more: bool,
         pool: String,
         after: Option<String>,
         limit: Option<u64>,
         prefix: Option<String>,
         format: Option<String>,
         state: Option<String>,
-    ) -> Result<VolumesReply, ApiError> {
-        self.allow("ListVolumes", Access::Read)?;
-        let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-        let limit = usize::try_from(limit).unwrap_or(1);
-        let filter = volume_filter(prefix, format, state)?;
-        let page = self
-            .blocking(move |s| listing::page(s, &pool, after.as_deref(), limit, &filter))
-            .await?;
-        Ok(VolumesReply {
-            volumes: page.volumes,
-            next: page.next,
-        })
+    ) -> impl Stream<Item = Result<Reply<VolumesReply>, ApiError>> + Unpin {
+        let request = self.allow("ListVolumes", Access::Read).and_then(|()| {
+            let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+            Ok(pages::Request {
+                pool,
+                after,
+                limit: usize::try_from(limit).unwrap_or(1),
+                filter: volume_filter(prefix, format, state)?,
+            })
+        });
+        pages::volume_pages(self.clone(), request, more)
     }
 
     /// Defines a guest (idempotent for the same UUID) and returns its labels.

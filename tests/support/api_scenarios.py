@@ -524,6 +524,49 @@ def listing_is_current(sock, pool_dir):
     assert names() == ["settled/b.img", "settled/c.img"], names()
 
 
+def streamed_listing(sock, pool_dir, write_timeout):
+    """ListVolumes with `more`: every page in one call, the same as page by page; a bad
+    filter is an error; a client that never reads its pages holds up nobody and is
+    disconnected after the write timeout."""
+    c = Client(sock)
+    pages = list(c.stream("ListVolumes", {"pool": "test", "limit": 7}))
+    paged = [v for p in c.volume_pages("test", limit=7) for v in p]
+    assert [v["name"] for p in pages for v in p["volumes"]] == [v["name"] for v in paged]
+    assert len(paged) > 14 and all(len(p["volumes"]) <= 7 for p in pages), pages
+    assert len(pages) == -(-len(paged) // 7), len(pages)
+    assert pages[-1]["next"] is None and all(p["next"] for p in pages[:-1])
+    # From a cursor on: the rest only.
+    rest = list(c.stream("ListVolumes", {"pool": "test", "limit": 500, "after": paged[9]["address"]}))
+    assert [v["name"] for p in rest for v in p["volumes"]] == [v["name"] for v in paged[10:]]
+    e = expect_error("io.svirtpool.InvalidArgument",
+                     lambda: list(c.stream("ListVolumes", {"pool": "test", "state": "x"})))
+    expect_error("io.svirtpool.PoolNotFound", lambda: list(c.stream("ListVolumes", {"pool": "nope"})))
+    # The connection is still usable after an error ended the stream.
+    assert c.list_pools()[0]["name"] == "test"
+    # A client that asks for everything and reads nothing.
+    lazy = raw_connect(sock)
+    lazy.sendall(b'{"method":"io.svirtpool.ListVolumes","parameters":{"pool":"test","limit":1},"more":true}\0')
+    time.sleep(0.5)
+    took = served_quickly(sock)
+    assert took < 2.0, "a client waited %.2fs beside a stalled listing" % took
+    time.sleep(write_timeout + 1.5)
+    # What was sent before the agent gave up can still be read; then the end.
+    lazy.setblocking(False)
+    received = 0
+    while True:
+        try:
+            data = lazy.recv(1 << 20)
+        except BlockingIOError:
+            raise AssertionError("a stalled listing was not disconnected after the write timeout")
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        received += len(data)
+    lazy.close()
+    print(json.dumps({"pages": len(pages), "served_beside_stalled_s": took, "stalled_got_bytes": received}))
+
+
 def main():
     scenario, sock, *args = sys.argv[1:]
     {
@@ -536,6 +579,7 @@ def main():
         "bounds": bounds,
         "odd-names": odd_names,
         "listing-is-current": listing_is_current,
+        "streamed-listing": lambda s, d, t: streamed_listing(s, d, float(t)),
         "abuse": lambda s, t: abuse(s, float(t)),
         "monitor": monitor,
         "revoked": revoked,
