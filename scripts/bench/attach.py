@@ -4,7 +4,10 @@
 Each client has its own guest and disk and runs attach(rw) + detach pairs for --secs
 seconds; the rate is the total over all clients. Beside it, the floor on the same disk:
 two SQLite WAL commits with synchronous=FULL per pair (what a durable attach and a
-durable detach cannot do without), by the same number of processes. The agent's CPU
+durable detach cannot do without), by the same number of processes; and those two
+commits plus two round trips of the cheapest call the agent answers (varlink GetInfo,
+served without touching anything), the floor of a durable call through this API and
+client whatever the server does. The agent's CPU
 time per pair (all threads) is printed too: on a shared machine it is steadier than
 the rates.
 Needs root and a release build (cargo build --release).
@@ -46,7 +49,9 @@ def client_loop(sock, disk, uuid, secs, out):
     out.put(n)
 
 
-def floor_loop(db, i, secs, out):
+def floor_loop(db, i, sock, secs, out):
+    """Two durable commits per pair; with `sock`, each followed by a GetInfo call."""
+    c = svirtpool.Client(sock) if sock else None
     con = sqlite3.connect(db, isolation_level=None, timeout=30)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
@@ -56,11 +61,17 @@ def floor_loop(db, i, secs, out):
         con.execute("BEGIN IMMEDIATE")
         con.execute("INSERT INTO a VALUES (?, ?)", (i, "rw"))
         con.execute("COMMIT")
+        if c:
+            c.call("org.varlink.service.GetInfo")
         con.execute("BEGIN IMMEDIATE")
         con.execute("DELETE FROM a WHERE g = ?", (i,))
         con.execute("COMMIT")
+        if c:
+            c.call("org.varlink.service.GetInfo")
         n += 1
     con.close()
+    if c:
+        c.close()
     out.put(n)
 
 
@@ -118,17 +129,19 @@ def main():
                 con.execute("CREATE TABLE IF NOT EXISTS a (g INTEGER, mode TEXT)")
                 con.commit()
                 con.close()
-                floor, _ = run_parallel(floor_loop, lambda i: (db, i), n, a.secs)
-                rows.append((n, rate, floor, cpu_per_pair))
+                floor, _ = run_parallel(floor_loop, lambda i: (db, i, None), n, a.secs)
+                floor_api, _ = run_parallel(floor_loop, lambda i: (db, i, sock), n, a.secs)
+                rows.append((n, rate, floor, floor_api, cpu_per_pair))
         finally:
             agent.stop()
     finally:
         shutil.rmtree(pool, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
     print("attach+detach pairs/s, durable (%.0f s each)" % a.secs)
-    for n, rate, floor, cpu in rows:
+    for n, rate, floor, floor_api, cpu in rows:
         print("  %d client%s: %7.0f pairs/s   floor (2 WAL FULL commits/pair) %7.0f   ratio %.2f"
-              "   agent CPU %.2f ms/pair" % (n, "" if n == 1 else "s", rate, floor, rate / floor, cpu * 1e3))
+              "   + 2 GetInfo round trips %7.0f   agent CPU %.2f ms/pair"
+              % (n, "" if n == 1 else "s", rate, floor, rate / floor, floor_api, cpu * 1e3))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ the udev properties lvm2 gives a real one), then times, interleaved, N runs of
 `svirt-pool-udev-hook` (what the shipped rule runs), of `svirt-pool udev-hook` (the
 same hook in the full binary) with that event's environment, and of `chcon` (and, for
 a free LV, `setfiles -F` and `matchpathcon`, which load file_contexts too) on the
-same node. Both are one process each, as udev would run them. Needs root, udevd,
-lvm2 and a release build (cargo build --release).
+same node. Both are one process each, as udev would run them. For the attached LV the
+floor is timed too: scripts/bench/hook_floor.c, the same state query and label write in
+C with the system's libsqlite3 and libselinux and nothing else (no config, no checks),
+built here with cc. Needs root, udevd, lvm2 and a release build (cargo build --release).
 
 Usage: scripts/bench/hook.py [--runs N] [--binary PATH]   (the hook is looked for beside PATH)
 """
@@ -86,6 +88,18 @@ class Bed:
         subprocess.run(["rm", "-rf", self.dir])
 
 
+def build_floor(dir):
+    """Compiles hook_floor.c; None (and why) if this machine cannot."""
+    out = os.path.join(dir, "hook_floor")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hook_floor.c")
+    r = subprocess.run(["cc", "-O2", "-o", out, src, "-l:libsqlite3.so.0", "-l:libselinux.so.1"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("hook.py: the C floor is left out: %s" % r.stderr.strip(), file=sys.stderr)
+        return None
+    return out
+
+
 def time_runs(runs, argv_env_pairs, reset):
     """Times each (argv, env) once per round, interleaved, resetting the label first."""
     times = [[] for _ in argv_env_pairs]
@@ -119,7 +133,12 @@ def main():
         label = subprocess.run(["getfattr", "--only-values", "-n", "security.selinux", bed.node],
                                capture_output=True, text=True).stdout.rstrip("\0")
         reset = lambda: subprocess.run(["setfattr", "-n", "security.selinux", "-v", FIXED_DISK, bed.node])
-        cmds = hooks + [("chcon", ["chcon", label, bed.node], ENV)]
+        cmds = list(hooks)
+        floor = build_floor(bed.dir)
+        if floor:
+            cmds.append(("C floor (hook_floor.c)", [floor, os.path.join(bed.state, "state.db"), "vms",
+                                                     bed.lv_uuid, label, bed.node], ENV))
+        cmds.append(("chcon", ["chcon", label, bed.node], ENV))
         rows.append(("attached LV (relabel)", cmds, time_runs(a.runs, [c[1:] for c in cmds], reset)))
         # Free LV: the resting label comes from file_contexts. setfiles relabels from the
         # same file (restorecon does nothing without a loaded policy); matchpathcon only
@@ -133,12 +152,12 @@ def main():
     finally:
         bed.close()
     print("per event, %d runs, interleaved; ratio = median / chcon's median" % a.runs)
-    print("%-26s %-22s %10s %10s %7s" % ("case", "command", "median", "p99", "ratio"))
+    print("%-26s %-24s %10s %10s %7s" % ("case", "command", "median", "p99", "ratio"))
     for case, cmds, times in rows:
         chcon = statistics.median(times[-1])
         for (name, _, _), t in zip(cmds, times):
             m = statistics.median(t)
-            print("%-26s %-22s %7.2f ms %7.2f ms %6.2fx" % (case, name, m, quantile(t, 0.99), m / chcon))
+            print("%-26s %-24s %7.2f ms %7.2f ms %6.2fx" % (case, name, m, quantile(t, 0.99), m / chcon))
 
 
 if __name__ == "__main__":
