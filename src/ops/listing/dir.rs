@@ -112,10 +112,11 @@ pub(super) fn sorted_walk(
         child.push(name);
         let is_dir = match kind {
             FileType::Directory => true,
-            FileType::Unknown => {
-                rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-            }
+            // A filesystem that does not fill in entry types: look, but through
+            // `openat2` like every other lookup (a `stat` by name would enter a mount
+            // on that name, and hang with a hung FUSE server).
+            FileType::Unknown => fsys::open_entry(dir.as_fd(), name, kind, cross_fs)
+                .is_ok_and(|node| node.kind == NodeKind::Directory),
             _ => false,
         };
         let mut below: &[&OsStr] = &[];
