@@ -7,9 +7,9 @@ two SQLite WAL commits with synchronous=FULL per pair (what a durable attach and
 durable detach cannot do without), by the same number of processes; and those two
 commits plus two round trips of the cheapest call the agent answers (varlink GetInfo,
 served without touching anything), the floor of a durable call through this API and
-client whatever the server does. The agent's CPU
-time per pair (all threads) is printed too: on a shared machine it is steadier than
-the rates.
+client whatever the server does. The CPU time
+per pair of the agent (all threads) and of the clients is printed too: on a shared
+machine it is steadier than the rates, and on 2 cores their sum bounds the rate.
 Needs root and a release build (cargo build --release).
 
     scripts/bench/attach.py [--secs 5] [--clients 1,8]
@@ -41,12 +41,13 @@ def client_loop(sock, disk, uuid, secs, out):
     c = svirtpool.Client(sock)
     n = 0
     end = time.perf_counter() + secs
+    cpu = time.process_time()
     while time.perf_counter() < end:
         c.attach(uuid, disk, "rw")
         c.detach(uuid, disk)
         n += 1
     c.close()
-    out.put(n)
+    out.put((n, time.process_time() - cpu))
 
 
 def floor_loop(db, i, sock, secs, out):
@@ -72,7 +73,7 @@ def floor_loop(db, i, sock, secs, out):
     con.close()
     if c:
         c.close()
-    out.put(n)
+    out.put((n, 0.0))
 
 
 def run_parallel(target, args_of, clients, secs):
@@ -81,10 +82,11 @@ def run_parallel(target, args_of, clients, secs):
     t = time.perf_counter()
     for p in procs:
         p.start()
-    total = sum(out.get() for _ in procs)
+    results = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    return total / (time.perf_counter() - t), total
+    total = sum(n for n, _ in results)
+    return total / (time.perf_counter() - t), total, sum(cpu for _, cpu in results)
 
 
 def agent_cpu_secs(pid):
@@ -122,26 +124,26 @@ def main():
             c.close()
             for n in counts:
                 cpu0 = agent_cpu_secs(agent.proc.pid)
-                rate, pairs = run_parallel(client_loop, lambda i: (sock, disks[i], guest_uuid(i)), n, a.secs)
+                rate, pairs, client_cpu = run_parallel(client_loop, lambda i: (sock, disks[i], guest_uuid(i)), n, a.secs)
                 cpu_per_pair = (agent_cpu_secs(agent.proc.pid) - cpu0) / max(pairs, 1)
                 db = os.path.join(state, "floor.db")
                 con = sqlite3.connect(db)
                 con.execute("CREATE TABLE IF NOT EXISTS a (g INTEGER, mode TEXT)")
                 con.commit()
                 con.close()
-                floor, _ = run_parallel(floor_loop, lambda i: (db, i, None), n, a.secs)
-                floor_api, _ = run_parallel(floor_loop, lambda i: (db, i, sock), n, a.secs)
-                rows.append((n, rate, floor, floor_api, cpu_per_pair))
+                floor, _, _ = run_parallel(floor_loop, lambda i: (db, i, None), n, a.secs)
+                floor_api, _, _ = run_parallel(floor_loop, lambda i: (db, i, sock), n, a.secs)
+                rows.append((n, rate, floor, floor_api, cpu_per_pair, client_cpu / max(pairs, 1)))
         finally:
             agent.stop()
     finally:
         shutil.rmtree(pool, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
     print("attach+detach pairs/s, durable (%.0f s each)" % a.secs)
-    for n, rate, floor, floor_api, cpu in rows:
+    for n, rate, floor, floor_api, cpu, client_cpu in rows:
         print("  %d client%s: %7.0f pairs/s   floor (2 WAL FULL commits/pair) %7.0f   ratio %.2f"
-              "   + 2 GetInfo round trips %7.0f   agent CPU %.2f ms/pair"
-              % (n, "" if n == 1 else "s", rate, floor, rate / floor, floor_api, cpu * 1e3))
+              "   + 2 GetInfo round trips %7.0f   CPU ms/pair: agent %.2f, clients %.2f"
+              % (n, "" if n == 1 else "s", rate, floor, rate / floor, floor_api, cpu * 1e3, client_cpu * 1e3))
 
 
 if __name__ == "__main__":

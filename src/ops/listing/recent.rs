@@ -35,10 +35,11 @@ const SETTLED: Duration = Duration::from_secs(3);
 /// How long a kept listing is used at most (a whole listing takes seconds).
 const MAX_AGE: Duration = Duration::from_secs(30);
 
-/// Listings kept at most, and names in all of them (a bound on the memory: about 20
-/// bytes a name, so ~5 MiB; a directory with more names than this is never kept).
+/// Listings kept at most, and names in all of them: a bound on the memory (16 bytes a
+/// name plus the name, under 4 MiB for 14-byte names), enough for a flat directory of
+/// 100,000 volumes. A directory with more names than this is read for every page.
 const MAX_LISTINGS: usize = 8;
-const MAX_NAMES: usize = 262_144;
+const MAX_NAMES: usize = 131_072;
 
 /// A directory's entries (but `.` and `..`), sorted by name bytes. The names are kept
 /// back to back in one buffer: one allocation per directory, not one per name.
