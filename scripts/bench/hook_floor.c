@@ -10,6 +10,7 @@
  * The prototypes are declared here so that only the runtime libraries are needed
  * (libsqlite3-0 and libselinux1, not their -dev packages). */
 #include <stdio.h>
+#include <string.h>
 
 typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
@@ -41,8 +42,6 @@ int main(int argc, char **argv) {
     sqlite3 *db;
     sqlite3_stmt *st;
     int rc, rows = 0;
-    const char *uuid;
-    int len = 0;
     if (argc != 6) {
         fprintf(stderr, "usage: hook_floor STATE_DB POOL LV_UUID LABEL NODE\n");
         return 2;
@@ -55,11 +54,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hook_floor: %s\n", sqlite3_errmsg(db));
         return 1;
     }
-    uuid = argv[3];
-    while (uuid[len])
-        len++;
     sqlite3_bind_text(st, 1, argv[2], -1, NULL);
-    sqlite3_bind_blob(st, 2, uuid, len, NULL);
+    sqlite3_bind_blob(st, 2, argv[3], (int)strlen(argv[3]), NULL);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         rows++;
     sqlite3_finalize(st);

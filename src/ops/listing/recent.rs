@@ -111,7 +111,9 @@ pub(super) fn sorted_entries(dir: BorrowedFd<'_>) -> Result<Arc<SortedDir>> {
 
 /// [`sorted_entries`] with the time a directory must have been left alone to be kept.
 fn sorted_entries_after(dir: BorrowedFd<'_>, settle: Duration) -> Result<Arc<SortedDir>> {
-    // The version is taken before the read: a change during the read moves it on.
+    // The version is taken before the read (a change during the read moves it on),
+    // and the clock just before the version: a change after it stamps a later time.
+    let stat_time = SystemTime::now();
     let Some(version) = version_of(dir) else {
         return SortedDir::read(dir).map(Arc::new);
     };
@@ -124,7 +126,7 @@ fn sorted_entries_after(dir: BorrowedFd<'_>, settle: Duration) -> Result<Arc<Sor
         }
     }
     let listing = Arc::new(SortedDir::read(dir)?);
-    if settled(&version, settle) && listing.len() <= MAX_NAMES {
+    if settled(&version, settle, stat_time) && listing.len() <= MAX_NAMES {
         let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
         kept.retain(|k| k.version.dev != version.dev || k.version.ino != version.ino);
         kept.push(Kept {
@@ -162,9 +164,10 @@ fn version_of(dir: BorrowedFd<'_>) -> Option<Version> {
     })
 }
 
-/// Whether both of the directory's timestamps are older than `settle` now.
-fn settled(v: &Version, settle: Duration) -> bool {
-    let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+/// Whether both of the directory's timestamps were older than `settle` at `stat_time`
+/// (when its version was taken: not after the read, which may take long).
+fn settled(v: &Version, settle: Duration, stat_time: SystemTime) -> bool {
+    let Ok(now) = stat_time.duration_since(UNIX_EPOCH) else {
         return false;
     };
     let limit = now.saturating_sub(settle);
