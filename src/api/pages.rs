@@ -38,16 +38,15 @@ pub(super) fn volume_pages(
                 Ok(r) => r,
                 Err(e) => return Some((Err(e), None)),
             };
-            let (pool, after, filter) = (
-                request.pool.clone(),
-                request.after.clone(),
-                request.filter.clone(),
-            );
-            let limit = request.limit;
+            // The request goes to the blocking job and comes back for the next page.
             let page = api
-                .blocking(move |s| listing::page(s, &pool, after.as_deref(), limit, &filter))
+                .blocking(move |s| {
+                    let r = &request;
+                    listing::page(s, &r.pool, r.after.as_deref(), r.limit, &r.filter)
+                        .map(|page| (page, request))
+                })
                 .await;
-            let page = match page {
+            let (page, request) = match page {
                 Ok(p) => p,
                 Err(e) => return Some((Err(e), None)),
             };
