@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -21,7 +20,7 @@ fn pools_without_labels_or_read_only_are_reported_and_the_others_labeled() {
     std::fs::write(ram.0.join("nolabels.img"), b"x").unwrap();
     let ro = Mount::new("tmpfs", "size=1m", &top.join("ro"));
     std::fs::write(ro.0.join("frozen.img"), b"x").unwrap();
-    ro.remount_ro();
+    ro.remount("ro");
     let state = TempDir::new("/tmp", "svirt-pool-state");
     let config = state.join("c.toml");
     let pool = |name: &str, path: &Path| {
@@ -185,7 +184,7 @@ fn a_pair_whose_label_could_not_be_restored_is_not_given_to_another_guest() {
     assert_eq!(label(&disk), Some(image_label(&old_pair)));
 
     // The label cannot go back: undefine --force keeps the guest, and says why.
-    fs.remount_ro();
+    fs.remount("ro");
     let out = run_cli(&config, &["guest", "undefine", &old, "--force"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -207,12 +206,7 @@ fn a_pair_whose_label_could_not_be_restored_is_not_given_to_another_guest() {
         "the range is used up"
     );
     // Once the label can be restored, undefine completes and frees the pair.
-    let ok = Command::new("mount")
-        .args(["-o", "remount,rw", fs.0.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    fs.remount("rw");
     let out = run_cli(&config, &["guest", "undefine", &old, "--force"]);
     assert!(
         out.status.success(),

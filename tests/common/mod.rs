@@ -399,13 +399,14 @@ impl Mount {
         Mount(at.to_path_buf())
     }
 
-    pub fn remount_ro(&self) {
+    /// Remounts it read-only (`"ro"`) or writable again (`"rw"`).
+    pub fn remount(&self, mode: &str) {
         let ok = Command::new("mount")
-            .args(["-o", "remount,ro", self.0.to_str().unwrap()])
+            .args(["-o", &format!("remount,{mode}"), self.0.to_str().unwrap()])
             .status()
             .unwrap()
             .success();
-        assert!(ok);
+        assert!(ok, "mount -o remount,{mode} failed");
     }
 }
 
