@@ -58,7 +58,12 @@ pub(super) fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
             rel: None,
         });
     }
-    let cwd = std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?;
+    // The working directory only for a relative path (the API's are absolute).
+    let cwd = if input.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir().map_err(|e| Error::failed(format!("cwd: {e}")))?
+    };
     let path = normalize_user_path(input, &cwd).map_err(Error::refused)?;
     match settings.locate(&path) {
         Some(Located::File { pool, rel }) => Ok(Volume {
