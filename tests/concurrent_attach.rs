@@ -1,27 +1,100 @@
-//! Attach and detach called at the same time from many threads of one process, as the
-//! agent's API does: the calls waiting for the state lock run as one batch with one
-//! commit (`ops::batch`). Each caller must still get its own answer, a refused call
-//! must change nothing and not spoil the others, two guests asking for one file `rw` at
-//! once must not both get it, and every label must be the one the committed state asks.
-//! Real xattrs, real file_contexts, real SQLite; the agent itself is not needed.
+//! Attach and detach called at the same time from many threads and async tasks of one
+//! process, as the agent does (its API's calls are tasks on one runtime thread, the
+//! libvirt hook's and `Open`'s are threads): the calls waiting for the state lock run
+//! as one batch with one commit (`ops::volumes::batch`). Each caller must still get its
+//! own answer, a refused call must change nothing and not spoil the others, two guests
+//! asking for one file `rw` at once must not both get it, and every label must be the
+//! one the committed state asks. Real xattrs, real file_contexts, real SQLite; the
+//! agent itself is not needed.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
+use std::sync::Arc;
 
 use common::*;
 use svirt_pool::config::Settings;
 use svirt_pool::decide::labels::Mode;
+use svirt_pool::error::Result;
+use svirt_pool::model::Labeled;
 use svirt_pool::ops::{Caller, volumes};
+use tokio::sync::Barrier;
 
 const THREADS: usize = 12;
 const ROUNDS: usize = 15;
 
-#[test]
-fn concurrent_attaches_and_detaches_each_get_their_own_answer() {
+/// How a caller calls: blocking its thread, or as an async task.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Thread,
+    Task,
+}
+
+async fn attach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> Result<Labeled> {
+    match via {
+        Via::Thread => volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw),
+        Via::Task => {
+            volumes::prepare_attach(settings, Caller::ROOT, uuid, disk, Mode::Rw, false)?
+                .run(settings)
+                .await
+        }
+    }
+}
+
+async fn detach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> Result<Labeled> {
+    match via {
+        Via::Thread => volumes::detach(settings, Caller::ROOT, uuid, disk),
+        Via::Task => {
+            volumes::prepare_detach(settings, Caller::ROOT, uuid, disk)?
+                .run(settings)
+                .await
+        }
+    }
+}
+
+/// One caller's part: everyone asks for the contested file rw at once (one may have
+/// it), then attaches and detaches its own disk, round after round. Returns the
+/// contested file's label if this caller got it.
+async fn contend(
+    via: Via,
+    settings: &Arc<Settings>,
+    start: &Barrier,
+    i: usize,
+    (uuid, cats): &(String, String),
+    disk: &Path,
+    contested: &Path,
+) -> Option<(usize, Option<String>)> {
+    start.wait().await;
+    let won = attach(via, settings, uuid, contested).await;
+    for round in 0..ROUNDS {
+        let attached = attach(via, settings, uuid, disk)
+            .await
+            .unwrap_or_else(|e| panic!("vm{i} ({via:?}) round {round}: {e}"));
+        assert_eq!(attached.label, Some(image_label(cats)), "vm{i}");
+        assert_eq!(label(disk), Some(image_label(cats)), "vm{i} round {round}");
+        let detached = detach(via, settings, uuid, disk)
+            .await
+            .unwrap_or_else(|e| panic!("vm{i} ({via:?}) round {round}: {e}"));
+        assert_eq!(detached.label.as_deref(), Some(VIRT_IMAGE), "vm{i}");
+        // A second detach is refused, and refuses nothing else.
+        let again = detach(via, settings, uuid, disk).await;
+        assert!(again.is_err(), "vm{i}: detached twice");
+    }
+    won.ok().map(|l| (i, l.label))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// Runs `THREADS` callers at once, the first `threads` of them on threads of their own
+/// and the others as tasks of one runtime thread, beside a caller whose every call is
+/// refused; then checks the labels and the committed state.
+fn contest(threads: usize) {
     let bed = Bed::new();
-    let settings = Settings::load(&bed.config).unwrap();
+    let settings = Arc::new(Settings::load(&bed.config).unwrap());
     let guests: Vec<(String, String)> = (0..THREADS)
         .map(|i| bed.define_guest(&format!("vm{i}")))
         .collect();
@@ -31,48 +104,41 @@ fn concurrent_attaches_and_detaches_each_get_their_own_answer() {
     let contested = bed.file("contested.img");
     let stranger = new_uuid(); // never defined
     let start = Barrier::new(THREADS + 1);
+    let contend_via =
+        |via: Via, i: usize| contend(via, &settings, &start, i, &guests[i], &disks[i], &contested);
 
-    let contested_wins = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..THREADS)
-            .map(|i| {
-                let (settings, start) = (&settings, &start);
-                let ((uuid, cats), disk) = (&guests[i], &disks[i]);
-                let contested = contested.as_path();
-                s.spawn(move || {
-                    start.wait();
-                    // Everyone asks for the contested file rw at once: one may have it.
-                    let won = volumes::attach(settings, Caller::ROOT, uuid, contested, Mode::Rw);
-                    for round in 0..ROUNDS {
-                        let attached =
-                            volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw)
-                                .unwrap_or_else(|e| panic!("vm{i} round {round}: {e}"));
-                        assert_eq!(attached.label, Some(image_label(cats)), "vm{i}");
-                        assert_eq!(label(disk), Some(image_label(cats)), "vm{i} round {round}");
-                        let detached = volumes::detach(settings, Caller::ROOT, uuid, disk)
-                            .unwrap_or_else(|e| panic!("vm{i} round {round}: {e}"));
-                        assert_eq!(detached.label.as_deref(), Some(VIRT_IMAGE), "vm{i}");
-                        // A second detach is refused, and refuses nothing else.
-                        let again = volumes::detach(settings, Caller::ROOT, uuid, disk);
-                        assert!(again.is_err(), "vm{i}: detached twice");
-                    }
-                    won.ok().map(|l| (i, l.label))
-                })
-            })
+    let contested_wins: Vec<(usize, Option<String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|i| s.spawn(move || runtime().block_on(contend_via(Via::Thread, i))))
             .collect();
+        let tasks = s.spawn(|| {
+            runtime().block_on(futures_util::future::join_all(
+                (threads..THREADS).map(|i| contend_via(Via::Task, i)),
+            ))
+        });
         // Beside them, calls that must be refused.
         let refuser = s.spawn(|| {
-            start.wait();
-            for round in 0..ROUNDS {
-                let e = volumes::attach(&settings, Caller::ROOT, &stranger, &disks[0], Mode::Ro)
-                    .expect_err("an undefined guest");
-                assert!(e.to_string().contains("not defined"), "round {round}: {e}");
-            }
+            runtime().block_on(async {
+                start.wait().await;
+                for round in 0..ROUNDS {
+                    let via = if round % 2 == 0 {
+                        Via::Thread
+                    } else {
+                        Via::Task
+                    };
+                    let e = attach(via, &settings, &stranger, &disks[0])
+                        .await
+                        .expect_err("an undefined guest");
+                    assert!(e.to_string().contains("not defined"), "round {round}: {e}");
+                }
+            })
         });
         refuser.join().unwrap();
-        let wins: Vec<_> = workers
+        let mut wins: Vec<_> = workers
             .into_iter()
             .filter_map(|w| w.join().unwrap())
             .collect();
+        wins.extend(tasks.join().unwrap().into_iter().flatten());
         wins
     });
 
@@ -107,6 +173,79 @@ fn concurrent_attaches_and_detaches_each_get_their_own_answer() {
             .collect();
         assert_eq!(held, expected, "vm{i}");
     }
+}
+
+#[test]
+fn concurrent_attaches_and_detaches_each_get_their_own_answer() {
+    contest(THREADS);
+}
+
+#[test]
+fn calls_from_async_tasks_get_their_own_answers_too() {
+    // All of them tasks of one runtime thread, as the API's calls are: the batches are
+    // led by the batch thread alone.
+    contest(0);
+}
+
+#[test]
+fn threads_and_tasks_share_batches() {
+    // Half and half: a batch led by a thread answers tasks, and one led by the batch
+    // thread answers threads.
+    contest(THREADS / 2);
+}
+
+#[test]
+fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
+    // A thread leads a batch (held up here by the state lock); a task's call arrives
+    // meanwhile and waits. When the thread's batch ends nobody else calls: the batch
+    // thread must be woken to lead the task's job, or the task waits forever.
+    let bed = Bed::new();
+    let settings = Arc::new(Settings::load(&bed.config).unwrap());
+    let (uuid, cats) = bed.define_guest("vm");
+    let (first, second) = (bed.file("first.img"), bed.file("second.img"));
+    // A task call first, so the batch thread exists and sleeps.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let call = |disk: &Path| {
+        volumes::prepare_detach(&settings, Caller::ROOT, &uuid, disk).expect("prepared")
+    };
+    assert!(
+        rt.block_on(call(&first).run(&settings)).is_err(),
+        "nothing attached yet"
+    );
+    let held = svirt_pool::lock::acquire(&settings.state_dir).unwrap();
+    std::thread::scope(|s| {
+        let thread = s.spawn(|| volumes::attach(&settings, Caller::ROOT, &uuid, &first, Mode::Rw));
+        // The thread now leads, its batch waiting for the lock.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let answer = rt.block_on(async {
+            let task = {
+                let settings = settings.clone();
+                let call = volumes::prepare_attach(
+                    &settings,
+                    Caller::ROOT,
+                    &uuid,
+                    &second,
+                    Mode::Ro,
+                    false,
+                )
+                .expect("prepared");
+                tokio::spawn(async move { call.run(&settings).await })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            drop(held);
+            tokio::time::timeout(std::time::Duration::from_secs(20), task).await
+        });
+        let answer = answer.expect("the task's call was never led").unwrap();
+        assert_eq!(answer.unwrap().label.as_deref(), Some(VIRT_CONTENT));
+        assert_eq!(label(&second).as_deref(), Some(VIRT_CONTENT));
+        assert_eq!(
+            thread.join().unwrap().unwrap().label,
+            Some(image_label(&cats))
+        );
+    });
 }
 
 #[test]
@@ -148,7 +287,7 @@ fn a_batch_that_cannot_commit_records_and_labels_nothing_it_reported_failed() {
     // Fill the state filesystem.
     let filler = fs.0.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
-    let start = Barrier::new(THREADS);
+    let start = std::sync::Barrier::new(THREADS);
     let results: Vec<bool> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|i| {

@@ -67,6 +67,9 @@ pub fn run(settings: Settings) -> Result<()> {
         }
     });
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    // Calls the API handed to the batch thread are finished, not cut between their
+    // commit and their labels.
+    crate::ops::volumes::settle(&settings);
     // Wake the engine; if it already ended, the write fails harmlessly.
     let _ = rustix::io::write(&stop_write, b"x");
     engine

@@ -159,7 +159,9 @@ impl Api {
         let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         let r = self
-            .blocking(move |s| volumes::attach(s, caller, &guest, &v, mode))
+            .batched(caller, v, move |s, v| {
+                volumes::prepare_attach(s, caller, &guest, v, mode, false)
+            })
             .await?;
         self.mutated("Attach", volume_event("attached", pool, &r));
         Ok(labeled(r))
@@ -173,7 +175,9 @@ impl Api {
         let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         let r = self
-            .blocking(move |s| volumes::detach(s, caller, &guest, &v))
+            .batched(caller, v, move |s, v| {
+                volumes::prepare_detach(s, caller, &guest, v)
+            })
             .await?;
         self.mutated("Detach", volume_event("detached", pool, &r));
         Ok(labeled(r))

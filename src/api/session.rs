@@ -3,6 +3,7 @@
 //! announce a mutation). The methods themselves are in `service`.
 
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -13,7 +14,8 @@ use super::auth::{self, Access, Peer};
 use super::types::{ApiError, Event};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::ops::Caller;
+use crate::model::Labeled;
+use crate::ops::{Caller, volumes};
 
 /// The service for one connection.
 #[derive(Debug, Clone)]
@@ -83,6 +85,23 @@ impl Api {
                 reason: format!("internal error: {e}"),
             })?
             .map_err(ApiError::from)
+    }
+
+    /// Runs an attach or a detach in the next batch. Its preparation runs here when it
+    /// is computation only, else on the blocking pool; the batch itself runs on the
+    /// batch thread, so no thread waits for it (`ops::volumes::batch`).
+    pub(super) async fn batched(
+        &self,
+        caller: Caller,
+        volume: PathBuf,
+        prepare: impl FnOnce(&Settings, &Path) -> Result<volumes::Call, Error> + Send + 'static,
+    ) -> Result<Labeled, ApiError> {
+        let call = if volumes::prepares_at_once(&self.settings, caller, &volume) {
+            prepare(&self.settings, &volume)?
+        } else {
+            self.blocking(move |s| prepare(s, &volume)).await?
+        };
+        Ok(call.run(&self.settings).await?)
     }
 
     /// Logs a mutation with its peer and tells `Monitor` clients.

@@ -85,6 +85,18 @@ pub(crate) enum Done {
     Panicked(Error),
 }
 
+impl Done {
+    /// The label of an attached or detached volume (an attach's descriptor, if one was
+    /// wanted, is closed).
+    pub(super) fn labeled(self) -> Result<Labeled> {
+        match self {
+            Done::Attached(result) => result.map(|(labeled, _)| labeled),
+            Done::Detached(result) => result,
+            Done::Panicked(e) => Err(e),
+        }
+    }
+}
+
 impl Job {
     /// The answer when the whole batch failed (the lock, the state, the commit).
     fn failed(&self, why: &Error) -> Done {

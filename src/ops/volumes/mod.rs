@@ -8,12 +8,13 @@ mod jobs;
 use std::path::Path;
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use rustix::fs::{FileType, OFlags};
 
 use super::locate::{Volume, locate};
 use super::{Caller, access, guest_for, parse_uuid};
-use crate::config::Settings;
+use crate::config::{Located, Settings};
 use crate::decide::labels::{FileId, Mode};
 use crate::error::{Error, Result};
 use crate::fsys;
@@ -102,21 +103,8 @@ pub(super) fn attach_and_open(
     mode: Mode,
     want_fd: bool,
 ) -> Result<(Labeled, Option<OwnedFd>)> {
-    let uuid = parse_uuid(guest)?;
-    let vol = locate(settings, volume)?;
-    // The caller's own rights, before anything changes (root's are checked too when a
-    // descriptor is wanted: it is the one handed out).
-    let own = (want_fd || !caller.is_root())
-        .then(|| open_as_caller(settings, caller, &vol, mode))
-        .transpose()?;
-    let job = Job::Attach(AttachJob {
-        caller,
-        uuid,
-        vol,
-        mode,
-        own,
-    });
-    match batch::run(settings, job) {
+    let call = prepare_attach(settings, caller, guest, volume, mode, want_fd)?;
+    match batch::run(settings, call.0) {
         Done::Attached(result) => result,
         Done::Panicked(e) => Err(e),
         Done::Detached(_) => unreachable!("an attach job ends attached"),
@@ -125,12 +113,71 @@ pub(super) fn attach_and_open(
 
 /// Takes a volume back from a guest and restores the label it must now carry.
 pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -> Result<Labeled> {
+    let call = prepare_detach(settings, caller, guest, volume)?;
+    batch::run(settings, call.0).labeled()
+}
+
+/// An attach or a detach checked as far as it can be before its batch: the guest's
+/// UUID, the volume's pool and key, and for an attach, the caller's own right to open
+/// the volume. Run it with [`Call::run`].
+pub struct Call(Job);
+
+/// Prepares [`attach`]; may block (see [`prepares_at_once`]).
+pub fn prepare_attach(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+    want_fd: bool,
+) -> Result<Call> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
-    match batch::run(settings, Job::Detach(DetachJob { caller, uuid, vol })) {
-        Done::Detached(result) => result,
-        Done::Panicked(e) => Err(e),
-        Done::Attached(_) => unreachable!("a detach job ends detached"),
+    // The caller's own rights, before anything changes (root's are checked too when a
+    // descriptor is wanted: it is the one handed out).
+    let own = (want_fd || !caller.is_root())
+        .then(|| open_as_caller(settings, caller, &vol, mode))
+        .transpose()?;
+    Ok(Call(Job::Attach(AttachJob {
+        caller,
+        uuid,
+        vol,
+        mode,
+        own,
+    })))
+}
+
+/// Prepares [`detach`]; may block (see [`prepares_at_once`]).
+pub fn prepare_detach(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+) -> Result<Call> {
+    let uuid = parse_uuid(guest)?;
+    let vol = locate(settings, volume)?;
+    Ok(Call(Job::Detach(DetachJob { caller, uuid, vol })))
+}
+
+/// Whether preparing an attach (without a descriptor) or a detach of `volume` by
+/// `caller` is computation only, fit for an async task: root naming a path. An LV is
+/// looked up with lvm2, and another caller's rights are checked by opening the volume
+/// as that caller (on a thread of its own): both block.
+pub fn prepares_at_once(settings: &Settings, caller: Caller, volume: &Path) -> bool {
+    caller.is_root() && !matches!(settings.locate(volume), Some(Located::Lv { .. }))
+}
+
+/// Waits for the attaches and detaches already handed to the batch thread (the agent
+/// calls it when it stops serving).
+pub fn settle(settings: &Settings) {
+    batch::settle(settings);
+}
+
+impl Call {
+    /// Runs the call in the next batch without blocking (the batch runs on the agent's
+    /// batch thread) and returns the volume's label.
+    pub async fn run(self, settings: &Arc<Settings>) -> Result<Labeled> {
+        batch::submit(settings, self.0).await.labeled()
     }
 }
 
