@@ -534,3 +534,84 @@ fn a_member_taken_out_of_the_group_is_refused_on_its_open_connection() {
     std::fs::write(&go, b"").unwrap();
     assert_ok(&member.join().unwrap(), "revoked");
 }
+
+#[test]
+fn an_agent_stopped_amid_attaches_leaves_state_and_labels_agreeing() {
+    // The API's attaches and detaches run on the agent's batch thread; SIGTERM must let
+    // a batch finish (state committed, labels written) before the process exits. The
+    // labels are read before any agent starts again (its first scan would mend them).
+    const CLIENTS: usize = 6;
+    let bed = Bed::with_api_and_extra(API, "");
+    let sock = bed.socket();
+    let guests: Vec<(String, String)> = (0..CLIENTS)
+        .map(|i| bed.define_guest(&format!("vm{i}")))
+        .collect();
+    let disks: Vec<std::path::PathBuf> = (0..CLIENTS)
+        .map(|i| bed.file(&format!("disk{i}.img")))
+        .collect();
+    for round in 0..5 {
+        let agent = bed.agent();
+        let calls = std::thread::scope(|s| {
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|i| {
+                    let (sock, uuid, disk) = (&sock, &guests[i].0, &disks[i]);
+                    s.spawn(move || storm(sock, uuid, disk))
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            assert!(agent.stop().success(), "round {round}: the agent failed");
+            clients
+                .into_iter()
+                .map(|c| c.join().unwrap())
+                .sum::<usize>()
+        });
+        assert!(calls > 0, "round {round}: no call was answered");
+        let store = svirt_pool::state::Store::open(&bed.state.0).unwrap();
+        for (i, ((uuid, cats), disk)) in guests.iter().zip(&disks).enumerate() {
+            let held = !store.attachments(Some(uuid)).unwrap().is_empty();
+            let expected = if held {
+                image_label(cats)
+            } else {
+                VIRT_IMAGE.to_owned()
+            };
+            assert_eq!(
+                label(disk),
+                Some(expected),
+                "round {round}, vm{i}: attached in the state: {held}"
+            );
+        }
+    }
+}
+
+/// Attaches and detaches `disk` for `uuid` over one connection until the agent goes
+/// away; returns how many calls were answered.
+fn storm(sock: &std::path::Path, uuid: &str, disk: &std::path::Path) -> usize {
+    use std::io::{BufRead, Write};
+    let Ok(conn) = std::os::unix::net::UnixStream::connect(sock) else {
+        return 0;
+    };
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+    let mut writer = conn;
+    let disk = disk.to_str().unwrap();
+    let attach = format!(
+        "{{\"method\":\"io.svirtpool.Attach\",\"parameters\":{{\"guest\":\"{uuid}\",\"volume\":\"{disk}\",\"mode\":\"rw\"}}}}\0"
+    );
+    let detach = format!(
+        "{{\"method\":\"io.svirtpool.Detach\",\"parameters\":{{\"guest\":\"{uuid}\",\"volume\":\"{disk}\"}}}}\0"
+    );
+    for (answered, call) in [&attach, &detach].into_iter().cycle().enumerate() {
+        let mut reply = Vec::new();
+        let sent = writer.write_all(call.as_bytes());
+        if sent.is_err() || reader.read_until(0, &mut reply).unwrap_or(0) == 0 {
+            return answered;
+        }
+        assert!(
+            !String::from_utf8_lossy(&reply).contains("\"error\""),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    unreachable!("the cycle ends only when the agent goes away")
+}
