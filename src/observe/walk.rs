@@ -94,8 +94,15 @@ pub fn walk(
         worker();
     } else {
         std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(worker);
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+            // Joined one by one: `join` waits for the thread's exit, its thread-local
+            // destructors included (a walker's file_contexts copy, ~10 MiB), where the
+            // scope's own wait returns when the closures return. The agent gives memory
+            // back right after a scan: before this, 2 runs in 6 kept 36-42 MiB.
+            for worker in workers {
+                if let Err(panic) = worker.join() {
+                    std::panic::resume_unwind(panic);
+                }
             }
         });
     }
