@@ -34,7 +34,7 @@ async fn attach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> 
     match via {
         Via::Thread => volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw),
         Via::Task => {
-            volumes::prepare_attach(settings, Caller::ROOT, uuid, disk, Mode::Rw, false)?
+            volumes::prepare_attach(settings, Caller::ROOT, uuid, disk, Mode::Rw)?
                 .run(settings)
                 .await
         }
@@ -223,15 +223,9 @@ fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
         let answer = rt.block_on(async {
             let task = {
                 let settings = settings.clone();
-                let call = volumes::prepare_attach(
-                    &settings,
-                    Caller::ROOT,
-                    &uuid,
-                    &second,
-                    Mode::Ro,
-                    false,
-                )
-                .expect("prepared");
+                let call =
+                    volumes::prepare_attach(&settings, Caller::ROOT, &uuid, &second, Mode::Ro)
+                        .expect("prepared");
                 tokio::spawn(async move { call.run(&settings).await })
             };
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -160,7 +160,7 @@ impl Api {
         let caller = self.caller();
         let r = self
             .batched(caller, v, move |s, v| {
-                volumes::prepare_attach(s, caller, &guest, v, mode, false)
+                volumes::prepare_attach(s, caller, &guest, v, mode)
             })
             .await?;
         self.mutated("Attach", volume_event("attached", pool, &r));

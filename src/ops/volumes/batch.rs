@@ -96,7 +96,8 @@ pub(super) fn run(settings: &Settings, job: Job) -> Done {
             continue;
         }
         queue.sleepers.remove(&id);
-        // Lead (this job is among those taken: it is not answered yet, and the oldest).
+        // Lead a batch of the oldest jobs: this one among them, unless MAX_BATCH older
+        // ones wait (then it leads again).
         all = lead(settings, key, all);
     }
 }

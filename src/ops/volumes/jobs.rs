@@ -81,7 +81,8 @@ pub(crate) struct DetachJob {
 pub(crate) enum Done {
     Attached(Result<(Labeled, Option<OwnedFd>)>),
     Detached(Result<Labeled>),
-    /// The batch it was in panicked (the panic is reported by the thread that ran it).
+    /// The batch it was in panicked (the panic is reported by the thread that ran it),
+    /// or could not be run (no batch thread could be started).
     Panicked(Error),
 }
 

@@ -103,8 +103,8 @@ pub(super) fn attach_and_open(
     mode: Mode,
     want_fd: bool,
 ) -> Result<(Labeled, Option<OwnedFd>)> {
-    let call = prepare_attach(settings, caller, guest, volume, mode, want_fd)?;
-    match batch::run(settings, call.0) {
+    let job = attach_job(settings, caller, guest, volume, mode, want_fd)?;
+    match batch::run(settings, job) {
         Done::Attached(result) => result,
         Done::Panicked(e) => Err(e),
         Done::Detached(_) => unreachable!("an attach job ends attached"),
@@ -129,8 +129,19 @@ pub fn prepare_attach(
     guest: &str,
     volume: &Path,
     mode: Mode,
-    want_fd: bool,
 ) -> Result<Call> {
+    attach_job(settings, caller, guest, volume, mode, false).map(Call)
+}
+
+/// An attach's job; with `want_fd`, it opens the volume as `caller` for the caller.
+fn attach_job(
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+    want_fd: bool,
+) -> Result<Job> {
     let uuid = parse_uuid(guest)?;
     let vol = locate(settings, volume)?;
     // The caller's own rights, before anything changes (root's are checked too when a
@@ -138,13 +149,13 @@ pub fn prepare_attach(
     let own = (want_fd || !caller.is_root())
         .then(|| open_as_caller(settings, caller, &vol, mode))
         .transpose()?;
-    Ok(Call(Job::Attach(AttachJob {
+    Ok(Job::Attach(AttachJob {
         caller,
         uuid,
         vol,
         mode,
         own,
-    })))
+    }))
 }
 
 /// Prepares [`detach`]; may block (see [`prepares_at_once`]).
@@ -159,7 +170,7 @@ pub fn prepare_detach(
     Ok(Call(Job::Detach(DetachJob { caller, uuid, vol })))
 }
 
-/// Whether preparing an attach (without a descriptor) or a detach of `volume` by
+/// Whether preparing an attach or a detach of `volume` by
 /// `caller` is computation only, fit for an async task: root naming a path. An LV is
 /// looked up with lvm2, and another caller's rights are checked by opening the volume
 /// as that caller (on a thread of its own): both block.
