@@ -583,6 +583,49 @@ fn an_agent_stopped_amid_attaches_leaves_state_and_labels_agreeing() {
     }
 }
 
+#[test]
+fn sigterm_lets_an_attach_already_queued_finish() {
+    // An Attach queued for the batch thread when SIGTERM comes is carried out before
+    // the agent exits: its batch waits here for the state lock, held by this test until
+    // after the signal. Without the wait, the agent exits and the attach is lost.
+    let bed = Bed::with_api_and_extra(API, "");
+    let (uuid, cats) = bed.define_guest("vm");
+    let disk = bed.file("disk.img");
+    let agent = bed.agent();
+    // The echoes of the first scan's labels are handled first: the engine takes the
+    // lock for them, and blocked on it, would hold up the stop by itself.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let held = svirt_pool::lock::acquire(&bed.state.0).unwrap();
+    let sock = bed.socket();
+    let client = std::thread::spawn({
+        let (uuid, disk) = (uuid.clone(), disk.to_str().unwrap().to_owned());
+        move || {
+            use std::io::{Read, Write};
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            s.write_all(format!(
+                "{{\"method\":\"io.svirtpool.Attach\",\"parameters\":{{\"guest\":\"{uuid}\",\"volume\":\"{disk}\",\"mode\":\"rw\"}}}}\0"
+            ).as_bytes())
+            .unwrap();
+            // Answered or cut off by the stop: either is fine.
+            let _ = s.read(&mut [0u8; 4096]);
+        }
+    });
+    // The call is queued (its batch waits for the lock) before the signal.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stopping = std::thread::spawn(move || agent.stop());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(held);
+    assert!(stopping.join().unwrap().success(), "the agent failed");
+    client.join().unwrap();
+    let store = svirt_pool::state::Store::open(&bed.state.0).unwrap();
+    assert_eq!(
+        store.attachments(Some(&uuid)).unwrap().len(),
+        1,
+        "the queued attach was lost"
+    );
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+}
+
 /// Attaches and detaches `disk` for `uuid` over one connection until the agent goes
 /// away; returns how many calls were answered.
 fn storm(sock: &std::path::Path, uuid: &str, disk: &std::path::Path) -> usize {
