@@ -63,20 +63,24 @@ fn assert_ok(out: &Output, what: &str) {
     );
 }
 
+/// Runs scenario `name` as root against `bed`'s agent and pool; it must succeed.
+fn pool_scenario(bed: &Bed, name: &str) {
+    let out = scenario(
+        None,
+        &[
+            name,
+            bed.socket().to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, name);
+}
+
 #[test]
 fn every_method_through_the_python_client() {
     let bed = Bed::with_api_and_extra(API, "");
     let _agent = bed.agent();
-    let sock = bed.socket();
-    let out = scenario(
-        None,
-        &[
-            "every-method",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "every-method");
+    pool_scenario(&bed, "every-method");
 }
 
 #[test]
@@ -162,15 +166,7 @@ fn abusive_clients_do_not_stop_the_others() {
 fn monitor_streams_an_event_when_a_file_appears() {
     let bed = Bed::with_api_and_extra(API, "");
     let _agent = bed.agent();
-    let out = scenario(
-        None,
-        &[
-            "monitor",
-            bed.socket().to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "monitor");
+    pool_scenario(&bed, "monitor");
 }
 
 #[test]
@@ -376,16 +372,7 @@ fn a_listing_shows_what_the_directory_holds_now() {
     let bed = Bed::with_api_and_extra(API, "");
     bed.file("settled/a.img");
     let _agent = bed.agent();
-    let sock = bed.socket();
-    let out = scenario(
-        None,
-        &[
-            "listing-is-current",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "listing-is-current");
+    pool_scenario(&bed, "listing-is-current");
 }
 
 #[test]
@@ -419,16 +406,7 @@ fn names_that_are_not_utf8_are_addressed_exactly() {
         .join(std::ffi::OsStr::from_bytes(b"\xff\xfe-odd.img"));
     std::fs::write(&odd, b"x").unwrap();
     let _agent = bed.agent();
-    let sock = bed.socket();
-    let out = scenario(
-        None,
-        &[
-            "odd-names",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "odd-names");
+    pool_scenario(&bed, "odd-names");
     assert_eq!(label(&odd).as_deref(), Some(VIRT_CONTENT));
     // The CLI passes such a path to the agent by its address too.
     let (uuid, cats) = bed.define_guest("cli");
