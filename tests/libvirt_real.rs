@@ -9,14 +9,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use common::libvirt::{start_libvirtd, virsh, virsh_ok};
+use common::libvirt::{install_hook, restart_libvirtd, virsh, virsh_ok};
 use common::*;
 
 const HOOK: &str = "/etc/libvirt/hooks/qemu.d/svirt-pool-test";
 const HOOK_CONF: &str = "/run/svirt-pool-test/hook.conf";
+/// The hook appends `NAME OP SUBOP` here for every call it passes to the binary.
+const HOOK_CALLS: &str = "/run/svirt-pool-test/hook.calls";
 
 /// Starts libvirtd if needed, installs the test hook (it runs this build's binary on
 /// the config named in HOOK_CONF), and removes both the hook's config and every test
@@ -34,16 +36,16 @@ impl Libvirt {
         let turn = TURN
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        start_libvirtd();
-        std::fs::write(
-            HOOK,
+        // Written before libvirtd starts, or libvirtd is restarted: it finds hooks
+        // only when it starts. Each call is logged, so a test can tell a hook that was
+        // never called from one that did the wrong thing.
+        install_hook(
+            Path::new(HOOK),
             "#!/bin/sh\n# svirt-pool's tests: the test build's hook on the config a test names.\n\
              [ -r /run/svirt-pool-test/hook.conf ] || exit 0\n. /run/svirt-pool-test/hook.conf\n\
+             echo \"$1 $2 $3\" >> /run/svirt-pool-test/hook.calls\n\
              exec \"$BIN\" --config \"$CONFIG\" libvirt-hook \"$@\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(HOOK, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         std::fs::create_dir_all("/run/svirt-pool-test").unwrap();
         std::fs::write(
             HOOK_CONF,
@@ -87,7 +89,15 @@ impl Libvirt {
         let file = PathBuf::from(format!("/run/svirt-pool-test/{name}.xml"));
         std::fs::write(&file, xml).unwrap();
         self.domains.push(name.to_owned());
-        virsh(&["create", file.to_str().unwrap()])
+        let out = virsh(&["create", file.to_str().unwrap()]);
+        let calls = std::fs::read_to_string(HOOK_CALLS).unwrap_or_default();
+        assert!(
+            calls.lines().any(|l| l == format!("{name} prepare begin")),
+            "libvirtd did not call the test hook {HOOK} for {name} (it finds hooks only when \
+             it starts; calls seen: {calls:?}); virsh create said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 }
 
@@ -98,23 +108,6 @@ impl Drop for Libvirt {
         }
         let _ = std::fs::remove_file(HOOK_CONF);
     }
-}
-
-/// Kills libvirtd (its guests keep running) and starts it again: it reconnects to them
-/// and calls the hook with `reconnect begin`.
-fn restart_libvirtd() {
-    let _ = Command::new("pkill")
-        .args(["-9", "-x", "libvirtd"])
-        .status();
-    assert!(wait_for(Duration::from_secs(5), || {
-        !Command::new("pgrep")
-            .args(["-x", "libvirtd"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    }));
-    start_libvirtd();
 }
 
 /// A raw disk image libvirt's DAC driver (which runs QEMU as libvirt-qemu) can open.

@@ -33,3 +33,62 @@ pub fn start_libvirtd() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Kills libvirtd (its guests keep running: they are QEMU processes of their own) and
+/// starts it again: it reconnects to them and calls the hooks with `reconnect begin`.
+pub fn restart_libvirtd() {
+    let _ = Command::new("pkill")
+        .args(["-9", "-x", "libvirtd"])
+        .status();
+    assert!(
+        super::wait_for(std::time::Duration::from_secs(5), || !Command::new("pgrep")
+            .args(["-x", "libvirtd"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()),
+        "libvirtd did not exit after SIGKILL"
+    );
+    start_libvirtd();
+}
+
+/// When the running libvirtd started (wall clock, to the second, from `ps -o etimes`);
+/// `None` when no libvirtd runs.
+fn libvirtd_started() -> Option<std::time::SystemTime> {
+    let out = Command::new("ps")
+        .args(["-C", "libvirtd", "-o", "etimes="])
+        .output()
+        .ok()?;
+    let elapsed: u64 = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .max()?;
+    Some(std::time::SystemTime::now() - std::time::Duration::from_secs(elapsed))
+}
+
+/// Installs `script` as the qemu hook `path` (`/etc/libvirt/hooks/qemu.d/NAME`) and
+/// makes sure the libvirtd that runs has seen it. libvirtd looks for hook scripts only
+/// when it starts: a hook written after that is never called (a machine whose
+/// `qemu.d` was empty when libvirtd started, as CI's). So libvirtd is started after the
+/// hook is written, or restarted when it started before.
+pub fn install_hook(path: &std::path::Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if std::fs::read_to_string(path).ok().as_deref() != Some(script) {
+        std::fs::write(path, script).unwrap();
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let written = std::fs::metadata(path).unwrap().modified().unwrap();
+    match libvirtd_started() {
+        None => start_libvirtd(),
+        // Two seconds of slack: the start time is known to the second.
+        Some(started) if started > written + std::time::Duration::from_secs(2) => {}
+        Some(_) => {
+            eprintln!(
+                "install_hook: libvirtd started before {} was written; restarting it so it sees the hook",
+                path.display()
+            );
+            restart_libvirtd();
+        }
+    }
+}
