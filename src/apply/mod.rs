@@ -3,4 +3,5 @@
 //! while the file's one link is in a name only root can change).
 
 pub mod filecon;
+pub mod legacy_staging;
 pub mod sole_link;

@@ -4,79 +4,77 @@
 //! directory can remove or replace the pool name after the open: the opened inode is
 //! then left with one link, outside the pool (`/etc/shadow`), and `fstat` says
 //! `nlink == 1`. No single read of the link count can tell "one link, in the pool" from
-//! "one link, elsewhere", so the write happens only when the one link is a name nobody
-//! but root can change (docs/labels.md, "Writing a label safely"):
+//! "one link, elsewhere" (docs/labels.md, "Writing a label safely"):
 //!
 //! - **Sealed directory** (owned by root, no group or other write bit, no ACL entry that
 //!   grants write): nobody but root can change the name we opened the file through, so
 //!   if the file has one link it is that name, and it is labeled through the
 //!   descriptor.
-//! - **Any other directory**: the name is moved (`renameat2(RENAME_NOREPLACE)`) into the
-//!   pool's staging directory ([`STAGING_DIR`], root's, mode 0700, on the pool root's
-//!   filesystem), where nobody else can change it. If the moved name is our inode and
-//!   the inode has one link, that link is ours; the label is written, and the name moved
-//!   back. If someone took the name meanwhile, the file comes back as
-//!   `NAME.svirt-pool-INODE-RANDOM` (nothing is ever deleted).
+//! - **Any other directory**: the inode itself is watched with inotify while the name
+//!   and the link count are read. Every change of the inode's links (link, unlink,
+//!   rename of any of its names, in any directory) queues an event on it before the
+//!   directory lock of that change is released; reading the directory (which takes its
+//!   lock) before the name is looked up and again after the link count is read waits
+//!   for every change of a name in it. So when no event came, the name held the inode
+//!   and the inode had one link at the same instant: its only link was the pool name.
+//!   The user's name is never moved, hidden or renamed. On filesystems whose names can
+//!   change without this kernel's VFS seeing it (NFS, FUSE, cluster filesystems,
+//!   overlayfs) nothing can be proven, and nothing is written ([`WriteError::Unprovable`]).
 //!
 //! A link added after the check needs a name or descriptor of the file itself: it makes
 //! a second name for a pool file, never a pool name for an outside file.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::apply::filecon::{self, LabelError};
 use crate::decide::context::Context;
 
-/// The agent's private directory in the root of each dir pool (root's, mode 0700).
-/// Walks and watches skip it.
-pub const STAGING_DIR: &str = ".svirt-pool";
-
 /// Why a label was not written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
     /// The file has more than one link (one may be outside the pool).
+    #[error("it has more than one hard link")]
     HardLinks,
-    /// The name no longer holds the file that was examined (replaced or removed).
+    /// The name no longer holds the file that was examined (replaced or removed), or its
+    /// links kept changing while they were checked.
+    #[error("it was replaced or removed while being labeled")]
     Changed,
-    /// The staging directory cannot be used; the message says why.
-    Staging(String),
+    /// Its directory can be written by others, and on this filesystem (named) the agent
+    /// cannot prove that the file's only link is in the pool.
+    #[error(
+        "its directory can be written by others and it is on {0}, where the agent cannot \
+         prove that its only link is in the pool: make the directory root's and not \
+         group or other writable"
+    )]
+    Unprovable(String),
     /// Writing the label failed.
+    #[error("{0}")]
     Label(LabelError),
-}
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteError::HardLinks => f.write_str("it has more than one hard link"),
-            WriteError::Changed => f.write_str("it was replaced or removed while being labeled"),
-            WriteError::Staging(why) => write!(f, "cannot label it safely: {why}"),
-            WriteError::Label(e) => e.fmt(f),
-        }
-    }
 }
 
 /// Where a regular file of a dir pool was found.
 #[derive(Clone, Copy)]
 pub struct Place<'a> {
-    /// The pool's root directory (where the staging directory lives).
-    pub root: BorrowedFd<'a>,
     /// The directory holding the name.
     pub dir: BorrowedFd<'a>,
     /// The file's name in `dir`.
     pub name: &'a OsStr,
-    /// The file's path below the pool root (written down while the file is staged, so
-    /// that a crash in between never loses its name).
-    pub rel: &'a Path,
     /// Whether `dir` is sealed ([`sealed`]), when the caller decided it once for the
     /// whole directory (a walk); `None`: decided here, and only if a label is written.
     pub dir_sealed: Option<bool>,
 }
+
+/// How often the watched check is tried when something else changed the inode's
+/// attributes meanwhile (a `chmod`, `touch` or another link) before giving up with
+/// [`WriteError::Changed`]; the watch on the directory brings the file back.
+const ATTEMPTS: usize = 3;
 
 /// Writes `label` on the regular file `fd`, found as `place`, by the protocol above.
 ///
@@ -88,129 +86,172 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
         // Opened through this name, which only root can change: its one link is it.
         return filecon::write(fd, label).map_err(WriteError::Label);
     }
-    let st = rustix::fs::fstat(fd).map_err(io_failure)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(WriteError::Changed);
+    provable_filesystem(fd)?;
+    write_watched(place, fd, label)
+}
+
+/// Whether [`write`] can ever prove the file's only link is in the pool: its directory
+/// is sealed, or its filesystem one where the watched check holds. What `status` and
+/// other inspections report without writing.
+pub fn provable(place: Place<'_>, fd: BorrowedFd<'_>) -> Result<(), WriteError> {
+    if place.dir_sealed.unwrap_or_else(|| sealed(place.dir)) {
+        return Ok(());
     }
-    if st.st_nlink != 1 {
-        return Err(WriteError::HardLinks);
-    }
-    let id = (st.st_dev, st.st_ino);
-    let staging = open_staging(place.root, st.st_dev)?;
-    let tmp = staging_name(st.st_ino);
-    // Where it came from, written before it moves: if the agent dies while the file is
-    // staged, `recover` puts it back. (No fsync: this guards against a crash of the
-    // process, whose writes the page cache keeps; after a power loss an orphan is
-    // reported, never deleted.)
-    let origin = origin_name(&tmp);
-    rustix::fs::openat(
-        &staging,
-        &origin,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .and_then(|f| rustix::io::write(&f, place.rel.as_os_str().as_bytes()).map(drop))
-    .map_err(|e| WriteError::Staging(format!("writing its origin down: {e}")))?;
-    rustix::fs::renameat_with(
+    provable_filesystem(fd)
+}
+
+/// The unsealed case of [`write`]: the watched check, tried a few times.
+fn write_watched(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<(), WriteError> {
+    let watch = Watch::take().map_err(io_failure)?;
+    // A readable descriptor of the directory, for the reads that wait on its lock.
+    let dir = rustix::fs::openat(
         place.dir,
-        place.name,
-        &staging,
-        &tmp,
-        RenameFlags::NOREPLACE,
-    )
-    .inspect_err(|_| {
-        let _ = rustix::fs::unlinkat(&staging, &origin, AtFlags::empty());
-    })
-    .map_err(|e| match e {
-        Errno::NOENT => WriteError::Changed,
-        Errno::XDEV => {
-            WriteError::Staging("its directory is on another filesystem than the pool root".into())
-        }
-        e => WriteError::Staging(format!("moving it aside: {e}")),
-    })?;
-    // Only root can change names in the staging directory: if ours is the file's one
-    // link, no other link exists while we write.
-    let outcome = match identity_at(staging.as_fd(), &tmp) {
-        Some(now) if now != id => Err(WriteError::Changed),
-        None => Err(WriteError::Changed),
-        Some(_) => match rustix::fs::fstat(fd) {
-            Ok(st) if st.st_nlink == 1 => filecon::write(fd, label).map_err(WriteError::Label),
-            Ok(_) => Err(WriteError::HardLinks),
-            Err(e) => Err(io_failure(e)),
-        },
-    };
-    if put_back(&staging, &tmp, place.dir, place.name, st.st_ino) {
-        let _ = rustix::fs::unlinkat(&staging, &origin, AtFlags::empty());
-    }
-    outcome
-}
-
-/// The name of the file that records where staged file `tmp` came from.
-fn origin_name(tmp: &OsStr) -> OsString {
-    let mut name = tmp.to_os_string();
-    name.push(".origin");
-    name
-}
-
-/// Puts back every file a crash left in the pool's staging directory, by the origin
-/// written down before it moved (beside its name if the name was taken meanwhile).
-/// Files without an origin are reported and left there. Called before a full scan.
-pub fn recover(root: BorrowedFd<'_>, cross_fs: bool) {
-    let Ok(staging) = rustix::fs::openat(
-        root,
-        STAGING_DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-    ) else {
-        return; // none: nothing was ever staged
-    };
-    let Ok(st) = rustix::fs::fstat(&staging) else {
-        return;
-    };
-    if st.st_uid != 0 || st.st_mode & 0o077 != 0 {
-        return; // not ours: the write protocol refuses it too, and says so
-    }
-    let Ok(mut entries) = rustix::fs::Dir::read_from(&staging) else {
-        return;
-    };
-    let mut staged = Vec::new();
-    while let Some(Ok(entry)) = entries.read() {
-        let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
-        if name != "." && name != ".." && !name.as_bytes().ends_with(b".origin") {
-            staged.push(name);
+    )
+    .map_err(io_failure)?;
+    for _ in 0..ATTEMPTS {
+        if watch.only_link_is(dir.as_fd(), place.name, fd)? {
+            return filecon::write(fd, label).map_err(WriteError::Label);
         }
     }
-    for tmp in staged {
-        let origin = origin_name(&tmp);
-        let mut buf = vec![0u8; 4096];
-        let rel = rustix::fs::openat(
-            &staging,
-            &origin,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
+    Err(WriteError::Changed)
+}
+
+/// Refuses a filesystem where a name can change without this kernel's VFS (and so
+/// inotify and the directory lock) seeing it. The list is of local filesystems whose
+/// every name change is a VFS operation; ramfs stores no labels, and says so when the
+/// write is tried.
+fn provable_filesystem(fd: BorrowedFd<'_>) -> Result<(), WriteError> {
+    const LOCAL: [(i64, &str); 6] = [
+        (0xEF53, "ext2/3/4"),
+        (0x5846_5342, "xfs"),
+        (0x9123_683E, "btrfs"),
+        (0x0102_1994, "tmpfs"),
+        (0xF2F5_2010, "f2fs"),
+        (0x8584_58F6, "ramfs"),
+    ];
+    let st = rustix::fs::fstatfs(fd).map_err(io_failure)?;
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 or u32 depending on the target
+    let magic = st.f_type as i64;
+    if LOCAL.iter().any(|(m, _)| *m == magic) {
+        Ok(())
+    } else {
+        Err(WriteError::Unprovable(format!(
+            "a filesystem of type {magic:#x}"
+        )))
+    }
+}
+
+/// An inotify instance for the check, taken from a pool of idle ones and given back on
+/// drop: one per concurrent writer, not one per thread that ever wrote (tokio's blocking
+/// pool has hundreds, and a user may have 128 instances in all).
+struct Watch(Option<OwnedFd>);
+
+static IDLE: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+impl Watch {
+    fn take() -> Result<Watch, Errno> {
+        let idle = IDLE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(fd) => Ok(Watch(Some(fd))),
+            None => inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+                .map(|fd| Watch(Some(fd))),
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_ref().expect("held until drop").as_fd()
+    }
+
+    /// Whether, at one instant, `name` in `dir` was the file `fd` and the file had one
+    /// link: then that link is its only one. `Ok(false)`: its links or attributes
+    /// changed meanwhile; try again.
+    ///
+    /// The order, against the kernel's: every change of a link (`link`, `unlink`,
+    /// `rename`, also a rename over one of its names) queues `IN_ATTRIB` or
+    /// `IN_MOVE_SELF` on the inode while it holds the lock of the directory whose name
+    /// it changes, and a directory read (`getdents64`) takes that lock. (1) The watch
+    /// is added: every later change is reported. (2) A read of `dir` waits for a change
+    /// of a name in it that reported before (1) to finish, so (3) sees its result.
+    /// (3) `name` holds the inode. (4) The inode has one link. (5) A read of `dir` waits
+    /// for every change of a name in `dir` begun before (4), so its event is queued.
+    /// (6) No event: no name in `dir` changed between (1) and (4), so the name seen in
+    /// (3) was still the inode's at (4), and one link at (4) means that name alone. A
+    /// change of a name elsewhere cannot make a pool name; an unlink elsewhere before
+    /// (4) only leaves the pool name.
+    fn only_link_is(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        fd: BorrowedFd<'_>,
+    ) -> Result<bool, WriteError> {
+        let watch = self.fd();
+        drain(watch, None);
+        let wd = inotify::add_watch(
+            watch,
+            crate::fsys::proc_fd_path(fd),
+            WatchFlags::ATTRIB | WatchFlags::MOVE_SELF | WatchFlags::DELETE_SELF,
         )
-        .and_then(|f| rustix::io::read(&f, &mut buf))
-        .map(|n| PathBuf::from(OsString::from_vec(buf[..n].to_vec())));
-        let Ok(rel) = rel else {
-            tracing::error!(staged = %crate::logname(&tmp),
-                "a file in the pool's .svirt-pool directory has no origin: left there");
-            continue;
-        };
-        let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
-            continue;
-        };
-        let Ok(dir) = crate::fsys::open_dir_beneath(root, parent, cross_fs) else {
-            tracing::error!(staged = %crate::logname(&tmp), origin = %crate::logpath(&rel),
-                "cannot reach the directory a staged file came from: left there");
-            continue;
-        };
-        let ino =
-            rustix::fs::statat(&staging, &tmp, AtFlags::SYMLINK_NOFOLLOW).map_or(0, |s| s.st_ino);
-        if put_back(&staging, &tmp, dir.as_fd(), name, ino) {
-            let _ = rustix::fs::unlinkat(&staging, &origin, AtFlags::empty());
-            tracing::warn!(path = %crate::logpath(&rel),
-                "put back a file a crash left in the pool's staging directory");
+        .map_err(io_failure)?;
+        let checked = (|| {
+            wait_for_changes_in(dir)?;
+            let held = rustix::fs::fstat(fd).map_err(io_failure)?;
+            match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino) => {}
+                Ok(_) | Err(Errno::NOENT) => return Err(WriteError::Changed),
+                Err(e) => return Err(io_failure(e)),
+            }
+            let st = rustix::fs::fstat(fd).map_err(io_failure)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Err(WriteError::Changed);
+            }
+            if st.st_nlink != 1 {
+                return Err(WriteError::HardLinks);
+            }
+            wait_for_changes_in(dir)?;
+            Ok(!drain(watch, Some(wd)))
+        })();
+        let _ = inotify::remove_watch(watch, wd);
+        checked
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            IDLE.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(fd);
         }
+    }
+}
+
+/// Reads every queued event; whether one was for watch `wd` (or the queue overflowed).
+fn drain(watch: BorrowedFd<'_>, wd: Option<i32>) -> bool {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
+    let mut events = inotify::Reader::new(watch, &mut buf);
+    let mut seen = false;
+    while let Ok(event) = events.next() {
+        let overflow = event.events().contains(ReadFlags::QUEUE_OVERFLOW);
+        seen |= overflow || wd.is_some_and(|wd| event.wd() == wd);
+    }
+    seen
+}
+
+/// Reads `dir` once: `getdents64` takes the directory's lock, so it returns only after
+/// every rename, link or unlink of a name in it that holds the lock now has finished
+/// (and queued its inotify events).
+fn wait_for_changes_in(dir: BorrowedFd<'_>) -> Result<(), WriteError> {
+    rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0)).map_err(io_failure)?;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 512];
+    match rustix::fs::RawDir::new(dir, &mut buf).next() {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(io_failure(e)),
     }
 }
 
@@ -246,89 +287,6 @@ fn acl_allows_write(acl: &[u8]) -> bool {
         .chunks_exact(8)
         .find(|e| u16::from_le_bytes([e[0], e[1]]) == ACL_MASK)
         .is_some_and(|e| u16::from_le_bytes([e[2], e[3]]) & WRITE != 0)
-}
-
-/// (device, inode) of the entry `name` of `dir`, not following a symlink.
-fn identity_at(dir: BorrowedFd<'_>, name: &OsStr) -> Option<(u64, u64)> {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-        .ok()
-        .map(|st| (st.st_dev, st.st_ino))
-}
-
-/// The pool's staging directory, created on first use; refused unless it is root's,
-/// mode 0700, a real directory, on the filesystem the file is on.
-fn open_staging(root: BorrowedFd<'_>, dev: u64) -> Result<OwnedFd, WriteError> {
-    let bad = |why: String| WriteError::Staging(format!("{STAGING_DIR} in the pool root {why}"));
-    match rustix::fs::mkdirat(root, STAGING_DIR, Mode::from_raw_mode(0o700)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        // No label could be written there either: say so, as for any other file.
-        Err(Errno::ROFS) => return Err(WriteError::Label(LabelError::ReadOnly)),
-        Err(e) => return Err(bad(format!("cannot be created: {e}"))),
-    }
-    let fd = rustix::fs::openat(
-        root,
-        STAGING_DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| bad(format!("cannot be opened ({e}): remove it")))?;
-    let st = rustix::fs::fstat(&fd).map_err(io_failure)?;
-    if st.st_uid != 0 || st.st_mode & 0o077 != 0 {
-        return Err(bad("is not root's directory of mode 0700: remove it".into()));
-    }
-    if st.st_dev != dev {
-        return Err(bad("is on another filesystem than the file".into()));
-    }
-    Ok(fd)
-}
-
-/// A name in the staging directory no other call uses.
-fn staging_name(ino: u64) -> OsString {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    OsString::from(format!("{ino:x}-{}-{n}", std::process::id()))
-}
-
-/// Moves the staged file back to its name, or beside it (`NAME.svirt-pool-INODE-RANDOM`)
-/// when someone took the name meanwhile. Nothing is overwritten or deleted. The suffix
-/// is random so that a writer of the directory cannot take every name beside it in
-/// advance and keep another user's file hidden in the staging directory. Returns
-/// whether it left the staging directory.
-fn put_back(staging: &OwnedFd, tmp: &OsStr, dir: BorrowedFd<'_>, name: &OsStr, ino: u64) -> bool {
-    let back =
-        |to: &OsStr| rustix::fs::renameat_with(staging, tmp, dir, to, RenameFlags::NOREPLACE);
-    let mut result = back(name);
-    let mut moved_to = name.to_os_string();
-    for _ in 0..16 {
-        if result != Err(Errno::EXIST) {
-            break;
-        }
-        let random: u64 = rand::random();
-        let mut beside = name.as_bytes().to_vec();
-        beside.extend_from_slice(format!(".svirt-pool-{ino}-{random:016x}").as_bytes());
-        moved_to = OsString::from_vec(beside);
-        result = back(&moved_to);
-    }
-    match result {
-        Ok(()) if moved_to == name => true,
-        Ok(()) => {
-            tracing::warn!(
-            name = %crate::logname(name),
-            moved_to = %crate::logname(&moved_to),
-            "a file took this name while it was being labeled: the labeled file was put beside it"
-            );
-            true
-        }
-        Err(e) => {
-            tracing::error!(
-            name = %crate::logname(name),
-            staged = %crate::logname(tmp),
-            error = %e,
-            "cannot put a labeled file back: it is in the pool's .svirt-pool directory"
-            );
-            false
-        }
-    }
 }
 
 fn io_failure(e: Errno) -> WriteError {

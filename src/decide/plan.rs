@@ -31,6 +31,9 @@ pub enum SkipReason {
     NotTheNode,
     /// The file was replaced or removed while it was being labeled.
     Changed,
+    /// In a directory others can write, on a filesystem where the agent cannot prove
+    /// that the file's only link is in the pool (NFS, FUSE, cluster filesystems).
+    Unprovable,
     /// libvirt labeled it for a running domain (its remember xattrs are set): it
     /// restores the label itself when the domain stops.
     HeldByLibvirt,
@@ -50,7 +53,21 @@ impl SkipReason {
             SkipReason::Conflict => "conflicting attachments",
             SkipReason::NotTheNode => "not the LV's block device",
             SkipReason::Changed => "changed while labeling",
+            SkipReason::Unprovable => "unprovable sole link",
             SkipReason::HeldByLibvirt => "held by libvirt",
+        }
+    }
+
+    /// The short name, with what to do where the user can do something.
+    pub fn explained(&self) -> String {
+        match self {
+            SkipReason::Unprovable => format!(
+                "{}: its directory can be written by others, and on this filesystem the \
+                 agent cannot prove that the file's only link is in the pool; make the \
+                 directory root's and not group or other writable",
+                self.as_str()
+            ),
+            other => other.as_str().to_owned(),
         }
     }
 }
@@ -91,6 +108,9 @@ pub struct Found {
     pub held_by_libvirt: bool,
     /// The filesystem is mounted read-only (asked only when inspecting: a write says so).
     pub read_only: bool,
+    /// Its directory is writable by others on a filesystem where the agent cannot prove
+    /// that its only link is in the pool (asked only when inspecting, as `read_only`).
+    pub unprovable: bool,
 }
 
 /// What the apply phase does with one entry.
@@ -124,6 +144,12 @@ pub fn step(differs: bool, found: &Found) -> Step {
                 read_only: true, ..
             },
         ) => Step::Skip(SkipReason::ReadOnly),
+        (
+            true,
+            Found {
+                unprovable: true, ..
+            },
+        ) => Step::Skip(SkipReason::Unprovable),
         (true, _) => Step::Write,
     }
 }
@@ -210,5 +236,11 @@ mod tests {
             ..Found::default()
         };
         assert_eq!(step(true, &read_only), Step::Skip(SkipReason::ReadOnly));
+        let unprovable = Found {
+            unprovable: true,
+            ..Found::default()
+        };
+        assert_eq!(step(true, &unprovable), Step::Skip(SkipReason::Unprovable));
+        assert_eq!(step(false, &unprovable), Step::Keep);
     }
 }

@@ -178,10 +178,6 @@ fn classify(
         }
         return None;
     };
-    if dir.as_os_str().is_empty() && name == crate::apply::sole_link::STAGING_DIR {
-        // The agent's own staging directory: never a volume, never watched.
-        return None;
-    }
     let rel = dir.join(name);
     let is_dir = mask.contains(EventMask::ISDIR);
     if is_dir && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
@@ -239,13 +235,5 @@ mod tests {
             classify(2, Path::new(""), EventMask::DELETE_SELF, None),
             Some(Change::RootGone { pool: 2 })
         );
-    }
-
-    #[test]
-    fn the_staging_directory_is_ignored_only_at_the_root() {
-        let staging = Some(OsStr::new(crate::apply::sole_link::STAGING_DIR));
-        let created = EventMask::CREATE | EventMask::ISDIR;
-        assert_eq!(classify(0, Path::new(""), created, staging), None);
-        assert!(classify(0, Path::new("sub"), created, staging).is_some());
     }
 }

@@ -185,6 +185,12 @@ impl<'s> EntryReconciler<'s> {
             held_by_libvirt: differs && ex.current.is_some() && filecon::held_by_libvirt(entry.fd),
             // Inspecting writes nothing, but says when writing could not work either.
             read_only: differs && self.apply == Apply::Inspect && read_only_fs(entry.fd),
+            unprovable: differs
+                && self.apply == Apply::Inspect
+                && matches!(entry.kind, NodeKind::Regular { .. })
+                && entry
+                    .place
+                    .is_some_and(|place| sole_link::provable(place, entry.fd).is_err()),
         };
         ex.outcome = match (plan::step(differs, &found), self.apply) {
             (Step::Keep, _) => Outcome::Unchanged,
@@ -205,7 +211,7 @@ fn write(entry: &Entry<'_>, label: &Context) -> Outcome {
             Err(WriteError::HardLinks) => Outcome::Skipped(SkipReason::HardLinks),
             Err(WriteError::Changed) => Outcome::Skipped(SkipReason::Changed),
             Err(WriteError::Label(e)) => label_failure(e),
-            Err(e @ WriteError::Staging(_)) => Outcome::Failed(e.to_string()),
+            Err(WriteError::Unprovable(_)) => Outcome::Skipped(SkipReason::Unprovable),
         },
         // A regular file reached any other way is never written.
         (NodeKind::Regular { .. }, None) => Outcome::Skipped(SkipReason::Changed),

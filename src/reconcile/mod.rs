@@ -14,7 +14,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::apply::sole_link::{self, Place};
+use crate::apply::legacy_staging;
+use crate::apply::sole_link::Place;
 use crate::config::{DirPool, PoolKind, Settings};
 use crate::decide::labels::Holder;
 use crate::fsys::{self, NodeKind, OpenError};
@@ -203,10 +204,8 @@ impl<'s> Reconciler<'s> {
             return unreachable_entry(OpenError::Io(e.to_string()));
         }
         let place = Place {
-            root: self.roots[idx].as_ref().expect("opened above").as_fd(),
             dir: found.dir,
             name: found.name,
-            rel,
             // Decided only if a label must be written (most events change nothing).
             dir_sealed: None,
         };
@@ -274,9 +273,9 @@ impl<'s> Reconciler<'s> {
         // Its own descriptor: the walk's threads hold it while `self` is borrowed.
         let root = rustix::io::dup(self.root(idx)?)
             .map_err(|e| PoolError::Root(fsys::RootError::Io(e.into())))?;
-        // Files a crash left in the staging directory go back to their names first.
+        // Files an older agent's crash left in its staging directory go back first.
         if self.apply == Apply::Write && start.as_os_str().is_empty() {
-            sole_link::recover(root.as_fd(), cross_fs);
+            legacy_staging::recover(root.as_fd(), cross_fs);
         }
         let (settings, apply) = (self.settings, self.apply);
         walk::walk(root.as_fd(), start, cross_fs, scan_threads(), &|visit| {
@@ -297,10 +296,8 @@ impl<'s> Reconciler<'s> {
                 } => {
                     let holders = holders(rel.as_os_str().as_bytes());
                     let place = Place {
-                        root: root.as_fd(),
                         dir,
                         name,
-                        rel,
                         dir_sealed: Some(dir_sealed),
                     };
                     let ex = entries.reconcile(idx, rel, Entry::file(&node, place), holders);

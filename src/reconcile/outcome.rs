@@ -44,7 +44,7 @@ pub struct Examined {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotLabeled {
     /// It was left alone.
-    #[error("{}", .0.as_str())]
+    #[error("{}", .0.explained())]
     Skipped(SkipReason),
     /// It is gone.
     #[error("it no longer exists")]

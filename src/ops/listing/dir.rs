@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
 
-use crate::apply::sole_link::STAGING_DIR;
+use crate::apply::legacy_staging;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
@@ -104,8 +104,10 @@ pub(super) fn sorted_walk(
     let mut cursor = cursor;
     let mut child = PathBuf::new();
     for (name, kind) in entries.iter() {
-        if dir_rel.as_os_str().is_empty() && name == STAGING_DIR {
-            continue; // the agent's own staging directory
+        if dir_rel.as_os_str().is_empty()
+            && legacy_staging::is_legacy_staging(dir.as_fd(), name.as_bytes())
+        {
+            continue; // what an older agent's crash left
         }
         child.clear();
         child.push(dir_rel);
