@@ -38,3 +38,38 @@ pub fn logname(name: &std::ffi::OsStr) -> String {
 pub fn logpath(path: &std::path::Path) -> String {
     logname(path.as_os_str())
 }
+
+/// A logged value with its control characters escaped (`\n`, `\u{1b}`): the one guard
+/// that keeps any text in a log field or message on its line, whatever carried it (a
+/// volume, a guest's name, an error that quotes either). The log formatter applies it
+/// to every field (`main.rs`); [`logname`] and [`logpath`] first turn names that may
+/// not be UTF-8 into text.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            super::escape_controls("plain 'é' \\ text"),
+            "plain 'é' \\ text"
+        );
+        assert_eq!(
+            super::escape_controls("x.img\nERROR forged\r\u{1b}[2J\t"),
+            "x.img\\nERROR forged\\r\\u{1b}[2J\\t"
+        );
+    }
+}

@@ -8,8 +8,21 @@ use svirt_pool::config::{self, Settings};
 use svirt_pool::error::Error;
 
 /// Logs go to stderr (the journal, under systemd). The agent reports at info level;
-/// one-shot commands only warn, since their result is on stdout.
+/// one-shot commands only warn, since their result is on stdout. Every field and
+/// message is written with its control characters escaped, so no text a user chose (a
+/// file name with a newline) can forge a log line, whichever call site logs it.
 fn init_logging(verbose: u8, is_agent: bool) {
+    use tracing_subscriber::field::MakeExt;
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = svirt_pool::escape_controls(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ");
     let default = match verbose {
         0 if is_agent => "info",
         0 => "warn",
@@ -22,6 +35,7 @@ fn init_logging(verbose: u8, is_agent: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .fmt_fields(fields)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -235,56 +235,147 @@ fn hard_links_to_outside_files_raced_in_a_writable_directory() {
     assert!(!bed.pool.join(".svirt-pool").exists());
 }
 
+/// The agent with its log (info level) captured.
+struct LoggedAgent {
+    child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoggedAgent {
+    fn start(bed: &Bed) -> LoggedAgent {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+            .args(["--config", bed.config.to_str().unwrap(), "agent"])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let log = log.clone();
+            let mut stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
+                    log.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        let agent = LoggedAgent {
+            child,
+            log,
+            reader: Some(reader),
+        };
+        assert!(wait_for(Duration::from_secs(10), || agent
+            .logged("initial scan done")));
+        agent
+    }
+
+    fn logged(&self, what: &str) -> bool {
+        self.log.lock().unwrap().contains(what)
+    }
+
+    /// Stops the agent (SIGTERM) and returns its whole log.
+    fn stop(mut self) -> String {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
+        self.child.wait().unwrap();
+        self.reader.take().unwrap().join().unwrap();
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Lines of `log` that a name forged: they start with `FORGED`.
+fn forged_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.starts_with("FORGED")).collect()
+}
+
 #[test]
 fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
     let bed = Bed::new();
-    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
-        .args(["--config", bed.config.to_str().unwrap(), "agent"])
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let mut stderr = agent.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
-                log.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let logged = |what: &str| log.lock().unwrap().contains(what);
-    assert!(wait_for(Duration::from_secs(10), || logged(
-        "initial scan done"
-    )));
+    let agent = LoggedAgent::start(&bed);
     // Created while the agent watches: it logs the relabel with the name.
-    let forged = bed
-        .pool
-        .0
-        .join("x.img\nERROR forged: root password is hunter2");
+    let forged = bed.pool.0.join("x.img\nFORGED: root password is hunter2");
     std::fs::write(&forged, b"x").unwrap();
     assert_label_within_1s(&forged, VIRT_IMAGE);
-    assert!(wait_for(Duration::from_secs(2), || logged("relabeled")));
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_child(&agent),
-        rustix::process::Signal::TERM,
-    );
-    agent.wait().unwrap();
-    reader.join().unwrap();
-    let log = log.lock().unwrap();
+    assert!(wait_for(Duration::from_secs(2), || agent.logged("relabeled")));
+    let log = agent.stop();
     assert!(
-        log.contains(r"x.img\nERROR forged"),
+        log.contains(r"x.img\nFORGED"),
         "the name is not logged escaped: {log}"
     );
-    assert!(
-        !log.lines().any(|l| l.starts_with("ERROR forged")),
-        "a file name forged a log line: {log}"
+    assert_eq!(forged_lines(&log), Vec::<&str>::new(), "{log}");
+}
+
+#[test]
+fn no_name_forges_a_log_line_at_any_api_log_site() {
+    let bed = Bed::new();
+    let (uuid, _) = bed.define_guest("logged");
+    let agent = LoggedAgent::start(&bed);
+    // Every API method that logs a volume or name, reached through the CLI (which goes
+    // through the running agent: each logs "api mutation" with its method).
+    let evil = |site: &str| {
+        format!("{site}\nFORGED {site} INFO api mutation method=\"UndefineGuest\" uid=0")
+    };
+    let attached = bed.file(&evil("attach"));
+    bed.attach_ok(&uuid, &attached, "rw");
+    bed.ok(&[
+        "detach",
+        "--guest",
+        &uuid,
+        "--volume",
+        attached.to_str().unwrap(),
+    ]);
+    // CreateVolume refuses such names; a file made by hand can still be deleted.
+    let created = evil("create");
+    let out = bed.cli(&[
+        "volume",
+        "create",
+        "--pool",
+        "test",
+        "--format",
+        "raw",
+        "--capacity",
+        "1M",
+        &created,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    bed.file(&evil("delete"));
+    bed.ok(&["volume", "delete", "--pool", "test", &evil("delete")]);
+    let source = TempDir::new("/tmp", "svirt-pool-import");
+    let iso = source.join("media.iso");
+    std::fs::write(&iso, b"iso").unwrap();
+    let out = bed.cli(&[
+        "import",
+        iso.to_str().unwrap(),
+        "--pool",
+        "test",
+        "--name",
+        &evil("import"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "Import takes no such name: {out:?}"
     );
+    // A hand relabel the agent repairs, and a file it cannot label, each logged.
+    let repaired = bed.file(&evil("repair"));
+    set_label(&repaired, "system_u:object_r:tmp_t:s0");
+    assert_label_within_1s(&repaired, VIRT_IMAGE);
+    let log = agent.stop();
+    for method in ["Attach", "Detach", "DeleteVolume"] {
+        assert!(
+            log.contains(&format!("method=\"{method}\"")),
+            "{method} was not logged through the agent: {log}"
+        );
+    }
+    assert_eq!(forged_lines(&log), Vec::<&str>::new(), "{log}");
+    assert!(log.contains(r"attach\nFORGED attach"), "{log}");
 }
 
 #[test]
