@@ -200,6 +200,21 @@ fn pools_overlapping_through_a_bind_mount_and_state_in_a_pool_are_refused() {
         }
     }
     let _unmount = Unmount(alias.clone());
+    // And a pool that is a bind mount of another pool's subdirectory: `..` from it
+    // leads to the mount point's parent, never to the other pool.
+    let sub_alias = top.join("sub-alias");
+    std::fs::create_dir_all(&sub_alias).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args([
+            "--bind",
+            real.join("sub").to_str().unwrap(),
+            sub_alias.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount --bind");
+    let _unmount_sub = Unmount(sub_alias.clone());
     let state = TempDir::new("/tmp", "svirt-pool-state");
     let config = state.join("c.toml");
     let run = |body: String| {
@@ -213,7 +228,11 @@ fn pools_overlapping_through_a_bind_mount_and_state_in_a_pool_are_refused() {
         )
     };
     // The same tree under two names, and one pool inside the other's alias.
-    for (second, what) in [(alias.clone(), "same tree"), (alias.join("sub"), "nested")] {
+    for (second, what) in [
+        (alias.clone(), "same tree"),
+        (alias.join("sub"), "nested"),
+        (sub_alias.clone(), "a subdirectory mounted elsewhere"),
+    ] {
         let out = run(format!(
             "state_dir = \"{}\"\n{}{}",
             state.0.display(),
