@@ -363,3 +363,126 @@ fn a_hook_that_cannot_finish_in_10_s_refuses_the_start() {
     assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_eq!(label(&disk), None);
 }
+
+/// Runs the CLI as `nobody` (group nogroup, the API group of these beds): it goes
+/// through the running agent's socket as an API member.
+fn as_member(bed: &Bed, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_svirt-pool"))
+        .arg("--config")
+        .arg(&bed.config)
+        .args(args)
+        .current_dir("/")
+        .output()
+        .expect("setpriv (util-linux) is needed")
+}
+
+#[test]
+fn a_member_who_defines_a_domain_s_uuid_first_never_holds_the_running_domain() {
+    let (bed, _status) = libvirt_bed("group = \"nogroup\"\n");
+    let _agent = bed.agent();
+    // libvirt's domain UUIDs are readable by anyone (`virsh -r list --uuid`). A member
+    // defines the UUID of root's domain before the domain first starts, and pins a
+    // file of its own to it.
+    let uuid = new_uuid();
+    let out = as_member(
+        &bed,
+        &["guest", "define", "--uuid", &uuid, "--name", "squat"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let own = bed.file("member/own.iso");
+    std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
+    let out = as_member(
+        &bed,
+        &[
+            "attach",
+            "--guest",
+            &uuid,
+            "--volume",
+            own.to_str().unwrap(),
+            "--mode",
+            "ro",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(label(&own).as_deref(), Some(VIRT_CONTENT));
+
+    // Root's own define of that UUID is refused, naming the member.
+    let out = bed.cli(&["guest", "define", "--uuid", &uuid, "--name", "web"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("uid 65534"),
+        "{out:?}"
+    );
+
+    // The domain starts: the hook takes the guest over for it.
+    let disk = bed.file("web.img");
+    let xml = domain_xml("web", &uuid, None, &[(&disk, "")]);
+    hook_ok(&bed.config, "web", "prepare", "begin", &xml);
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let cats = shown["categories"].as_str().unwrap().to_owned();
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+    // What the member attached is released, and the member can no longer act for it.
+    assert_eq!(label(&own).as_deref(), Some(VIRT_IMAGE));
+    let attached: Vec<&str> = shown["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["volume"].as_str().unwrap())
+        .collect();
+    assert_eq!(attached, ["web.img"], "{shown}");
+    let out = as_member(
+        &bed,
+        &[
+            "detach",
+            "--guest",
+            &uuid,
+            "--volume",
+            disk.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the member detached the running disk: {out:?}"
+    );
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+    let out = as_member(&bed, &["release", "--guest", &uuid]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+}
+
+#[test]
+fn a_member_cannot_take_the_pairs_root_s_domains_need() {
+    // A small range: c0.c9 has 45 pairs, fewer than a member's guest quota (64).
+    let bed = Bed::with_api_and_extra(
+        "group = \"nogroup\"\n",
+        "\n[selinux]\ncategories = \"c0.c9\"\n",
+    );
+    let _agent = bed.agent();
+    let mut defined = 0;
+    let refusal = loop {
+        let out = as_member(&bed, &["guest", "define", "--uuid", &new_uuid()]);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        defined += 1;
+        assert!(defined <= 45, "the member took every pair");
+    };
+    println!("pair reserve: the member defined {defined} of 45 guests, then: {refusal}");
+    assert_eq!(defined, 45 - 8, "{refusal}");
+    assert!(refusal.contains("kept for root"), "{refusal}");
+    // Root's domains still get pairs, through the hook and by hand.
+    let disk = bed.file("web.img");
+    let uuid = new_uuid();
+    hook_ok(
+        &bed.config,
+        "web",
+        "prepare",
+        "begin",
+        &domain_xml("web", &uuid, None, &[(&disk, "")]),
+    );
+    bed.define_guest("by-hand");
+}

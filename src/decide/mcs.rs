@@ -50,8 +50,23 @@ pub fn pair_count(allowed: &CategorySet) -> usize {
     n * n.saturating_sub(1) / 2
 }
 
+/// How many of `total` pairs only root may take: 1 %, and at least 8 (or half of a
+/// range smaller than 16 pairs), so that members together, each within its guest quota,
+/// can never leave root's domains without a pair.
+pub fn root_reserve(total: usize) -> usize {
+    (total / 100).max(8.min(total / 2))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn root_keeps_a_reserve_of_every_range() {
+        assert_eq!(super::root_reserve(45), 8, "c0.c9");
+        assert_eq!(super::root_reserve(523_776), 5_237, "c0.c1023");
+        assert_eq!(super::root_reserve(3), 1);
+        assert_eq!(super::root_reserve(1), 0);
+    }
+
     use super::*;
     use std::collections::HashSet;
 

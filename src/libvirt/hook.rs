@@ -57,6 +57,8 @@ pub fn run(settings: &Settings, op: &str, subop: &str, xml: &str) -> Result<Stri
 /// another guest holds it), and attaches every disk that is in a managed pool. On any
 /// refusal nothing this call attached stays attached, and the error names the disk.
 fn attach(settings: &Settings, d: &Domain) -> Result<String> {
+    // A member may have defined this UUID first: the domain never runs under its guest.
+    guests::take_over_for_domain(settings, &d.uuid)?;
     guests::define(settings, Caller::ROOT, &d.uuid, Some(&d.name))?;
     let (held_before, run_before) = {
         let _lock = lock::acquire(&settings.state_dir)?;

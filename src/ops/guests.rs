@@ -62,6 +62,26 @@ pub fn define(
     Ok(guest_json(settings, &guest))
 }
 
+/// Makes the guest of a libvirt domain's UUID root's if a member defined it first
+/// ([`Store::take_over_guest`]), and releases what the member attached to it (labels
+/// restored). Returns the uid it was taken from.
+pub fn take_over_for_domain(settings: &Settings, uuid: &str) -> Result<Option<u32>> {
+    let uuid = parse_uuid(uuid)?;
+    let from = {
+        let _lock = lock::acquire(&settings.state_dir)?;
+        let mut store = Store::open(&settings.state_dir)?;
+        store.take_over_guest(&uuid, &settings.selinux.categories)?
+    };
+    if let Some(uid) = from {
+        // Root's now: the member can no longer act for it, so nothing is attached anew
+        // between the two locks.
+        let released = volumes::release(settings, Caller::ROOT, &uuid)?;
+        tracing::warn!(guest = %uuid, from_uid = uid, released,
+            "a member had defined the UUID of a libvirt domain: taken over for the domain, its attachments released");
+    }
+    Ok(from)
+}
+
 fn known_guest(store: &Store, uuid: &str) -> Result<state::Guest> {
     store
         .guest(uuid)?

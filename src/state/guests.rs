@@ -12,9 +12,10 @@ impl Store {
     /// Defines a guest for `owner`, or returns the existing one with the same UUID.
     ///
     /// A new guest gets a random free pair from `categories`; `name` updates the name
-    /// of an existing guest. A guest of another owner is refused unless `owner` is
-    /// root, and an owner other than root may hold at most `quota` guests (so no one
-    /// user can take every pair). Returns the guest and whether it was created.
+    /// of an existing guest. A guest of another owner is refused (root's define of a
+    /// member's guest too: see [`Store::take_over_guest`]), and an owner other than root
+    /// may hold at most `quota` guests (so no one user can take every pair). Returns
+    /// the guest and whether it was created.
     pub fn define_guest(
         &mut self,
         uuid: &str,
@@ -30,6 +31,16 @@ impl Store {
             if owner != 0 && guest.owner != owner {
                 return Err(Error::Forbidden(format!(
                     "guest {uuid} belongs to another user (uid {})",
+                    guest.owner
+                )));
+            }
+            if owner == 0 && guest.owner != 0 {
+                // A member may have defined the UUID of a libvirt domain (readable with
+                // `virsh -r`) first: root's guests never reuse a member's.
+                return Err(Error::refused(format!(
+                    "guest {uuid} was defined by uid {}, not root: root's define never \
+                     reuses a member's guest; undefine it first (svirt-pool guest undefine \
+                     --force {uuid}); libvirt's qemu hook takes it over by itself",
                     guest.owner
                 )));
             }
@@ -54,22 +65,25 @@ impl Store {
                     "uid {owner} already has {held} guests, the most api.max_guests_per_user allows"
                 )));
             }
+            // Pairs in use: every guest's own, and the other pairs domains run with.
+            let used: i64 = tx.query_row(
+                "SELECT count(*) + count(CASE WHEN run_low IS NOT NULL
+                   AND (run_low != cat_low OR run_high != cat_high) THEN 1 END) FROM guests",
+                [],
+                |r| r.get(0),
+            )?;
+            let used = usize::try_from(used).unwrap_or(usize::MAX);
+            let total = mcs::pair_count(categories);
+            let reserve = mcs::root_reserve(total);
+            if total.saturating_sub(used) <= reserve {
+                return Err(Error::refused(format!(
+                    "only {} of the {total} MCS pairs are free, and the last {reserve} are kept \
+                     for root's guests",
+                    total.saturating_sub(used)
+                )));
+            }
         }
-        // Taken: another guest's own pair, or the pair a libvirt domain runs with.
-        let mut taken_stmt = tx.prepare(
-            "SELECT 1 FROM guests WHERE (cat_low = ?1 AND cat_high = ?2)
-             OR (run_low = ?1 AND run_high = ?2)",
-        )?;
-        let pair = mcs::pick_pair(categories, &mut rand::rng(), |p| {
-            taken_stmt.exists(params![p.low(), p.high()])
-        })?
-        .ok_or_else(|| {
-            Error::refused(format!(
-                "no free MCS pair is left: all {} pairs of categories {categories} are in use",
-                mcs::pair_count(categories)
-            ))
-        })?;
-        drop(taken_stmt);
+        let pair = free_pair(&tx, categories)?;
         let name = name.unwrap_or(uuid);
         tx.execute(
             "INSERT INTO guests (uuid, name, cat_low, cat_high, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -85,6 +99,28 @@ impl Store {
             via_libvirt: false,
         };
         Ok((guest, true))
+    }
+
+    /// Makes a member's guest root's, with a fresh pair and no run pair, in one
+    /// transaction: a libvirt domain with this UUID is root's, and never runs under a
+    /// guest a member can detach, nor a pair a member chose. Its attachments stay, to be
+    /// released (and their labels restored) by the caller. Returns the uid it belonged
+    /// to; `None` when it is root's or absent.
+    pub fn take_over_guest(&mut self, uuid: &str, categories: &CategorySet) -> Result<Option<u32>> {
+        let tx = self
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(guest) = guest_in(&tx, uuid)?.filter(|g| g.owner != 0) else {
+            return Ok(None);
+        };
+        let pair = free_pair(&tx, categories)?;
+        tx.execute(
+            "UPDATE guests SET owner = 0, cat_low = ?1, cat_high = ?2, run_low = NULL,
+             run_high = NULL WHERE uuid = ?3",
+            params![pair.low(), pair.high(), uuid],
+        )?;
+        tx.commit()?;
+        Ok(Some(guest.owner))
     }
 
     /// The guest with this UUID.
@@ -173,6 +209,24 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// A random pair of `categories` that no guest holds, as its own or as the pair a
+/// libvirt domain runs with.
+fn free_pair(conn: &Connection, categories: &CategorySet) -> Result<Pair> {
+    let mut taken = conn.prepare_cached(
+        "SELECT 1 FROM guests WHERE (cat_low = ?1 AND cat_high = ?2)
+         OR (run_low = ?1 AND run_high = ?2)",
+    )?;
+    mcs::pick_pair(categories, &mut rand::rng(), |p| {
+        taken.exists(params![p.low(), p.high()])
+    })?
+    .ok_or_else(|| {
+        Error::refused(format!(
+            "no free MCS pair is left: all {} pairs of categories {categories} are in use",
+            mcs::pair_count(categories)
+        ))
+    })
 }
 
 /// The columns [`guest_row`] reads, in order.

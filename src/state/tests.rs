@@ -82,6 +82,31 @@ fn exhaustion_is_a_clear_refusal() {
 }
 
 #[test]
+fn members_never_take_the_pairs_kept_for_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    // c0.c9: 45 pairs, 8 of them kept for root. Members (each within its quota) take
+    // what they may; root still defines guests.
+    let cats = CategorySet::parse("c0.c9").unwrap();
+    let mut members = 0;
+    for uid in 1000..1100 {
+        match store.define_guest(&format!("m{uid}"), None, &cats, uid, 64) {
+            Ok(_) => members += 1,
+            Err(e) => {
+                assert!(e.to_string().contains("kept for root"), "{e}");
+                break;
+            }
+        }
+    }
+    assert_eq!(members, 45 - 8);
+    for i in 0..8 {
+        store
+            .define_guest(&format!("root{i}"), None, &cats, 0, 64)
+            .unwrap();
+    }
+}
+
+#[test]
 fn guests_belong_to_who_defined_them_and_users_have_a_quota() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
@@ -92,12 +117,25 @@ fn guests_belong_to_who_defined_them_and_users_have_a_quota() {
         .define_guest("mine", Some("x"), &cats, 1001, 2)
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err}");
-    // Root may redefine (rename) anyone's guest; it stays its owner's.
-    let (g, _) = store.define_guest("mine", Some("x"), &cats, 0, 2).unwrap();
-    assert_eq!((g.owner, g.name.as_str()), (1000, "x"));
-    store.define_guest("second", None, &cats, 1000, 2).unwrap();
+    // Root's define never reuses a member's guest: refused, naming the owner.
     let err = store
-        .define_guest("third", None, &cats, 1000, 2)
+        .define_guest("mine", Some("x"), &cats, 0, 2)
+        .unwrap_err();
+    assert!(err.to_string().contains("uid 1000"), "{err}");
+    assert_eq!(store.guest("mine").unwrap().unwrap().owner, 1000);
+    // Taken over (the qemu hook for a libvirt domain): root's, with another pair.
+    assert_eq!(store.take_over_guest("mine", &cats).unwrap(), Some(1000));
+    let taken = store.guest("mine").unwrap().unwrap();
+    assert_eq!(taken.owner, 0);
+    assert_ne!(taken.pair, g.pair);
+    assert_eq!(store.take_over_guest("mine", &cats).unwrap(), None);
+    let (g, _) = store.define_guest("mine", Some("x"), &cats, 0, 2).unwrap();
+    assert_eq!((g.owner, g.name.as_str()), (0, "x"));
+    // The guest taken over no longer counts against its old owner's quota of 2.
+    store.define_guest("second", None, &cats, 1000, 2).unwrap();
+    store.define_guest("third", None, &cats, 1000, 2).unwrap();
+    let err = store
+        .define_guest("fourth", None, &cats, 1000, 2)
         .unwrap_err();
     assert!(err.to_string().contains("max_guests_per_user"), "{err}");
     // Root has no quota.
