@@ -636,3 +636,36 @@ fn storm(sock: &std::path::Path, uuid: &str, disk: &std::path::Path) -> usize {
     }
     unreachable!("the cycle ends only when the agent goes away")
 }
+
+#[test]
+fn a_call_into_a_filesystem_that_never_answers_pins_only_its_user_s_share() {
+    let bed = Bed::with_api_and_extra(
+        &format!("{API}call_timeout_secs = 2\nmax_connections_per_user = 3\n"),
+        "",
+    );
+    let dir = bed.pool.join("hungdir");
+    std::fs::create_dir(&dir).unwrap();
+    let hung = HungFuse::mount(&dir);
+    let agent = bed.agent();
+    let sock = bed.socket();
+    let sock = sock.to_str().unwrap();
+    let target = dir.join("x.img");
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &["hung-path", sock, target.to_str().unwrap(), "3"],
+    );
+    assert_ok(&out, "hung-path");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    // Root is served beside the member's three stuck threads.
+    let started = std::time::Instant::now();
+    bed.ok(&["guest", "define", "--uuid", &new_uuid()]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // SIGTERM: the agent exits though those threads are still stuck in the mount.
+    let started = std::time::Instant::now();
+    let status = agent.stop();
+    let took = started.elapsed();
+    println!("agent exit with 3 threads stuck in a hung FUSE mount: {took:?}");
+    assert!(status.success(), "{status:?}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    drop(hung);
+}

@@ -236,63 +236,6 @@ fn mounts_below_a_pool_are_never_entered() {
     outside.assert_untouched();
 }
 
-/// A FUSE mount whose server never answers: any lookup that enters it waits for ever
-/// (until the server's descriptor is closed, which aborts the connection).
-struct HungFuse {
-    target: std::path::PathBuf,
-    server: Option<std::os::fd::OwnedFd>,
-}
-
-impl HungFuse {
-    fn mount(target: &std::path::Path) -> HungFuse {
-        use std::os::fd::AsRawFd;
-        let server = rustix::fs::open(
-            "/dev/fuse",
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .expect("/dev/fuse");
-        let rootmode = if target.is_dir() { "40755" } else { "100644" };
-        let data = format!(
-            "fd={},rootmode={rootmode},user_id=0,group_id=0",
-            server.as_raw_fd()
-        );
-        let c = |s: &str| std::ffi::CString::new(s).unwrap();
-        let (source, target_c, fstype, data) = (
-            c("svirt-hung"),
-            c(target.to_str().unwrap()),
-            c("fuse"),
-            c(&data),
-        );
-        // SAFETY: every pointer is a valid NUL-terminated string for the call.
-        let rc = unsafe {
-            libc::mount(
-                source.as_ptr(),
-                target_c.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                data.as_ptr().cast(),
-            )
-        };
-        assert_eq!(rc, 0, "mount fuse: {}", std::io::Error::last_os_error());
-        HungFuse {
-            target: target.to_path_buf(),
-            server: Some(server),
-        }
-    }
-}
-
-impl Drop for HungFuse {
-    fn drop(&mut self) {
-        // Closing the server aborts the connection: whatever waits on it fails.
-        self.server.take();
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.target)
-            .status();
-    }
-}
-
 /// Runs the CLI and fails the test if it does not finish within `secs`.
 fn cli_within(config: &std::path::Path, args: &[&str], secs: u64) -> std::process::Output {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_svirt-pool"))

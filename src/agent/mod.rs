@@ -72,7 +72,16 @@ pub fn run(settings: Settings) -> Result<()> {
     crate::ops::volumes::settle(&settings);
     // Wake the engine; if it already ended, the write fails harmlessly.
     let _ = rustix::io::write(&stop_write, b"x");
-    engine
+    let result = engine
         .join()
-        .map_err(|_| Error::failed("the engine thread panicked"))?
+        .map_err(|_| Error::failed("the engine thread panicked"))?;
+    // A blocking call stuck in a filesystem that never answers (a CheckPath into a hung
+    // FUSE mount) would keep a plain drop of the runtime waiting for ever: give the
+    // others a moment, then leave that thread to the process's exit.
+    drop(local);
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long the agent waits at exit for API calls still running on the blocking pool.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

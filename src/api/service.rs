@@ -235,7 +235,7 @@ impl Api {
         let p = pool.clone();
         let caller = self.caller();
         let r = self
-            .blocking(move |s| files::import(s, caller, &p, &name, fd))
+            .blocking_long(move |s| files::import(s, caller, &p, &name, fd))
             .await?;
         self.mutated("Import", volume_event("imported", pool, &r));
         Ok(labeled(r))

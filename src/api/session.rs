@@ -17,6 +17,54 @@ use crate::error::Error;
 use crate::model::Labeled;
 use crate::ops::{Caller, volumes};
 
+/// How many blocking calls of each user other than root are running, those that were
+/// answered `Failed` after `api.call_timeout` included: a thread stuck in a filesystem
+/// that never answers is the user's until it returns, so one user can hold at most
+/// `api.max_connections_per_user` of the blocking pool's threads. Root is not counted.
+static RUNNING: std::sync::Mutex<std::collections::BTreeMap<u32, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// One running blocking call of a user, given back when dropped (when its thread
+/// returns, however long after its answer).
+pub(super) struct Running(Option<u32>);
+
+impl Running {
+    fn take(uid: u32, limit: usize) -> Result<Running, ApiError> {
+        if uid == 0 {
+            return Ok(Running(None));
+        }
+        let mut running = RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = running.entry(uid).or_insert(0);
+        if *n >= limit {
+            return Err(ApiError::Refused {
+                reason: format!(
+                    "{n} calls of uid {uid} are still running (api.max_connections_per_user): \
+                     wait for them"
+                ),
+            });
+        }
+        *n += 1;
+        Ok(Running(Some(uid)))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(uid) = self.0 else { return };
+        let mut running = RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = running.get_mut(&uid) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&uid);
+            }
+        }
+    }
+}
+
 /// The service for one connection.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -73,14 +121,51 @@ impl Api {
         }
     }
 
-    /// Runs a blocking operation on the blocking pool.
+    /// Runs a blocking operation on the blocking pool, answering `Failed` when it has
+    /// not finished within `api.call_timeout` (a path into a filesystem that never
+    /// answers). Its thread cannot be taken back: it counts against the user's running
+    /// calls ([`Running`]) until it returns.
     pub(super) async fn blocking<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Settings) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let settings = self.settings.clone();
-        tokio::task::spawn_blocking(move || op(&settings))
+        self.run_blocking(op, Some(self.settings.api.call_timeout))
             .await
+    }
+
+    /// [`Api::blocking`] without the deadline, for `Import`, whose copy is bounded by
+    /// its own progress (a large ISO takes minutes).
+    pub(super) async fn blocking_long<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Settings) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.run_blocking(op, None).await
+    }
+
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Settings) -> Result<T, Error> + Send + 'static,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<T, ApiError> {
+        let slot = Running::take(self.peer.uid, self.settings.api.max_connections_per_user)?;
+        let settings = self.settings.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            op(&settings)
+        });
+        let joined = match deadline {
+            None => task.await,
+            Some(d) => tokio::time::timeout(d, task)
+                .await
+                .map_err(|_| ApiError::Failed {
+                    reason: format!(
+                        "the call did not finish within {} s (api.call_timeout_secs): a \
+                         filesystem on its path does not answer?",
+                        d.as_secs()
+                    ),
+                })?,
+        };
+        joined
             .map_err(|e| ApiError::Failed {
                 reason: format!("internal error: {e}"),
             })?

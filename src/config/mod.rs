@@ -90,6 +90,10 @@ pub struct ApiSettings {
     pub idle_timeout: std::time::Duration,
     /// A reply that cannot be written within this long closes its connection.
     pub write_timeout: std::time::Duration,
+    /// A call (other than `Import`, bounded by its progress) that has not finished
+    /// within this long is answered `Failed`; its thread counts against its user's
+    /// limit until it returns.
+    pub call_timeout: std::time::Duration,
 }
 
 /// Where the agent binds its socket unless `[api] socket` says otherwise.

@@ -45,6 +45,7 @@ pub(super) struct RawApi {
     pub(super) max_request_bytes: Option<usize>,
     pub(super) idle_timeout_secs: Option<u64>,
     pub(super) write_timeout_secs: Option<u64>,
+    pub(super) call_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -143,6 +143,11 @@ fn validate_api(raw: RawApi, checks: Checks) -> Result<ApiSettings, Invalid> {
             raw.write_timeout_secs,
             10,
         )?),
+        call_timeout: std::time::Duration::from_secs(positive(
+            "call_timeout_secs",
+            raw.call_timeout_secs,
+            30,
+        )?),
     })
 }
 

@@ -87,33 +87,54 @@ pub(super) fn link_into_place(
     rustix::fs::fsync(root).map_err(|e| Error::failed(format!("fsync of the pool directory: {e}")))
 }
 
-/// Copies a pipe to its end, giving up when it sends nothing for `idle`: a client
-/// that passes a pipe and never closes it holds no worker thread for ever.
-fn copy_from_pipe(src: OwnedFd, to: &OwnedFd, idle: std::time::Duration) -> std::io::Result<()> {
+/// The least a passed pipe must bring in every `api.idle_timeout`: a client that sends
+/// one byte at a time, never quite idle, holds no worker thread for ever either.
+const PIPE_MIN_BYTES: usize = 64 << 10;
+
+/// Copies a pipe to its end, giving up when it brings less than [`PIPE_MIN_BYTES`] in
+/// any window of `window` (nothing at all included).
+fn copy_from_pipe(src: OwnedFd, to: &OwnedFd, window: std::time::Duration) -> std::io::Result<()> {
     use std::io::Write;
+    use std::time::Instant;
     let flags = rustix::fs::fcntl_getfl(&src)?;
     rustix::fs::fcntl_setfl(&src, flags | OFlags::NONBLOCK)?;
     let mut out = File::from(to.try_clone()?);
     let mut buf = vec![0u8; 1 << 16];
-    let timeout = rustix::event::Timespec::try_from(idle).unwrap_or(rustix::event::Timespec {
-        tv_sec: 60,
-        tv_nsec: 0,
-    });
+    let (mut since, mut brought) = (Instant::now(), 0usize);
     loop {
+        let left = window.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            if brought < PIPE_MIN_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the passed pipe brought {brought} bytes in {} s, less than the {} KiB \
+                         it must bring in every api.idle_timeout_secs",
+                        window.as_secs(),
+                        PIPE_MIN_BYTES >> 10
+                    ),
+                ));
+            }
+            (since, brought) = (Instant::now(), 0);
+            continue;
+        }
         match rustix::io::read(&src, &mut buf) {
             Ok(0) => return Ok(()),
-            Ok(n) => out.write_all(&buf[..n])?,
+            Ok(n) => {
+                out.write_all(&buf[..n])?;
+                brought += n;
+            }
             Err(rustix::io::Errno::AGAIN) => {
                 let mut fds = [rustix::event::PollFd::new(
                     &src,
                     rustix::event::PollFlags::IN,
                 )];
-                if rustix::event::poll(&mut fds, Some(&timeout))? == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("the passed pipe sent nothing for {} s", idle.as_secs()),
-                    ));
-                }
+                let timeout =
+                    rustix::event::Timespec::try_from(left).unwrap_or(rustix::event::Timespec {
+                        tv_sec: 1,
+                        tv_nsec: 0,
+                    });
+                rustix::event::poll(&mut fds, Some(&timeout))?;
             }
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),

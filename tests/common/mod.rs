@@ -425,3 +425,61 @@ impl Drop for Mount {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// A FUSE mount whose server never answers: any lookup that enters it, by any user
+/// (`allow_other`), waits for ever (until the server's descriptor is closed, which
+/// aborts the connection).
+pub struct HungFuse {
+    target: std::path::PathBuf,
+    server: Option<std::os::fd::OwnedFd>,
+}
+
+impl HungFuse {
+    pub fn mount(target: &std::path::Path) -> HungFuse {
+        use std::os::fd::AsRawFd;
+        let server = rustix::fs::open(
+            "/dev/fuse",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("/dev/fuse");
+        let rootmode = if target.is_dir() { "40755" } else { "100644" };
+        let data = format!(
+            "fd={},rootmode={rootmode},user_id=0,group_id=0,allow_other",
+            server.as_raw_fd()
+        );
+        let c = |s: &str| std::ffi::CString::new(s).unwrap();
+        let (source, target_c, fstype, data) = (
+            c("svirt-hung"),
+            c(target.to_str().unwrap()),
+            c("fuse"),
+            c(&data),
+        );
+        // SAFETY: every pointer is a valid NUL-terminated string for the call.
+        let rc = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target_c.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mount fuse: {}", std::io::Error::last_os_error());
+        HungFuse {
+            target: target.to_path_buf(),
+            server: Some(server),
+        }
+    }
+}
+
+impl Drop for HungFuse {
+    fn drop(&mut self) {
+        // Closing the server aborts the connection: whatever waits on it fails.
+        self.server.take();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.target)
+            .status();
+    }
+}

@@ -419,7 +419,9 @@ def hogs(sock, per_user):
 
 def endless_pipe(sock, idle_timeout):
     """A member imports from a pipe it never closes: the agent gives up after the idle
-    timeout and lets go of the pipe, and root is served meanwhile."""
+    timeout and lets go of the pipe, and root is served meanwhile. Then from a pipe
+    that sends one byte at a time: cut when a window of the idle timeout brings less
+    than 64 KiB."""
     idle = float(idle_timeout)
     r, w = os.pipe()
     result = {}
@@ -453,6 +455,25 @@ def endless_pipe(sock, idle_timeout):
     except BrokenPipeError:
         pass
     print("endless pipe: given up after %.1f s (%s)" % (result["secs"], result["error"]))
+
+    # A pipe that is never quite idle: one byte every 0.3 s.
+    r, w = os.pipe()
+    t = threading.Thread(target=run)
+    started = time.monotonic()
+    t.start()
+    while t.is_alive() and time.monotonic() - started < idle + 20:
+        try:
+            os.write(w, b"x")
+        except BrokenPipeError:
+            break
+        time.sleep(0.3)
+    t.join(5)
+    assert not t.is_alive(), "a trickling pipe held the import for ever"
+    assert result["error"] is not None, "a trickle was imported"
+    assert result["secs"] < 2 * idle + 5, "the trickle was cut after %.1f s" % result["secs"]
+    os.close(r)
+    os.close(w)
+    print("trickling pipe: given up after %.1f s (%s)" % (result["secs"], result["error"]))
 
 
 def bounds(sock, pool_dir, count):
@@ -567,6 +588,29 @@ def streamed_listing(sock, pool_dir, write_timeout):
     print(json.dumps({"pages": len(pages), "served_beside_stalled_s": took, "stalled_got_bytes": received}))
 
 
+def hung_path(sock, path, per_user):
+    """A member asks CheckPath about a path inside a filesystem that never answers, again
+    and again: each call is answered Failed after the call timeout, its stuck thread
+    counts against the member until it returns, and past the member's limit new calls
+    are refused at once. Root is served throughout."""
+    per_user = int(per_user)
+    answers = []
+    for i in range(per_user + 2):
+        started = time.monotonic()
+        try:
+            with Client(sock, timeout=60) as c:
+                c.check_path(path)
+            raise AssertionError("CheckPath into a hung mount answered a check")
+        except VarlinkError as e:
+            answers.append((e.name, round(time.monotonic() - started, 1)))
+    failed = [a for a in answers if a[0] == "io.svirtpool.Failed"]
+    refused = [a for a in answers if a[0] == "io.svirtpool.Refused"]
+    assert len(failed) == per_user, answers
+    assert len(refused) == 2 and all(a[1] < 1.0 for a in refused), answers
+    assert all(a[1] < 10.0 for a in failed), answers
+    print(json.dumps({"answers": answers}))
+
+
 def main():
     scenario, sock, *args = sys.argv[1:]
     {
@@ -576,6 +620,7 @@ def main():
         "deputy": deputy,
         "hogs": hogs,
         "endless-pipe": endless_pipe,
+        "hung-path": hung_path,
         "bounds": bounds,
         "odd-names": odd_names,
         "listing-is-current": listing_is_current,
