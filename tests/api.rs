@@ -669,3 +669,28 @@ fn a_call_into_a_filesystem_that_never_answers_pins_only_its_user_s_share() {
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     drop(hung);
 }
+
+#[test]
+fn a_member_lists_only_what_it_could_list_itself() {
+    let bed = Bed::with_api_and_extra(API, "");
+    use std::os::unix::fs::PermissionsExt;
+    bed.file("open.img");
+    // Root's directories: one nobody may not enter, one it may enter but not read.
+    for (dir, mode) in [("private", 0o700), ("searchable", 0o711)] {
+        bed.file(&format!("{dir}/secret-name.img"));
+        std::fs::set_permissions(bed.pool.join(dir), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+    }
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &["hidden", sock.to_str().unwrap(), bed.pool.0.to_str().unwrap()],
+    );
+    assert_ok(&out, "hidden");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    // Root sees all.
+    let page: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["volume", "list", "--pool", "test", "--json"])).unwrap();
+    assert_eq!(page["volumes"].as_array().unwrap().len(), 3, "{page}");
+}

@@ -18,6 +18,8 @@ use crate::ops::listing::{self, Filter};
 
 /// What a `ListVolumes` call asks for, checked.
 pub(super) struct Request {
+    /// Who asks: a member sees only what it could list itself.
+    pub viewer: crate::ops::Caller,
     pub pool: String,
     pub after: Option<String>,
     pub limit: usize,
@@ -42,7 +44,7 @@ pub(super) fn volume_pages(
             let page = api
                 .blocking(move |s| {
                     let r = &request;
-                    listing::page(s, &r.pool, r.after.as_deref(), r.limit, &r.filter)
+                    listing::page(s, r.viewer, &r.pool, r.after.as_deref(), r.limit, &r.filter)
                         .map(|page| (page, request))
                 })
                 .await;

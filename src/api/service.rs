@@ -69,6 +69,7 @@ impl Api {
         let request = self.allow("ListVolumes", Access::Read).and_then(|()| {
             let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
             Ok(pages::Request {
+                viewer: self.caller(),
                 pool,
                 after,
                 limit: usize::try_from(limit).unwrap_or(1),

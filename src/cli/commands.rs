@@ -230,7 +230,14 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         }) => {
             let filter = listing::Filter::new(prefix, format, state)
                 .map_err(|e| Error::Usage(format!("--{e}")))?;
-            let page = listing::page(s, &pool, after.as_deref(), limit.max(1), &filter)?;
+            let page = listing::page(
+                s,
+                Caller::current(),
+                &pool,
+                after.as_deref(),
+                limit.max(1),
+                &filter,
+            )?;
             if json {
                 return show::print_json(
                     &serde_json::json!({ "volumes": page.volumes, "next": page.next }),

@@ -588,6 +588,24 @@ def streamed_listing(sock, pool_dir, write_timeout):
     print(json.dumps({"pages": len(pages), "served_beside_stalled_s": took, "stalled_got_bytes": received}))
 
 
+def hidden(sock, pool_dir):
+    """A member lists a pool with a directory it may not enter (root's 0700) and one it
+    may enter but not read (0711): it sees neither what is inside, nor names, sizes or
+    backing chains; root sees all."""
+    assert os.getuid() != 0
+    for secret in ("private", "searchable"):
+        try:
+            os.listdir(os.path.join(pool_dir, secret))
+            raise AssertionError("this peer can list %s: the test means nothing" % secret)
+        except PermissionError:
+            pass
+    names = [v["name"] for v in Client(sock).list_volumes("test")]
+    assert "open.img" in names, names
+    leaked = [n for n in names if n.startswith(("private", "searchable"))]
+    assert not leaked, "a member saw %s" % leaked
+    print(json.dumps({"member_sees": names}))
+
+
 def hung_path(sock, path, per_user):
     """A member asks CheckPath about a path inside a filesystem that never answers, again
     and again: each call is answered Failed after the call timeout, its stuck thread
@@ -621,6 +639,7 @@ def main():
         "hogs": hogs,
         "endless-pipe": endless_pipe,
         "hung-path": hung_path,
+        "hidden": hidden,
         "bounds": bounds,
         "odd-names": odd_names,
         "listing-is-current": listing_is_current,

@@ -84,14 +84,20 @@ pub(super) type VisitVolume<'v> =
 
 /// Visits, in name order, every non-directory entry below `dir_rel` that comes after
 /// `cursor` (the components of a path below the pool root), until `visit` breaks.
-/// Directories on another filesystem are left out unless `cross_fs`.
+/// Directories on another filesystem are left out unless `cross_fs`, and so are
+/// directories (with all below them) that `may_list` refuses: those the viewer could
+/// not list itself.
 pub(super) fn sorted_walk(
     root: BorrowedFd<'_>,
     dir_rel: &Path,
     cursor: &[&OsStr],
     cross_fs: bool,
+    may_list: &mut dyn FnMut(&Path) -> bool,
     visit: &mut VisitVolume<'_>,
 ) -> Result<ControlFlow<()>> {
+    if !may_list(dir_rel) {
+        return Ok(ControlFlow::Continue(()));
+    }
     let dir = match fsys::open_dir_beneath(root, dir_rel, cross_fs) {
         Ok(fd) => fd,
         // A directory removed, or turned into a symlink or mount point meanwhile.
@@ -138,7 +144,7 @@ pub(super) fn sorted_walk(
             }
         }
         let flow = if is_dir {
-            sorted_walk(root, &child, below, cross_fs, visit)?
+            sorted_walk(root, &child, below, cross_fs, may_list, visit)?
         } else {
             visit(&child, dir.as_fd(), name, kind)?
         };

@@ -17,11 +17,11 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::FileType;
+use rustix::fs::{FileType, OFlags};
 
 use super::locate::{volume_address, volume_from_address};
 use super::report::{note_of, shown_holders, state_of};
-use super::shown;
+use super::{Caller, access, shown};
 use crate::config::{PoolKind, Settings};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
@@ -122,9 +122,12 @@ pub struct Page {
 }
 
 /// Up to `limit` volumes of pool `pool` after the volume named `after` (a `next` from an
-/// earlier page), that `filter` accepts. Writes nothing.
+/// earlier page), that `filter` accepts, and that `viewer` could list itself: a
+/// directory it may not read and search is left out with everything below it (root
+/// sees all). Writes nothing.
 pub fn page(
     settings: &Settings,
+    viewer: Caller,
     pool: &str,
     after: Option<&str>,
     limit: usize,
@@ -205,11 +208,32 @@ pub fn page(
                 Ok(take(v))
             };
             // Stopped early (page full) or not: the page says which by its length.
+            // Whether the viewer could list a directory itself: open it for reading as the
+            // viewer (the kernel checks search on the way and read on it, ACLs too).
+            let pool_path = dir.path.clone();
+            let mut may_list = |rel: &Path| {
+                viewer.is_root() || {
+                    let rel = if rel.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        rel
+                    };
+                    access::open_as(
+                        viewer,
+                        &pool_path,
+                        rel,
+                        cross_fs,
+                        OFlags::RDONLY | OFlags::DIRECTORY,
+                    )
+                    .is_ok()
+                }
+            };
             let _full = sorted_walk(
                 root.as_fd(),
                 Path::new(""),
                 &cursor,
                 dir.cross_filesystems,
+                &mut may_list,
                 &mut visit,
             )?
             .is_break();
