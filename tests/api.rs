@@ -685,7 +685,11 @@ fn a_member_lists_only_what_it_could_list_itself() {
     let sock = bed.socket();
     let out = scenario(
         Some((NOBODY, NOGROUP)),
-        &["hidden", sock.to_str().unwrap(), bed.pool.0.to_str().unwrap()],
+        &[
+            "hidden",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
     );
     assert_ok(&out, "hidden");
     println!("{}", String::from_utf8_lossy(&out.stdout));
@@ -693,4 +697,35 @@ fn a_member_lists_only_what_it_could_list_itself() {
     let page: serde_json::Value =
         serde_json::from_str(&bed.ok(&["volume", "list", "--pool", "test", "--json"])).unwrap();
     assert_eq!(page["volumes"].as_array().unwrap().len(), 3, "{page}");
+}
+
+#[test]
+fn check_path_answers_only_for_what_the_member_reached() {
+    let bed = Bed::with_api_and_extra(API, "");
+    // A directory the emulator (libvirt-qemu) may search and nobody may not, holding a
+    // file; and a directory of the member's own, where it swaps names.
+    let secret = TempDir::new("/var/tmp", "svirt-pool-secret");
+    std::fs::write(secret.join("exists.img"), b"x").unwrap();
+    let (qemu_uid, qemu_gid) = svirt_pool::users::user_ids("libvirt-qemu")
+        .expect("libvirt-qemu (libvirt-daemon-system) is needed");
+    std::os::unix::fs::chown(&secret.0, Some(qemu_uid), Some(qemu_gid)).unwrap();
+    std::os::unix::fs::chown(secret.join("exists.img"), Some(qemu_uid), Some(qemu_gid)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let att = TempDir::new("/var/tmp", "svirt-pool-att");
+    std::os::unix::fs::chown(&att.0, Some(65534), Some(65534)).unwrap();
+    let _agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "oracle",
+            sock.to_str().unwrap(),
+            att.0.to_str().unwrap(),
+            secret.0.to_str().unwrap(),
+            "400",
+        ],
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert_ok(&out, "oracle");
 }

@@ -8,10 +8,11 @@
 //! `stat` itself); only the DAC answers are asked as the emulator's user.
 
 use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Access, AtFlags, FileType};
+use rustix::fs::{Access, FileType, Mode, OFlags};
 
 use super::{Caller, access, locate::is_managed, parse_uuid};
 use crate::config::Settings;
@@ -46,25 +47,126 @@ fn emulator(settings: &Settings) -> Result<(String, Caller)> {
     Ok((name, Caller { uid, gid }))
 }
 
-/// One component as the caller sees it.
+/// One component as the caller sees it, with the descriptor it was seen through.
 struct Seen {
     path: PathBuf,
     kind: &'static str,
     label: Option<String>,
+    /// `O_PATH` descriptor of the component (none for a missing one): the emulator's
+    /// DAC answers are asked of this very inode, never of the path again.
+    fd: Option<OwnedFd>,
 }
 
-/// The components of `path` (absolute, lexically normal): `/`, each directory, the file.
-fn components(path: &Path) -> Vec<PathBuf> {
-    path.ancestors()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .map(Path::to_path_buf)
-        .collect()
+/// How many symlinks a walk follows before it gives up (the kernel's limit).
+const MAX_LINKS: usize = 40;
+
+/// Walks `path` as the current thread's user (the caller's, in [`access::as_caller`]),
+/// one component at a time from `/` with `O_PATH | O_NOFOLLOW`, following symlinks
+/// itself as QEMU's open would: returns `/`, each directory and the file on the real
+/// path, each with its descriptor, and stops at the first that cannot be reached
+/// (reported `missing`). Every later question is asked of these descriptors, so a name
+/// swapped meanwhile (a directory for a symlink) cannot make it answer for another file.
+fn walk(path: &Path) -> Vec<Seen> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let open = |at: BorrowedFd<'_>, name: &OsStr| {
+        rustix::fs::openat(
+            at,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let Ok(root) = open(rustix::fs::CWD, OsStr::new("/")) else {
+        return Vec::new();
+    };
+    // The directories from `/` to where the walk stands (`..` goes back one).
+    let mut at: Vec<Seen> = vec![look(PathBuf::from("/"), root)];
+    let mut todo: VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    let missing = |path: PathBuf| Seen {
+        path,
+        kind: "missing",
+        label: None,
+        fd: None,
+    };
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            if at.len() > 1 {
+                at.pop();
+            }
+            continue;
+        }
+        let parent = at.last().expect("/ is never popped");
+        let parent_fd = parent.fd.as_ref().expect("directories have descriptors");
+        let child = parent.path.join(&name);
+        let Ok(fd) = open(parent_fd.as_fd(), &name) else {
+            at.push(missing(child));
+            break;
+        };
+        let is_link = rustix::fs::fstat(&fd)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+        if !is_link {
+            let seen = look(child, fd);
+            let go_on = seen.kind == "dir";
+            at.push(seen);
+            if go_on {
+                continue;
+            }
+            // A file with more components after it: the next one does not exist.
+            if let Some(next) = todo.pop_front() {
+                let below = at.last().expect("just pushed").path.join(next);
+                at.push(missing(below));
+            }
+            break;
+        }
+        links += 1;
+        let target = rustix::fs::readlinkat(parent_fd.as_fd(), &name, Vec::new());
+        let Some(target) = target.ok().filter(|_| links <= MAX_LINKS) else {
+            at.push(missing(child));
+            break;
+        };
+        let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+        if target.is_absolute() {
+            at.truncate(1);
+        }
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push_front(n.to_os_string()),
+                Component::ParentDir => todo.push_front("..".into()),
+                _ => {}
+            }
+        }
+    }
+    at
 }
 
-fn look(path: &Path) -> Seen {
-    let kind = match rustix::fs::statat(rustix::fs::CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
+/// Whether the current thread's user may `mode` the inode behind `fd` (an `O_PATH`
+/// descriptor): `faccessat2(fd, "", mode, AT_EACCESS | AT_EMPTY_PATH)`, the kernel's own
+/// answer with ACLs and groups. (rustix's `accessat` refuses `AT_EMPTY_PATH`.)
+fn access_fd(fd: BorrowedFd<'_>, mode: Access) -> bool {
+    // SAFETY: a valid descriptor, a NUL-terminated empty path, plain integer flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode.bits() as libc::c_int,
+            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+        )
+    };
+    rc == 0
+}
+
+/// What the caller sees of the component `fd` (an `O_PATH` descriptor) at `path`.
+fn look(path: PathBuf, fd: OwnedFd) -> Seen {
+    let kind = match rustix::fs::fstat(&fd) {
         Ok(st) => match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => "dir",
             FileType::RegularFile => "file",
@@ -73,14 +175,18 @@ fn look(path: &Path) -> Seen {
         },
         Err(_) => "missing",
     };
+    // Through the thread's own view of the descriptor: this thread runs as the caller,
+    // and `/proc/self` (the process, root's) would be closed to it.
     let mut buf = vec![0u8; 256];
-    let label = rustix::fs::lgetxattr(path, "security.selinux", &mut buf)
+    let magic = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+    let label = rustix::fs::getxattr(magic.as_str(), "security.selinux", &mut buf)
         .ok()
         .map(|n| String::from_utf8_lossy(crate::decide::policy::trim_nul(&buf[..n])).into_owned());
     Seen {
-        path: path.to_path_buf(),
+        path,
         kind,
         label,
+        fd: Some(fd),
     }
 }
 
@@ -124,14 +230,10 @@ pub fn check(
             (contexts.process_label(g.effective_pair()), writes)
         }
     };
-    // Symlinks are followed by QEMU: check where they lead (as the caller resolves it).
-    let real = access::as_caller(caller, || std::fs::canonicalize(&path))?.unwrap_or(path.clone());
-    let seen = access::as_caller(caller, || {
-        components(&real)
-            .iter()
-            .map(|p| look(p))
-            .collect::<Vec<_>>()
-    })?;
+    // Symlinks are followed by QEMU: check where they lead, as the caller resolves them,
+    // on descriptors the caller's own walk opened.
+    let seen = access::as_caller(caller, || walk(&path))?;
+    let real = seen.last().map_or(path.clone(), |s| s.path.clone());
     let file_perms: &[&str] = if write {
         &["read", "open", "write"]
     } else {
@@ -181,10 +283,10 @@ pub fn check(
         } else {
             vec![("search", Access::EXEC_OK)]
         };
+        let fd = s.fd.as_ref().expect("only a missing component has none");
         for (name, mode) in dac {
-            let ok = access::as_caller(who, || {
-                rustix::fs::accessat(rustix::fs::CWD, &s.path, mode, AtFlags::EACCESS).is_ok()
-            })?;
+            // Of the inode the caller's walk reached, not of the path again.
+            let ok = access::as_caller(who, || access_fd(fd.as_fd(), mode))?;
             if ok {
                 step.dac_allowed.push(name.into());
             } else {

@@ -606,6 +606,50 @@ def hidden(sock, pool_dir):
     print(json.dumps({"member_sees": names}))
 
 
+def oracle(sock, att, secret, rounds):
+    """A member swaps a directory of its own for a symlink to a directory it may not
+    search (the emulator may), while it asks CheckPath about names in it: the answers
+    must never depend on what that directory holds. Its own files are 0600, so the
+    emulator can read none of them: any 'read' allowed came from the other directory."""
+    rounds = int(rounds)
+    real, sw = os.path.join(att, "real"), os.path.join(att, "sw")
+    os.mkdir(real)
+    for name in ("exists.img", "absent.img"):
+        fd = os.open(os.path.join(real, name), os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    stop = threading.Event()
+    swaps = [0]
+
+    def flip():
+        while not stop.is_set():
+            try:
+                os.rename(real, sw)
+                os.rename(sw, real)
+                os.symlink(secret, sw)
+                os.unlink(sw)
+                swaps[0] += 1
+            except OSError:
+                pass
+
+    t = threading.Thread(target=flip)
+    t.start()
+    readable = {"exists.img": 0, "absent.img": 0}
+    c = Client(sock)
+    try:
+        for i in range(rounds):
+            name = "exists.img" if i % 2 == 0 else "absent.img"
+            check = c.check_path(os.path.join(sw, name))
+            last = check["steps"][-1]
+            if last["path"].endswith(name) and "read" in last["dac_allowed"]:
+                readable[name] += 1
+    finally:
+        stop.set()
+        t.join()
+    print(json.dumps({"rounds": rounds, "swaps": swaps[0], "emulator_read_allowed": readable}))
+    assert swaps[0] > 100, "the race barely ran"
+    assert readable == {"exists.img": 0, "absent.img": 0}, readable
+
+
 def hung_path(sock, path, per_user):
     """A member asks CheckPath about a path inside a filesystem that never answers, again
     and again: each call is answered Failed after the call timeout, its stuck thread
@@ -640,6 +684,7 @@ def main():
         "endless-pipe": endless_pipe,
         "hung-path": hung_path,
         "hidden": hidden,
+        "oracle": oracle,
         "bounds": bounds,
         "odd-names": odd_names,
         "listing-is-current": listing_is_current,
