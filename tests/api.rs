@@ -729,3 +729,46 @@ fn check_path_answers_only_for_what_the_member_reached() {
     println!("{}", String::from_utf8_lossy(&out.stdout));
     assert_ok(&out, "oracle");
 }
+
+#[test]
+fn list_pools_again_and_again_walks_the_pool_once() {
+    let bed = Bed::with_api_and_extra(API, "");
+    for i in 0..5_000 {
+        std::fs::write(bed.pool.join(&format!("f{i}.img")), b"x").unwrap();
+    }
+    let agent = bed.agent();
+    let sock = bed.socket();
+    // What one walk costs the agent: the first ListPools.
+    let before = agent.cpu();
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "pools-again",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+            "0",
+        ],
+    );
+    assert_ok(&out, "pools-again");
+    let one = agent.cpu() - before;
+    // A member asking 100 times in a row.
+    let before = agent.cpu();
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "pools-again",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+            "100",
+        ],
+    );
+    assert_ok(&out, "pools-again");
+    let hundred = agent.cpu() - before;
+    println!(
+        "ListPools on 5,000 files: agent CPU {one:?} for a first call (and a create), {hundred:?} for 100 more (and a create)"
+    );
+    assert!(
+        hundred < one * 4,
+        "100 calls cost {hundred:?}, one cost {one:?}: each call walks the pool"
+    );
+}

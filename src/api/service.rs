@@ -24,6 +24,15 @@ pub use super::session::Api;
 use super::types::*;
 use crate::ops::{check_path, files, guests, lifecycle, listing, report, volumes};
 
+/// The last `ListPools` answer, when it was made, and the count of API mutations it saw
+/// ([`super::session::MUTATIONS`]): one made before a mutation is not served again.
+static POOLS: tokio::sync::Mutex<Option<(std::time::Instant, u64, Vec<Pool>)>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// How long a `ListPools` answer is served again: what changed without the API (a file
+/// copied in by hand) shows after at most this long.
+const POOLS_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[service(
     interface = "io.svirtpool",
     types = [Pool, Volume, BackingFile, Holder, Guest, Attachment, Labeled, Event, PathCheck, PathStep],
@@ -36,7 +45,20 @@ impl Api {
     /// Every managed pool.
     async fn list_pools(&self) -> Result<PoolsReply, ApiError> {
         self.allow("ListPools", Access::Read)?;
-        let pools = self
+        // Counting volumes walks every pool: the answer is shared by every caller for
+        // POOLS_FRESH, and one walk runs at a time (callers meanwhile wait for it), so
+        // no client can make the agent walk its pools over and over.
+        let mut cached = POOLS.lock().await;
+        let mutations = super::session::MUTATIONS.load(std::sync::atomic::Ordering::Acquire);
+        if let Some((at, seen, pools)) = cached.as_ref()
+            && at.elapsed() < POOLS_FRESH
+            && *seen == mutations
+        {
+            return Ok(PoolsReply {
+                pools: pools.clone(),
+            });
+        }
+        let pools: Vec<Pool> = self
             .blocking(|s| {
                 let status = report::status(s)?;
                 Ok(status
@@ -46,6 +68,7 @@ impl Api {
                     .collect())
             })
             .await?;
+        *cached = Some((std::time::Instant::now(), mutations, pools.clone()));
         Ok(PoolsReply { pools })
     }
 

@@ -17,6 +17,10 @@ use crate::error::Error;
 use crate::model::Labeled;
 use crate::ops::{Caller, volumes};
 
+/// How many mutations the API has made: a cached `ListPools` answer older than the last
+/// is not served again.
+pub(super) static MUTATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How many blocking calls of each user other than root are running, those that were
 /// answered `Failed` after `api.call_timeout` included: a thread stuck in a filesystem
 /// that never answers is the user's until it returns, so one user can hold at most
@@ -193,6 +197,7 @@ impl Api {
     pub(super) fn mutated(&self, method: &str, event: Event) {
         tracing::info!(method, uid = self.peer.uid, pid = self.peer.pid,
             pool = %event.pool, volume = %event.volume, "api mutation");
+        MUTATIONS.fetch_add(1, std::sync::atomic::Ordering::Release);
         let _ = self.events.send(event);
     }
 }

@@ -650,6 +650,19 @@ def oracle(sock, att, secret, rounds):
     assert readable == {"exists.img": 0, "absent.img": 0}, readable
 
 
+def pools_again(sock, pool_dir, times):
+    """A member asks ListPools again and again; after an API mutation of its own the
+    count it sees is the new one."""
+    c = Client(sock)
+    first = c.list_pools()[0]["volumes"]
+    for _ in range(int(times)):
+        assert c.list_pools()[0]["volumes"] == first
+    c.create_volume("test", "made-by-member-%s.img" % times, "raw", 1 << 20)
+    after = c.list_pools()[0]["volumes"]
+    assert after == first + 1, (first, after)
+    print(json.dumps({"volumes": first, "after_create": after}))
+
+
 def hung_path(sock, path, per_user):
     """A member asks CheckPath about a path inside a filesystem that never answers, again
     and again: each call is answered Failed after the call timeout, its stuck thread
@@ -684,6 +697,7 @@ def main():
         "endless-pipe": endless_pipe,
         "hung-path": hung_path,
         "hidden": hidden,
+        "pools-again": pools_again,
         "oracle": oracle,
         "bounds": bounds,
         "odd-names": odd_names,
