@@ -21,13 +21,20 @@ use common::*;
 const NAME_RACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/name_race.py");
 const NOBODY: u32 = 65534;
 
-/// Runs tests/support/name_race.py as `nobody` and returns what it printed.
+/// Runs tests/support/name_race.py as `nobody` and returns what it printed. The script
+/// is copied to a directory anyone may read first: the checkout may be in a directory
+/// only root can enter (CI's is).
 fn as_nobody(args: &[&str]) -> serde_json::Value {
+    let copy = TempDir::new("/tmp", "svirt-pool-name-race");
+    std::fs::set_permissions(&copy.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = copy.join("name_race.py");
+    std::fs::copy(NAME_RACE, &script).unwrap();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg("/usr/bin/python3")
-        .arg(NAME_RACE)
+        .arg(&script)
         .args(args)
+        .current_dir("/")
         .output()
         .expect("python3 and setpriv (util-linux) are needed");
     assert!(

@@ -119,6 +119,16 @@ impl FakeNode {
     pub fn detach(&mut self) {
         if let Some(dev) = self.loop_dev.take() {
             sh("losetup", &["-d", &dev]);
+            // The kernel detaches a loop device only at its last close (udev's own probe
+            // may hold it): wait for that, then for udev's event about it. A settle alone
+            // can return before the event is even queued.
+            let backing = std::path::Path::new("/sys/block")
+                .join(std::path::Path::new(&dev).file_name().unwrap())
+                .join("loop/backing_file");
+            assert!(
+                super::wait_for(std::time::Duration::from_secs(10), || !backing.exists()),
+                "{dev} was not detached within 10 s"
+            );
             udevadm(&["settle"]);
         }
     }
