@@ -364,36 +364,52 @@ fn a_hook_that_cannot_finish_in_10_s_refuses_the_start() {
     assert_eq!(label(&disk), None);
 }
 
-/// Runs the CLI as `nobody` (group nogroup, the API group of these beds): it goes
-/// through the running agent's socket as an API member.
-fn as_member(bed: &Bed, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_svirt-pool"))
-        .arg("--config")
-        .arg(&bed.config)
-        .args(args)
-        .current_dir("/")
-        .output()
-        .expect("setpriv (util-linux) is needed")
+/// The CLI run as `nobody` (group nogroup, the API group of these beds): it goes
+/// through the running agent's socket as an API member. The binary runs from a copy
+/// anyone may execute (removed with it): the build may be in a directory only root can
+/// enter (CI's is).
+struct Member(TempDir);
+
+impl Member {
+    fn new() -> Member {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("/tmp", "svirt-pool-member-bin");
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_svirt-pool"), dir.join("svirt-pool")).unwrap();
+        Member(dir)
+    }
+
+    fn run(&self, bed: &Bed, args: &[&str]) -> Output {
+        let copy = &self.0;
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(copy.join("svirt-pool"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(args)
+            .current_dir("/")
+            .output()
+            .expect("setpriv (util-linux) is needed")
+    }
 }
 
 #[test]
 fn a_member_who_defines_a_domain_s_uuid_first_never_holds_the_running_domain() {
     let (bed, _status) = libvirt_bed("group = \"nogroup\"\n");
     let _agent = bed.agent();
+    let member = Member::new();
     // libvirt's domain UUIDs are readable by anyone (`virsh -r list --uuid`). A member
     // defines the UUID of root's domain before the domain first starts, and pins a
     // file of its own to it.
     let uuid = new_uuid();
-    let out = as_member(
+    let out = member.run(
         &bed,
         &["guest", "define", "--uuid", &uuid, "--name", "squat"],
     );
     assert!(out.status.success(), "{out:?}");
     let own = bed.file("member/own.iso");
     std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
-    let out = as_member(
+    let out = member.run(
         &bed,
         &[
             "attach",
@@ -433,7 +449,7 @@ fn a_member_who_defines_a_domain_s_uuid_first_never_holds_the_running_domain() {
         .map(|a| a["volume"].as_str().unwrap())
         .collect();
     assert_eq!(attached, ["web.img"], "{shown}");
-    let out = as_member(
+    let out = member.run(
         &bed,
         &[
             "detach",
@@ -449,7 +465,7 @@ fn a_member_who_defines_a_domain_s_uuid_first_never_holds_the_running_domain() {
         "the member detached the running disk: {out:?}"
     );
     assert_eq!(label(&disk), Some(image_label(&cats)));
-    let out = as_member(&bed, &["release", "--guest", &uuid]);
+    let out = member.run(&bed, &["release", "--guest", &uuid]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(label(&disk), Some(image_label(&cats)));
 }
@@ -462,9 +478,10 @@ fn a_member_cannot_take_the_pairs_root_s_domains_need() {
         "\n[selinux]\ncategories = \"c0.c9\"\n",
     );
     let _agent = bed.agent();
+    let member = Member::new();
     let mut defined = 0;
     let refusal = loop {
-        let out = as_member(&bed, &["guest", "define", "--uuid", &new_uuid()]);
+        let out = member.run(&bed, &["guest", "define", "--uuid", &new_uuid()]);
         if !out.status.success() {
             break String::from_utf8_lossy(&out.stderr).into_owned();
         }
