@@ -772,3 +772,66 @@ fn list_pools_again_and_again_walks_the_pool_once() {
         "100 calls cost {hundred:?}, one cost {one:?}: each call walks the pool"
     );
 }
+
+#[test]
+fn a_member_s_volumes_are_counted_and_sized_and_it_leaves_root_a_reserve() {
+    let bed = Bed::with_api_and_extra(
+        &format!("{API}max_volumes_per_user = 3\nmax_volume_bytes_per_user = 4194304\n"),
+        "",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    // The member creates at the pool's root: let it write there.
+    std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let agent = bed.agent();
+    let sock = bed.socket();
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "quotas",
+            sock.to_str().unwrap(),
+            bed.pool.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "quotas");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    // Root is not limited.
+    let out = bed.cli(&[
+        "volume",
+        "create",
+        "--pool",
+        "test",
+        "--format",
+        "raw",
+        "--capacity",
+        "8M",
+        "root.img",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    drop(agent);
+
+    // A pool on an 8 MiB filesystem that root has filled to 97 %.
+    let top = TempDir::new(IMAGES, "svirt-pool-small");
+    let small = Mount::new("tmpfs", "size=8m,mode=1777", &top.join("pool"));
+    std::fs::write(
+        small.0.join("roots.img"),
+        vec![1u8; 8 * 1024 * 1024 * 97 / 100],
+    )
+    .unwrap();
+    let bed = Bed::with_api_and_extra(API, "");
+    let config = std::fs::read_to_string(&bed.config).unwrap().replace(
+        &bed.pool.0.display().to_string(),
+        &small.0.display().to_string(),
+    );
+    std::fs::write(&bed.config, config).unwrap();
+    let _agent = bed.agent();
+    let out = scenario(
+        Some((NOBODY, NOGROUP)),
+        &[
+            "reserve",
+            bed.socket().to_str().unwrap(),
+            small.0.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out, "reserve");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -94,6 +94,14 @@ pub struct ApiSettings {
     /// within this long is answered `Failed`; its thread counts against its user's
     /// limit until it returns.
     pub call_timeout: std::time::Duration,
+    /// Volumes one user other than root may own at the root of a dir pool (what
+    /// `CreateVolume` and `Import` make).
+    pub max_volumes_per_user: u64,
+    /// Bytes (their sizes added) those volumes may have together.
+    pub max_volume_bytes_per_user: u64,
+    /// Percent of a pool filesystem's blocks and inodes that users other than root
+    /// may not fill through the API.
+    pub reserve_percent: u8,
 }
 
 /// Where the agent binds its socket unless `[api] socket` says otherwise.

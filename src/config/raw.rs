@@ -46,6 +46,9 @@ pub(super) struct RawApi {
     pub(super) idle_timeout_secs: Option<u64>,
     pub(super) write_timeout_secs: Option<u64>,
     pub(super) call_timeout_secs: Option<u64>,
+    pub(super) max_volumes_per_user: Option<u64>,
+    pub(super) max_volume_bytes_per_user: Option<u64>,
+    pub(super) reserve_percent: Option<u8>,
 }
 
 #[derive(Deserialize, Default)]

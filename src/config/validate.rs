@@ -148,6 +148,18 @@ fn validate_api(raw: RawApi, checks: Checks) -> Result<ApiSettings, Invalid> {
             raw.call_timeout_secs,
             30,
         )?),
+        max_volumes_per_user: positive("max_volumes_per_user", raw.max_volumes_per_user, 256)?,
+        max_volume_bytes_per_user: positive(
+            "max_volume_bytes_per_user",
+            raw.max_volume_bytes_per_user,
+            4 << 40,
+        )?,
+        reserve_percent: match raw.reserve_percent {
+            Some(p) if p > 50 => {
+                return Err(invalid!("api.reserve_percent must be 0 to 50, not {p}"));
+            }
+            p => p.unwrap_or(5),
+        },
     })
 }
 

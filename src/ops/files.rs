@@ -172,21 +172,38 @@ pub fn import(
     if fsys::exists_beneath(root.as_fd(), Path::new(name)) {
         return Err(Error::Exists(shown_path));
     }
-    // The copy (minutes for a large ISO) goes into an unnamed file, without the lock:
-    // nothing in the pool or the state changes until it is linked.
-    let tmp = unnamed_file(&root, 0o644)?;
     let is_pipe = FileType::from_raw_mode(st.st_mode) == FileType::Fifo;
-    let cloned = !is_pipe && rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
-    if is_pipe {
-        copy_from_pipe(src, &tmp, settings.api.idle_timeout)
-            .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
-    } else if !cloned {
-        let mut from = File::from(src);
-        let mut to = File::from(tmp.try_clone().map_err(Error::failed)?);
-        std::io::copy(&mut from, &mut to)
-            .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
-    }
+    let expected = if is_pipe {
+        0
+    } else {
+        u64::try_from(st.st_size).unwrap_or(0)
+    };
+    super::quota::check_room(settings, caller, root.as_fd(), expected)?;
+    // The copy (minutes for a large ISO) goes into an unnamed file, without the lock:
+    // nothing in the pool or the state changes until it is linked. The file is the
+    // caller's before a byte is written, and the bytes are written by a thread with the
+    // caller's rights: its quota is charged, and root's reserved blocks are not used.
+    let tmp = unnamed_file(&root, 0o644)?;
     give_to(&tmp, caller, &shown_path)?;
+    let idle = settings.api.idle_timeout;
+    let cloned = super::access::as_caller(caller, || -> Result<bool> {
+        let cloned = !is_pipe && rustix::fs::ioctl_ficlone(&tmp, &src).is_ok();
+        if is_pipe {
+            copy_from_pipe(src, &tmp, idle)
+                .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
+        } else if !cloned {
+            let mut from = File::from(src);
+            let mut to = File::from(tmp.try_clone().map_err(Error::failed)?);
+            std::io::copy(&mut from, &mut to)
+                .map_err(|e| Error::failed(format!("copying into {shown_path}: {e}")))?;
+        }
+        Ok(cloned)
+    })??;
+    // A pipe's length is known only now.
+    if is_pipe {
+        let size = rustix::fs::fstat(&tmp).map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0));
+        super::quota::check_room(settings, caller, root.as_fd(), size)?;
+    }
     rustix::fs::fsync(&tmp).map_err(|e| Error::failed(format!("fsync of {shown_path}: {e}")))?;
     let _lock = lock::acquire(&settings.state_dir)?;
     link_into_place(&tmp, &root, name, &shown_path)?;

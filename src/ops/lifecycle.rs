@@ -89,13 +89,15 @@ pub fn create(
             "capacity {capacity} must be 1 to {MAX_CAPACITY} bytes"
         )));
     }
+    super::quota::check_room(settings, caller, root.as_fd(), capacity)?;
     let file = unnamed_file(&root, 0o600)?;
+    // The caller's from the start: what it allocates is charged to it.
+    give_to(&file, caller, &shown_path)?;
     match new.format {
         Format::Qcow2 => qemu_img_create(&file, capacity, backing.as_ref())?,
         _ => rustix::fs::ftruncate(&file, capacity)
             .map_err(|e| Error::failed(format!("sizing {shown_path}: {e}")))?,
     }
-    give_to(&file, caller, &shown_path)?;
     rustix::fs::fsync(&file).map_err(|e| Error::failed(format!("fsync of {shown_path}: {e}")))?;
     let _lock = lock::acquire(&settings.state_dir)?;
     link_into_place(&file, &root, new.name, &shown_path)?;

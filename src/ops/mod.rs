@@ -10,6 +10,7 @@ pub mod guests;
 pub mod lifecycle;
 pub mod listing;
 pub mod locate;
+pub mod quota;
 pub mod report;
 pub mod volumes;
 

@@ -663,6 +663,40 @@ def pools_again(sock, pool_dir, times):
     print(json.dumps({"volumes": first, "after_create": after}))
 
 
+def quotas(sock, pool_dir):
+    """A member creates and imports volumes (api.max_volumes_per_user = 3,
+    api.max_volume_bytes_per_user = 4 MiB): past either limit it is refused, nothing is
+    left behind, and what it made is its own."""
+    c = Client(sock)
+    mib = 1 << 20
+    c.create_volume("test", "a.img", "raw", mib)
+    c.create_volume("test", "b.img", "raw", mib)
+    e = expect_error("io.svirtpool.Refused", c.create_volume, "test", "big.img", "raw", 4 * mib)
+    assert "max_volume_bytes_per_user" in e.parameters["reason"], e
+    c.create_volume("test", "c.img", "raw", mib)
+    e = expect_error("io.svirtpool.Refused", c.create_volume, "test", "d.img", "raw", mib)
+    assert "max_volumes_per_user" in e.parameters["reason"], e
+    r, w = os.pipe()
+    os.write(w, b"iso")
+    os.close(w)
+    e = expect_error("io.svirtpool.Refused", c.import_fd, r, "test", "e.iso")
+    os.close(r)
+    for name in ("big.img", "d.img", "e.iso"):
+        assert not os.path.exists(os.path.join(pool_dir, name)), name
+    for name in ("a.img", "b.img", "c.img"):
+        assert os.stat(os.path.join(pool_dir, name)).st_uid == os.getuid(), name
+    print(json.dumps({"made": ["a.img", "b.img", "c.img"], "refused": ["big.img", "d.img", "e.iso"]}))
+
+
+def reserve(sock, pool_dir):
+    """A member may not take the last blocks of a pool's filesystem (api.reserve_percent)."""
+    c = Client(sock)
+    e = expect_error("io.svirtpool.Refused", c.create_volume, "test", "last.img", "raw", 1 << 20)
+    assert "reserve_percent" in e.parameters["reason"], e
+    assert not os.path.exists(os.path.join(pool_dir, "last.img"))
+    print(json.dumps({"refused": e.parameters["reason"]}))
+
+
 def hung_path(sock, path, per_user):
     """A member asks CheckPath about a path inside a filesystem that never answers, again
     and again: each call is answered Failed after the call timeout, its stuck thread
@@ -697,6 +731,8 @@ def main():
         "endless-pipe": endless_pipe,
         "hung-path": hung_path,
         "hidden": hidden,
+        "quotas": quotas,
+        "reserve": reserve,
         "pools-again": pools_again,
         "oracle": oracle,
         "bounds": bounds,
