@@ -63,6 +63,18 @@ fn assert_ok(out: &Output, what: &str) {
     );
 }
 
+/// Runs scenario `name` as the member `nobody` (group nogroup) against `socket` with
+/// `args` after it; it must succeed. Returns what it printed (printed here too).
+fn member_scenario(name: &str, socket: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec![name, socket.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = scenario(Some((NOBODY, NOGROUP)), &all);
+    assert_ok(&out, name);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{printed}");
+    printed
+}
+
 /// Runs scenario `name` as root against `bed`'s agent and pool; it must succeed.
 fn pool_scenario(bed: &Bed, name: &str) {
     let out = scenario(
@@ -116,16 +128,7 @@ fn non_root_peers_get_what_their_group_allows() {
     }
     let pool = bed.pool.0.to_str().unwrap();
     let own = private.join("mine.iso");
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "member",
-            sock.to_str().unwrap(),
-            pool,
-            own.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "member");
+    member_scenario("member", &sock, &[pool, own.to_str().unwrap()]);
     let imported = bed.pool.join("users.iso");
     assert_eq!(
         std::fs::read(&imported).unwrap(),
@@ -306,16 +309,11 @@ fn a_member_cannot_use_the_agent_as_its_deputy() {
     assert_eq!(label(&disk).as_deref(), Some(disk_label.as_str()));
     let _agent = bed.agent();
     let secret_label = label(&secret);
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "deputy",
-            bed.socket().to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-            &root_guest,
-        ],
+    member_scenario(
+        "deputy",
+        &bed.socket(),
+        &[bed.pool.0.to_str().unwrap(), &root_guest],
     );
-    assert_ok(&out, "deputy");
     assert_eq!(label(&secret), secret_label, "root-only file relabeled");
     assert!(secret.exists(), "the member deleted root's file");
     assert_eq!(
@@ -647,15 +645,8 @@ fn a_call_into_a_filesystem_that_never_answers_pins_only_its_user_s_share() {
     std::fs::create_dir(&dir).unwrap();
     let hung = HungFuse::mount(&dir);
     let agent = bed.agent();
-    let sock = bed.socket();
-    let sock = sock.to_str().unwrap();
     let target = dir.join("x.img");
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &["hung-path", sock, target.to_str().unwrap(), "3"],
-    );
-    assert_ok(&out, "hung-path");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
+    member_scenario("hung-path", &bed.socket(), &[target.to_str().unwrap(), "3"]);
     // Root is served beside the member's three stuck threads.
     let started = std::time::Instant::now();
     bed.ok(&["guest", "define", "--uuid", &new_uuid()]);
@@ -683,16 +674,7 @@ fn a_member_lists_only_what_it_could_list_itself() {
     }
     let _agent = bed.agent();
     let sock = bed.socket();
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "hidden",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "hidden");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
+    member_scenario("hidden", &sock, &[bed.pool.0.to_str().unwrap()]);
     // Root sees all.
     let page: serde_json::Value =
         serde_json::from_str(&bed.ok(&["volume", "list", "--pool", "test", "--json"])).unwrap();
@@ -715,19 +697,11 @@ fn check_path_answers_only_for_what_the_member_reached() {
     let att = TempDir::new("/var/tmp", "svirt-pool-att");
     std::os::unix::fs::chown(&att.0, Some(65534), Some(65534)).unwrap();
     let _agent = bed.agent();
-    let sock = bed.socket();
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "oracle",
-            sock.to_str().unwrap(),
-            att.0.to_str().unwrap(),
-            secret.0.to_str().unwrap(),
-            "400",
-        ],
+    member_scenario(
+        "oracle",
+        &bed.socket(),
+        &[att.0.to_str().unwrap(), secret.0.to_str().unwrap(), "400"],
     );
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    assert_ok(&out, "oracle");
 }
 
 #[test]
@@ -740,29 +714,11 @@ fn list_pools_again_and_again_walks_the_pool_once() {
     let sock = bed.socket();
     // What one walk costs the agent: the first ListPools.
     let before = agent.cpu();
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "pools-again",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-            "0",
-        ],
-    );
-    assert_ok(&out, "pools-again");
+    member_scenario("pools-again", &sock, &[bed.pool.0.to_str().unwrap(), "0"]);
     let one = agent.cpu() - before;
     // A member asking 100 times in a row.
     let before = agent.cpu();
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "pools-again",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-            "100",
-        ],
-    );
-    assert_ok(&out, "pools-again");
+    member_scenario("pools-again", &sock, &[bed.pool.0.to_str().unwrap(), "100"]);
     let hundred = agent.cpu() - before;
     println!(
         "ListPools on 5,000 files: agent CPU {one:?} for a first call (and a create), {hundred:?} for 100 more (and a create)"
@@ -784,16 +740,7 @@ fn a_member_s_volumes_are_counted_and_sized_and_it_leaves_root_a_reserve() {
     std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let agent = bed.agent();
     let sock = bed.socket();
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "quotas",
-            sock.to_str().unwrap(),
-            bed.pool.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "quotas");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
+    member_scenario("quotas", &sock, &[bed.pool.0.to_str().unwrap()]);
     // Root is not limited.
     let out = bed.cli(&[
         "volume",
@@ -824,14 +771,5 @@ fn a_member_s_volumes_are_counted_and_sized_and_it_leaves_root_a_reserve() {
     );
     std::fs::write(&bed.config, config).unwrap();
     let _agent = bed.agent();
-    let out = scenario(
-        Some((NOBODY, NOGROUP)),
-        &[
-            "reserve",
-            bed.socket().to_str().unwrap(),
-            small.0.to_str().unwrap(),
-        ],
-    );
-    assert_ok(&out, "reserve");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
+    member_scenario("reserve", &bed.socket(), &[small.0.to_str().unwrap()]);
 }
