@@ -773,3 +773,34 @@ fn a_member_s_volumes_are_counted_and_sized_and_it_leaves_root_a_reserve() {
     let _agent = bed.agent();
     member_scenario("reserve", &bed.socket(), &[small.0.to_str().unwrap()]);
 }
+
+#[test]
+fn read_access_never_pins_a_file_its_owner_or_root_wants() {
+    let bed = Bed::with_api_and_extra(API, "");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // Root's files, readable by everyone.
+    let shared = bed.file("shared.img");
+    let base = bed.pool.join("base.qcow2");
+    common::images::qemu_img(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "1M"]);
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _agent = bed.agent();
+    member_scenario("pin", &bed.socket(), &[bed.pool.0.to_str().unwrap()]);
+    let member_guest = "6f7a1c2e-0f4b-4d1e-9a57-3c1d2b8e9f0a";
+    let over = bed.pool.join("over.qcow2");
+    assert_eq!(label(&shared).as_deref(), Some(VIRT_CONTENT));
+    assert_eq!(label(&base).as_deref(), Some(VIRT_CONTENT));
+
+    // Root takes its file rw: the member's read-only hold is released, not in the way.
+    let (root_guest, cats) = bed.define_guest("root's");
+    bed.attach_ok(&root_guest, &shared, "rw");
+    assert_eq!(label(&shared), Some(image_label(&cats)));
+    let shown = bed.ok(&["guest", "show", member_guest]);
+    assert!(!shown.contains("shared.img"), "{shown}");
+    // Root deletes the base: the member's overlay on it is released and rests.
+    bed.ok(&["volume", "delete", "--pool", "test", "base.qcow2"]);
+    assert!(!base.exists());
+    let shown = bed.ok(&["guest", "show", member_guest]);
+    assert!(!shown.contains("over.qcow2"), "{shown}");
+    assert_eq!(label(&over).as_deref(), Some(VIRT_IMAGE));
+}

@@ -136,6 +136,63 @@ impl Store {
         Ok((mode, backing))
     }
 
+    /// Releases the holds on `volume` of `pool` that only read access gave: read-only
+    /// attachments of it, and overlays on it, by guests of members who do not own the
+    /// file (owner `owner`). Guests of root and of the owner are never released. Part
+    /// of the caller's transaction (a savepoint). Returns the attachments removed, each
+    /// overlay's backing-file holds with it (docs/api.md, "Read access never pins").
+    pub fn release_pins(
+        &mut self,
+        pool: &str,
+        volume: &[u8],
+        owner: u32,
+    ) -> Result<Vec<Attachment>> {
+        let tx = self.conn_mut().savepoint()?;
+        // (guest, the volume of its own that holds this one: the volume itself, or an
+        // overlay on it)
+        let mut pins: Vec<(String, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT a.guest, a.volume FROM attachments a JOIN guests g ON g.uuid = a.guest
+                 WHERE a.pool = ?1 AND a.volume = ?2 AND a.mode = 'ro'
+                   AND g.owner != 0 AND g.owner != ?3
+                 UNION
+                 SELECT b.guest, b.overlay FROM backing b JOIN guests g ON g.uuid = b.guest
+                 WHERE b.pool = ?1 AND b.volume = ?2 AND g.owner != 0 AND g.owner != ?3",
+            )?
+            .query_map(params![pool, volume, owner], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        pins.sort();
+        pins.dedup();
+        let mut released = Vec::new();
+        for (guest, held) in pins {
+            released.extend(backing_of(&tx, &guest, Some((pool, &held)))?);
+            exec(
+                &tx,
+                "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
+                params![guest, pool, held],
+            )?;
+            let mode: Option<String> = tx
+                .prepare_cached(
+                    "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3
+                     RETURNING mode",
+                )?
+                .query_row(params![guest, pool, held], |r| r.get(0))
+                .optional()?;
+            if let Some(mode) = mode {
+                released.push(Attachment {
+                    guest,
+                    pool: pool.to_owned(),
+                    volume: held,
+                    mode: mode_of(&mode)?,
+                    file: None,
+                    via: None,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(released)
+    }
+
     /// Removes every attachment of `guest`; returns them, its backing-file holds last
     /// (with `via` set).
     pub fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {

@@ -697,6 +697,18 @@ def reserve(sock, pool_dir):
     print(json.dumps({"refused": e.parameters["reason"]}))
 
 
+def pin(sock, pool_dir):
+    """A member holds files of root's that it can only read: one attached ro, one as
+    the base of an overlay of its own attached rw."""
+    c = Client(sock)
+    guest = "6f7a1c2e-0f4b-4d1e-9a57-3c1d2b8e9f0a"
+    c.define_guest(guest, "pinner")
+    c.attach(guest, os.path.join(pool_dir, "shared.img"), "ro")
+    c.create_volume("test", "over.qcow2", "qcow2", backing="base.qcow2")
+    c.attach(guest, os.path.join(pool_dir, "over.qcow2"), "rw")
+    print(json.dumps({"guest": guest}))
+
+
 def hung_path(sock, path, per_user):
     """A member asks CheckPath about a path inside a filesystem that never answers, again
     and again: each call is answered Failed after the call timeout, its stuck thread
@@ -731,6 +743,7 @@ def main():
         "endless-pipe": endless_pipe,
         "hung-path": hung_path,
         "hidden": hidden,
+        "pin": pin,
         "quotas": quotas,
         "reserve": reserve,
         "pools-again": pools_again,

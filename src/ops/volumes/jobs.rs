@@ -22,7 +22,7 @@ use crate::state::{Attachment, Store};
 /// with one link, reached without a symlink or mount point, on a filesystem that stores
 /// labels. Returns which file it is, so the attachment holds that file and no later one
 /// of the same name. (An LV needs no such check: its node is verified when labeled.)
-fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<FileId>> {
+fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Attachable>> {
     let Some(rel) = &vol.rel else {
         return Ok(None);
     };
@@ -50,7 +50,20 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Fil
     }
     use std::os::fd::AsFd;
     filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
-    Ok(Some(node.file))
+    let owner = rustix::fs::fstat(&node.fd)
+        .map_err(|e| refuse(e.to_string()))?
+        .st_uid;
+    Ok(Some(Attachable {
+        file: node.file,
+        owner,
+    }))
+}
+
+/// A file of a dir pool that may be attached: which file, and whose.
+#[derive(Clone, Copy)]
+struct Attachable {
+    file: FileId,
+    owner: u32,
 }
 
 /// An attach or a detach, checked as far as it can be without the lock, waiting for
@@ -186,6 +199,8 @@ struct StagedAttach {
     holds: Vec<(Vec<u8>, Option<FileId>)>,
     /// The guest's mode before, if it held the volume already.
     previous: Option<Mode>,
+    /// Members' read-only holds released for it ([`Store::release_pins`]).
+    released: Vec<crate::state::Attachment>,
 }
 
 /// The checks of an attach and its state change (the lock is held, the batch open).
@@ -198,7 +213,8 @@ fn stage_attach(
     let vol = &job.vol;
     let pool_name = settings.pools[vol.pool].name.clone();
     guest_for(store, &job.uuid, job.caller)?;
-    let file = check_attachable(rec, vol)?;
+    let found = check_attachable(rec, vol)?;
+    let file = found.map(|f| f.file);
     if let (Some(fd), Some(file)) = (&job.own, file)
         && file_of(fd)? != file
     {
@@ -225,6 +241,14 @@ fn stage_attach(
         .iter()
         .map(|l| (l.rel.as_os_str().as_encoded_bytes().to_vec(), Some(l.file)))
         .collect();
+    // Read access never pins a file: root and its owner take it rw over members'
+    // read-only holds, which are released (docs/api.md).
+    let released = match found {
+        Some(f) if job.mode == Mode::Rw && (job.caller.is_root() || job.caller.uid == f.owner) => {
+            store.release_pins(&pool_name, &vol.key, f.owner)?
+        }
+        _ => Vec::new(),
+    };
     let previous = store.attach_overlay(&att, &holds)?;
     Ok(StagedAttach {
         pool_name,
@@ -233,6 +257,7 @@ fn stage_attach(
         att,
         holds,
         previous,
+        released,
     })
 }
 
@@ -251,6 +276,7 @@ fn finish_attach(
         mode,
         own,
     } = job;
+    relabel_released(store, rec, &staged.released)?;
     let ex = rec.reconcile_volume(
         vol.pool,
         &vol.key,
@@ -390,4 +416,23 @@ fn finish_detach(
             vol.shown
         ))),
     }
+}
+
+/// Labels what [`Store::release_pins`] took from members (the batch is committed),
+/// and says so: a member's guest lost a disk it held by read access alone.
+fn relabel_released(
+    store: &Store,
+    rec: &mut Reconciler<'_>,
+    released: &[crate::state::Attachment],
+) -> Result<()> {
+    for a in released {
+        tracing::warn!(guest = %a.guest, pool = %a.pool, volume = %crate::logname(std::os::unix::ffi::OsStrExt::from_bytes(&a.volume)),
+            mode = %a.mode, "released a member's read-only hold: the file's owner or root took it rw");
+        let Some(idx) = rec.settings().pools.iter().position(|p| p.name == a.pool) else {
+            continue;
+        };
+        let holders = store.holders(&a.pool, &a.volume)?;
+        let _ = rec.reconcile_volume(idx, &a.volume, &holders);
+    }
+    Ok(())
 }
