@@ -30,7 +30,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::apply::filecon::{self, LabelError};
@@ -201,9 +201,22 @@ impl Watch {
         let checked = (|| {
             wait_for_changes_in(dir)?;
             let held = rustix::fs::fstat(fd).map_err(io_failure)?;
-            match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            // Looked up through openat2 like every other lookup: a stat by name would
+            // enter a mount a user put on the name meanwhile (and hang on a FUSE server
+            // that never answers).
+            let named = rustix::fs::openat2(
+                dir,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
+            )
+            .and_then(|f| rustix::fs::fstat(&f));
+            match named {
                 Ok(st) if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino) => {}
-                Ok(_) | Err(Errno::NOENT) => return Err(WriteError::Changed),
+                Ok(_) | Err(Errno::NOENT | Errno::XDEV | Errno::LOOP) => {
+                    return Err(WriteError::Changed);
+                }
                 Err(e) => return Err(io_failure(e)),
             }
             let st = rustix::fs::fstat(fd).map_err(io_failure)?;
