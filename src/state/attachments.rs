@@ -119,21 +119,9 @@ impl Store {
     ) -> Result<(Option<Mode>, Vec<Attachment>)> {
         // A savepoint: its own transaction, or part of a batch's (`begin_batch`).
         let tx = self.conn_mut().savepoint()?;
-        let backing = backing_of(&tx, guest, Some((pool, volume)))?;
-        exec(
-            &tx,
-            "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
-            params![guest, pool, volume],
-        )?;
-        let mode: Option<String> = tx
-            .prepare_cached(
-                "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
-            )?
-            .query_row(params![guest, pool, volume], |r| r.get(0))
-            .optional()?;
+        let detached = detach_in(&tx, guest, pool, volume)?;
         tx.commit()?;
-        let mode = mode.map(|m| mode_of(&m)).transpose()?;
-        Ok((mode, backing))
+        Ok(detached)
     }
 
     /// Releases the holds on `volume` of `pool` that only read access gave: read-only
@@ -165,25 +153,14 @@ impl Store {
         pins.dedup();
         let mut released = Vec::new();
         for (guest, held) in pins {
-            released.extend(backing_of(&tx, &guest, Some((pool, &held)))?);
-            exec(
-                &tx,
-                "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
-                params![guest, pool, held],
-            )?;
-            let mode: Option<String> = tx
-                .prepare_cached(
-                    "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3
-                     RETURNING mode",
-                )?
-                .query_row(params![guest, pool, held], |r| r.get(0))
-                .optional()?;
+            let (mode, backing) = detach_in(&tx, &guest, pool, &held)?;
+            released.extend(backing);
             if let Some(mode) = mode {
                 released.push(Attachment {
                     guest,
                     pool: pool.to_owned(),
                     volume: held,
-                    mode: mode_of(&mode)?,
+                    mode,
                     file: None,
                     via: None,
                 });
@@ -209,6 +186,30 @@ impl Store {
         tx.commit()?;
         Ok(held)
     }
+}
+
+/// Removes `guest`'s attachment of `volume` and the backing-file holds it brings, inside
+/// a transaction; returns its mode (`None`: it was not attached) and those holds.
+fn detach_in(
+    tx: &Connection,
+    guest: &str,
+    pool: &str,
+    volume: &[u8],
+) -> Result<(Option<Mode>, Vec<Attachment>)> {
+    let backing = backing_of(tx, guest, Some((pool, volume)))?;
+    exec(
+        tx,
+        "DELETE FROM backing WHERE guest = ?1 AND pool = ?2 AND overlay = ?3",
+        params![guest, pool, volume],
+    )?;
+    let mode: Option<String> = tx
+        .prepare_cached(
+            "DELETE FROM attachments WHERE guest = ?1 AND pool = ?2 AND volume = ?3 RETURNING mode",
+        )?
+        .query_row(params![guest, pool, volume], |r| r.get(0))
+        .optional()?;
+    let mode = mode.map(|m| mode_of(&m)).transpose()?;
+    Ok((mode, backing))
 }
 
 /// [`Store::attach`] inside a transaction.
