@@ -268,10 +268,15 @@ fn a_fuse_mount_that_never_answers_stalls_nothing() {
     set_label(&ok, "system_u:object_r:tmp_t:s0");
     let _on_file = HungFuse::mount(&file);
     let _on_dir = HungFuse::mount(&dir);
+    // And on the name older agents' staging directory had (anyone may create it in a
+    // pool root others can write): the scan's recovery and the walk look, never enter.
+    let staging = bed.pool.join(".svirt-pool");
+    std::fs::create_dir(&staging).unwrap();
+    let _on_staging = HungFuse::mount(&staging);
 
     let out = cli_within(&bed.config, &["scan", "--json"], 10);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["total"]["skipped"]["other filesystem"], 2, "{json}");
+    assert_eq!(json["total"]["skipped"]["other filesystem"], 3, "{json}");
     assert_eq!(label(&ok).as_deref(), Some(VIRT_IMAGE));
     // The picker's listing opens each volume once by name: the mounted one is passed by.
     let out = cli_within(

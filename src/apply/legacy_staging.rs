@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
 /// The staging directory older versions made in the root of each dir pool. Walks,
@@ -25,11 +25,22 @@ pub const STAGING_DIR: &str = ".svirt-pool";
 /// (a user's directory) is an ordinary part of the pool.
 pub fn is_legacy_staging(root: BorrowedFd<'_>, name: &[u8]) -> bool {
     name == STAGING_DIR.as_bytes()
-        && rustix::fs::statat(root, STAGING_DIR, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-                && st.st_uid == 0
-                && st.st_mode & 0o077 == 0
-        })
+        && open_staging(root, OFlags::PATH)
+            .and_then(|fd| rustix::fs::fstat(&fd))
+            .is_ok_and(|st| st.st_uid == 0 && st.st_mode & 0o077 == 0)
+}
+
+/// Opens the pool root's [`STAGING_DIR`] as a directory, through openat2 like every
+/// other lookup below a pool: a user may have created it in a writable pool root, and
+/// a mount on it (a FUSE server that never answers) is refused, never entered.
+fn open_staging(root: BorrowedFd<'_>, flags: OFlags) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat2(
+        root,
+        STAGING_DIR,
+        flags | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
+    )
 }
 
 /// The name of the file that records where staged file `tmp` came from.
@@ -44,12 +55,7 @@ fn origin_name(tmp: &OsStr) -> OsString {
 /// Files without an origin are reported and left there; the directory is removed once
 /// it is empty. Called before a full scan.
 pub fn recover(root: BorrowedFd<'_>, cross_fs: bool) {
-    let Ok(staging) = rustix::fs::openat(
-        root,
-        STAGING_DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(staging) = open_staging(root, OFlags::RDONLY) else {
         return; // none: nothing was ever staged
     };
     let Ok(st) = rustix::fs::fstat(&staging) else {
