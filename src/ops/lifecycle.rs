@@ -255,37 +255,43 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
     let mut store = Store::open(&settings.state_dir)?;
     let key = rel.as_os_str().as_encoded_bytes();
     // Read access never pins a file: root and its owner delete it over members'
-    // read-only holds (docs/api.md); any other hold refuses.
-    let precedence = caller.is_root() || caller.uid == owner;
-    for h in store.holders(pool, key)? {
-        if !h.holds(Some(node.file)) {
-            continue;
-        }
-        let pin = h.mode == crate::decide::labels::Mode::Ro
-            && store
-                .guest(&h.guest)?
-                .is_some_and(|g| g.owner != 0 && g.owner != owner);
-        if !(precedence && pin) {
+    // read-only holds (docs/api.md). They are released in a transaction that is kept
+    // only when nothing else holds the file.
+    store.begin_batch()?;
+    let released = if caller.is_root() || caller.uid == owner {
+        store.release_pins(pool, key, owner)
+    } else {
+        Ok(Vec::new())
+    };
+    let held = released.and_then(|released| {
+        let holder = store
+            .holders(pool, key)?
+            .into_iter()
+            .find(|h| h.holds(Some(node.file)));
+        Ok((released, holder))
+    });
+    let released = match held {
+        Ok((released, None)) => released,
+        Ok((_, Some(h))) => {
+            store.rollback_batch();
             return Err(Error::refused(format!(
                 "cannot delete {shown_path}: held {} by guest {} (directly or through an overlay on it)",
                 h.mode, h.guest
             )));
         }
-    }
-    let released = if precedence {
-        store.release_pins(pool, key, owner)?
-    } else {
-        Vec::new()
+        Err(e) => {
+            store.rollback_batch();
+            return Err(e);
+        }
     };
-    access::unlink_as(caller, &dir.path, &rel, node.file)?;
+    if let Err(e) = access::unlink_as(caller, &dir.path, &rel, node.file) {
+        store.rollback_batch();
+        return Err(e);
+    }
+    store.commit_batch()?;
     tracing::info!(pool, name = %shown_path.escape_debug(), uid = caller.uid, "volume deleted");
     // The overlays released with it go back to rest.
     let mut rec = Reconciler::new(settings, Apply::Write);
-    for a in released.iter().filter(|a| a.volume != key) {
-        tracing::warn!(guest = %a.guest, volume = %crate::logname(std::os::unix::ffi::OsStrExt::from_bytes(&a.volume)),
-            "released a member's overlay on a file its owner or root deleted");
-        let holders = store.holders(&a.pool, &a.volume)?;
-        let _ = rec.reconcile_volume(idx, &a.volume, &holders);
-    }
+    super::volumes::relabel_released(&store, &mut rec, idx, key, &released);
     Ok(())
 }

@@ -276,7 +276,7 @@ fn finish_attach(
         mode,
         own,
     } = job;
-    relabel_released(store, rec, &staged.released)?;
+    super::relabel_released(store, rec, vol.pool, &vol.key, &staged.released);
     let ex = rec.reconcile_volume(
         vol.pool,
         &vol.key,
@@ -416,23 +416,4 @@ fn finish_detach(
             vol.shown
         ))),
     }
-}
-
-/// Labels what [`Store::release_pins`] took from members (the batch is committed),
-/// and says so: a member's guest lost a disk it held by read access alone.
-fn relabel_released(
-    store: &Store,
-    rec: &mut Reconciler<'_>,
-    released: &[crate::state::Attachment],
-) -> Result<()> {
-    for a in released {
-        tracing::warn!(guest = %a.guest, pool = %a.pool, volume = %crate::logname(std::os::unix::ffi::OsStrExt::from_bytes(&a.volume)),
-            mode = %a.mode, "released a member's read-only hold: the file's owner or root took it rw");
-        let Some(idx) = rec.settings().pools.iter().position(|p| p.name == a.pool) else {
-            continue;
-        };
-        let holders = store.holders(&a.pool, &a.volume)?;
-        let _ = rec.reconcile_volume(idx, &a.volume, &holders);
-    }
-    Ok(())
 }

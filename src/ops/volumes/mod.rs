@@ -262,3 +262,32 @@ pub fn list(failures: &[Unrestored<'_>]) -> String {
     let shown: Vec<String> = failures.iter().map(ToString::to_string).collect();
     shown.join("; ")
 }
+
+/// Labels what [`Store::release_pins`] took from members, after its commit, and says
+/// so: a member's guest lost a file it held by read access alone (an overlay on the
+/// file with it). `skip` is the volume the caller labels itself (or deleted). A failure
+/// is logged, not returned: the owner's change is done by then.
+pub(crate) fn relabel_released(
+    store: &Store,
+    rec: &mut crate::reconcile::Reconciler<'_>,
+    pool: usize,
+    skip: &[u8],
+    released: &[crate::state::Attachment],
+) {
+    for a in released {
+        tracing::warn!(guest = %a.guest, pool = %a.pool,
+            volume = %crate::logname(std::os::unix::ffi::OsStrExt::from_bytes(&a.volume)),
+            mode = %a.mode, "released a member's read-only hold: the file's owner or root took it");
+        if a.volume == skip {
+            continue;
+        }
+        match store.holders(&a.pool, &a.volume) {
+            Ok(holders) => {
+                rec.reconcile_volume(pool, &a.volume, &holders);
+            }
+            Err(e) => {
+                tracing::error!(pool = %a.pool, error = %e, "cannot relabel a released volume")
+            }
+        }
+    }
+}
