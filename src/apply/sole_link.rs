@@ -46,14 +46,11 @@ pub enum WriteError {
     /// links kept changing while they were checked.
     #[error("it was replaced or removed while being labeled")]
     Changed,
-    /// Its directory can be written by others, and on this filesystem (named) the agent
-    /// cannot prove that the file's only link is in the pool.
-    #[error(
-        "its directory can be written by others and it is on {0}, where the agent cannot \
-         prove that its only link is in the pool: make the directory root's and not \
-         group or other writable"
-    )]
-    Unprovable(String),
+    /// Its directory can be written by others, and on its filesystem the agent cannot
+    /// prove that the file's only link is in the pool (reported as
+    /// `SkipReason::Unprovable`, which says what to do).
+    #[error("its only link cannot be proven to be in the pool")]
+    Unprovable,
     /// Writing the label failed.
     #[error("{0}")]
     Label(LabelError),
@@ -124,23 +121,22 @@ fn write_watched(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Resul
 /// every name change is a VFS operation; ramfs stores no labels, and says so when the
 /// write is tried.
 fn provable_filesystem(fd: BorrowedFd<'_>) -> Result<(), WriteError> {
-    const LOCAL: [(i64, &str); 6] = [
-        (0xEF53, "ext2/3/4"),
-        (0x5846_5342, "xfs"),
-        (0x9123_683E, "btrfs"),
-        (0x0102_1994, "tmpfs"),
-        (0xF2F5_2010, "f2fs"),
-        (0x8584_58F6, "ramfs"),
+    // statfs magics: ext2/3/4, XFS, Btrfs, tmpfs, F2FS, ramfs.
+    const LOCAL: [i64; 6] = [
+        0xEF53,
+        0x5846_5342,
+        0x9123_683E,
+        0x0102_1994,
+        0xF2F5_2010,
+        0x8584_58F6,
     ];
     let st = rustix::fs::fstatfs(fd).map_err(io_failure)?;
     #[allow(clippy::unnecessary_cast)] // f_type is i64 or u32 depending on the target
     let magic = st.f_type as i64;
-    if LOCAL.iter().any(|(m, _)| *m == magic) {
+    if LOCAL.contains(&magic) {
         Ok(())
     } else {
-        Err(WriteError::Unprovable(format!(
-            "a filesystem of type {magic:#x}"
-        )))
+        Err(WriteError::Unprovable)
     }
 }
 

@@ -59,14 +59,6 @@ pub fn root_reserve(total: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn root_keeps_a_reserve_of_every_range() {
-        assert_eq!(super::root_reserve(45), 8, "c0.c9");
-        assert_eq!(super::root_reserve(523_776), 5_237, "c0.c1023");
-        assert_eq!(super::root_reserve(3), 1);
-        assert_eq!(super::root_reserve(1), 0);
-    }
-
     use super::*;
     use std::collections::HashSet;
 
@@ -88,5 +80,13 @@ mod tests {
             pick_pair(&allowed, &mut rng, |p| Ok(taken.contains(&p))).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn root_keeps_a_reserve_of_every_range() {
+        assert_eq!(root_reserve(45), 8, "c0.c9");
+        assert_eq!(root_reserve(523_776), 5_237, "c0.c1023");
+        assert_eq!(root_reserve(3), 1);
+        assert_eq!(root_reserve(1), 0);
     }
 }

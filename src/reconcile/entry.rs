@@ -211,7 +211,7 @@ fn write(entry: &Entry<'_>, label: &Context) -> Outcome {
             Err(WriteError::HardLinks) => Outcome::Skipped(SkipReason::HardLinks),
             Err(WriteError::Changed) => Outcome::Skipped(SkipReason::Changed),
             Err(WriteError::Label(e)) => label_failure(e),
-            Err(WriteError::Unprovable(_)) => Outcome::Skipped(SkipReason::Unprovable),
+            Err(WriteError::Unprovable) => Outcome::Skipped(SkipReason::Unprovable),
         },
         // A regular file reached any other way is never written.
         (NodeKind::Regular { .. }, None) => Outcome::Skipped(SkipReason::Changed),
