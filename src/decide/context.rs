@@ -146,6 +146,12 @@ fn parse_category(input: &str, s: &str) -> Result<u16, ParseError> {
     Ok(n)
 }
 
+/// The pair a guest's volumes carry: the pair libvirt runs it with when it has one of
+/// its own (a domain with a static label), else the guest's pair.
+pub fn effective_pair(own: Pair, run: Option<Pair>) -> Pair {
+    run.unwrap_or(own)
+}
+
 /// The MCS category pair that isolates one guest: `s0:cA,cB` with `A < B`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pair {

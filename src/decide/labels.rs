@@ -56,6 +56,10 @@ impl FromStr for Mode {
     }
 }
 
+/// The mode of a backing-file hold: a guest reads the backing files of an overlay it
+/// holds, whatever the overlay's mode.
+pub const BACKING_MODE: Mode = Mode::Ro;
+
 /// One guest's hold on a volume, as the label decision needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {

@@ -2,7 +2,10 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::guests::{guest_in, pair_of};
+use super::rows::{
+    HOLDS, attachment_row, attachments_of, dedup_holders, file_columns, file_of, guest_in,
+    holder_row, holders_in, mode_of,
+};
 use super::{Attachment, HolderIndex, Store};
 use crate::decide::labels::{self, FileId, Holder, Mode};
 use crate::error::{Error, Result};
@@ -15,31 +18,19 @@ impl Store {
 
     /// Every attachment of every volume, for a scan.
     pub fn holder_index(&self) -> Result<HolderIndex> {
-        let mut stmt = self.conn().prepare(
-            "SELECT a.pool, a.volume, a.guest, coalesce(g.run_low, g.cat_low),
-                    coalesce(g.run_high, g.cat_high), a.mode, a.file_ino, a.file_btime
-             FROM attachments a JOIN guests g ON g.uuid = a.guest
-             UNION
-             SELECT b.pool, b.volume, b.guest, coalesce(g.run_low, g.cat_low),
-                    coalesce(g.run_high, g.cat_high), 'ro', b.file_ino, b.file_btime
-             FROM backing b JOIN guests g ON g.uuid = b.guest
-             ORDER BY 3",
-        )?;
+        let mut stmt = self.conn().prepare(HOLDS)?;
         let mut index = HolderIndex::new();
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let holder = Holder {
-                guest: r.get(2)?,
-                pair: pair_of(r.get(3)?, r.get(4)?)?,
-                mode: mode_of(&r.get::<_, String>(5)?)?,
-                file: file_of(r.get(6)?, r.get(7)?),
-            };
             index
                 .entry(r.get(0)?)
                 .or_default()
                 .entry(r.get(1)?)
                 .or_default()
-                .push(holder);
+                .push(holder_row(r)?);
+        }
+        for holders in index.values_mut().flat_map(|volumes| volumes.values_mut()) {
+            dedup_holders(holders);
         }
         Ok(index)
     }
@@ -98,7 +89,7 @@ impl Store {
         for (volume, file) in chain {
             let held = Attachment {
                 volume: volume.clone(),
-                mode: Mode::Ro,
+                mode: labels::BACKING_MODE,
                 file: *file,
                 via: Some(att.volume.clone()),
                 ..att.clone()
@@ -332,7 +323,7 @@ fn backing_of(
             guest: r.get(0)?,
             pool: r.get(1)?,
             volume: r.get(3)?,
-            mode: Mode::Ro,
+            mode: labels::BACKING_MODE,
             file: file_of(r.get(4)?, r.get(5)?),
             via: Some(r.get(2)?),
         })
@@ -354,76 +345,11 @@ fn backing_of(
     }
 }
 
-/// A file identity from its two columns (both NULL: none recorded).
-pub(super) fn file_of(ino: Option<i64>, btime: Option<i64>) -> Option<FileId> {
-    Some(FileId {
-        ino: u64::from_ne_bytes(ino?.to_ne_bytes()),
-        btime_ns: btime.unwrap_or(0),
-    })
-}
 
-/// The two columns of a file identity (SQLite integers are signed: the bits are kept).
-pub(super) fn file_columns(file: Option<FileId>) -> (Option<i64>, Option<i64>) {
-    match file {
-        Some(f) => (
-            Some(i64::from_ne_bytes(f.ino.to_ne_bytes())),
-            Some(f.btime_ns),
-        ),
-        None => (None, None),
-    }
-}
 
-pub(super) fn holders_in(
-    conn: &Connection,
-    pool: &str,
-    volume: &[u8],
-) -> rusqlite::Result<Vec<Holder>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.guest, coalesce(g.run_low, g.cat_low), coalesce(g.run_high, g.cat_high),
-                a.mode, a.file_ino, a.file_btime FROM attachments a
-         JOIN guests g ON g.uuid = a.guest WHERE a.pool = ?1 AND a.volume = ?2
-         UNION
-         SELECT b.guest, coalesce(g.run_low, g.cat_low), coalesce(g.run_high, g.cat_high),
-                'ro', b.file_ino, b.file_btime FROM backing b
-         JOIN guests g ON g.uuid = b.guest WHERE b.pool = ?1 AND b.volume = ?2
-         ORDER BY 1",
-    )?;
-    let rows = stmt.query_map(params![pool, volume], |r| {
-        Ok(Holder {
-            guest: r.get(0)?,
-            pair: pair_of(r.get(1)?, r.get(2)?)?,
-            mode: mode_of(&r.get::<_, String>(3)?)?,
-            file: file_of(r.get(4)?, r.get(5)?),
-        })
-    })?;
-    rows.collect()
-}
 
-pub(super) fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachment> {
-    Ok(Attachment {
-        guest: r.get(0)?,
-        pool: r.get(1)?,
-        volume: r.get(2)?,
-        mode: mode_of(&r.get::<_, String>(3)?)?,
-        file: file_of(r.get(4)?, r.get(5)?),
-        via: None,
-    })
-}
 
-pub(super) fn attachments_of(conn: &Connection, uuid: &str) -> rusqlite::Result<Vec<Attachment>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
-         WHERE guest = ?1 ORDER BY pool, volume",
-    )?;
-    let rows = stmt.query_map([uuid], attachment_row)?;
-    rows.collect()
-}
 
-pub(super) fn mode_of(text: &str) -> rusqlite::Result<Mode> {
-    text.parse().map_err(|e: labels::UnknownMode| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
 
 /// Runs one statement through the connection's statement cache (the attach and detach
 /// paths run the same few statements on every call).

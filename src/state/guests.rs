@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::attachments::attachments_of;
+use super::rows::{GUEST_COLUMNS, attachments_of, guest_in, guest_row};
 use super::{Guest, Store};
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::mcs;
@@ -229,24 +229,7 @@ fn free_pair(conn: &Connection, categories: &CategorySet) -> Result<Pair> {
     })
 }
 
-/// The columns [`guest_row`] reads, in order.
-pub(super) const GUEST_COLUMNS: &str =
-    "uuid, name, cat_low, cat_high, owner, run_low, run_high, via_libvirt";
 
-pub(super) fn guest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Guest> {
-    let run_pair = match (r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?) {
-        (Some(low), Some(high)) => Some(pair_of(low, high)?),
-        _ => None,
-    };
-    Ok(Guest {
-        uuid: r.get(0)?,
-        name: r.get(1)?,
-        pair: pair_of(r.get(2)?, r.get(3)?)?,
-        owner: r.get(4)?,
-        run_pair,
-        via_libvirt: r.get(7)?,
-    })
-}
 
 /// Which guest holds `pair`, as its own or as the pair it runs with.
 pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Option<Guest>> {
@@ -261,25 +244,4 @@ pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Opt
     .optional()
 }
 
-pub(super) fn guest_in(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<Guest>> {
-    // Cached: every attach and detach looks its guest up.
-    conn.prepare_cached(&format!(
-        "SELECT {GUEST_COLUMNS} FROM guests WHERE uuid = ?1"
-    ))?
-    .query_row([uuid], guest_row)
-    .optional()
-}
 
-pub(super) fn pair_of(low: i64, high: i64) -> rusqlite::Result<Pair> {
-    u16::try_from(low)
-        .ok()
-        .zip(u16::try_from(high).ok())
-        .and_then(|(l, h)| Pair::new(l, h))
-        .ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Integer,
-                format!("bad MCS pair c{low},c{high}").into(),
-            )
-        })
-}

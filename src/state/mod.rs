@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 mod attachments;
 mod guests;
+mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -49,7 +50,7 @@ pub struct Guest {
 impl Guest {
     /// The pair its volumes carry now.
     pub fn effective_pair(&self) -> Pair {
-        self.run_pair.unwrap_or(self.pair)
+        crate::decide::context::effective_pair(self.pair, self.run_pair)
     }
 }
 
