@@ -35,6 +35,7 @@ use rustix::io::Errno;
 
 use crate::apply::filecon::{self, LabelError};
 use crate::decide::context::Context;
+use crate::fsys;
 
 /// Why a label was not written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,7 +80,7 @@ const ATTEMPTS: usize = 3;
 /// refuses anything else): in a sealed directory that is all it takes, and no further
 /// system call is spent on the hot path of a scan.
 pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<(), WriteError> {
-    if place.dir_sealed.unwrap_or_else(|| sealed(place.dir)) {
+    if place.dir_sealed.unwrap_or_else(|| fsys::sealed(place.dir)) {
         // Opened through this name, which only root can change: its one link is it.
         return filecon::write(fd, label).map_err(WriteError::Label);
     }
@@ -91,7 +92,7 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
 /// is sealed, or its filesystem one where the watched check holds. What `status` and
 /// other inspections report without writing.
 pub fn provable(place: Place<'_>, fd: BorrowedFd<'_>) -> Result<(), WriteError> {
-    if place.dir_sealed.unwrap_or_else(|| sealed(place.dir)) {
+    if place.dir_sealed.unwrap_or_else(|| fsys::sealed(place.dir)) {
         return Ok(());
     }
     provable_filesystem(fd)
@@ -264,72 +265,6 @@ fn wait_for_changes_in(dir: BorrowedFd<'_>) -> Result<(), WriteError> {
     }
 }
 
-/// Whether nobody but root can add, remove or rename entries of `dir`.
-pub fn sealed(dir: BorrowedFd<'_>) -> bool {
-    let Ok(st) = rustix::fs::fstat(dir) else {
-        return false;
-    };
-    st.st_uid == 0 && st.st_mode & 0o022 == 0 && !acl_grants_write(dir)
-}
-
-/// Whether `dir` has a POSIX ACL whose mask lets named users or groups write.
-fn acl_grants_write(dir: BorrowedFd<'_>) -> bool {
-    let mut buf = [0u8; 1024];
-    match rustix::fs::fgetxattr(dir, "system.posix_acl_access", &mut buf) {
-        Ok(n) => acl_allows_write(&buf[..n]),
-        Err(Errno::NODATA | Errno::NOTSUP) => false,
-        // Unknown (too large, unreadable): assume the worst.
-        Err(_) => true,
-    }
-}
-
-/// The decision on a `system.posix_acl_access` value: a u32 version, then entries of
-/// u16 tag, u16 permissions, u32 id (little endian). Extended entries (named users and
-/// groups, the owning group) are limited by the mask entry; no mask, no extended entry.
-fn acl_allows_write(acl: &[u8]) -> bool {
-    const ACL_MASK: u16 = 0x10;
-    const WRITE: u16 = 0x02;
-    let Some(entries) = acl.get(4..) else {
-        return true;
-    };
-    entries
-        .chunks_exact(8)
-        .find(|e| u16::from_le_bytes([e[0], e[1]]) == ACL_MASK)
-        .is_some_and(|e| u16::from_le_bytes([e[2], e[3]]) & WRITE != 0)
-}
-
 fn io_failure(e: Errno) -> WriteError {
     WriteError::Label(LabelError::Io(std::io::Error::from(e).to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An ACL value: USER_OBJ rwx, USER(1000) rwx, GROUP_OBJ r-x, MASK `mask`, OTHER r-x.
-    fn acl(mask: u16) -> Vec<u8> {
-        let mut v = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in [
-            (1u16, 7u16, u32::MAX),
-            (2, 7, 1000),
-            (4, 5, u32::MAX),
-            (0x10, mask, u32::MAX),
-            (0x20, 5, u32::MAX),
-        ] {
-            v.extend_from_slice(&tag.to_le_bytes());
-            v.extend_from_slice(&perm.to_le_bytes());
-            v.extend_from_slice(&id.to_le_bytes());
-        }
-        v
-    }
-
-    #[test]
-    fn the_acl_mask_decides_whether_named_entries_may_write() {
-        assert!(!acl_allows_write(&acl(5)), "mask r-x");
-        assert!(acl_allows_write(&acl(7)), "mask rwx");
-        assert!(acl_allows_write(&acl(2)), "mask -w-");
-        assert!(acl_allows_write(&[2, 0]), "truncated: assume the worst");
-        // Only the three base entries (no mask): the mode bits say it all.
-        assert!(!acl_allows_write(&acl(7)[..4 + 8]));
-    }
 }

@@ -4,6 +4,7 @@
 //! Everything here is pure: no syscalls, no database. The reconciler, the CLI and the
 //! udev hook all call these functions.
 
+pub use crate::fsys::FileId;
 use std::fmt;
 use std::str::FromStr;
 
@@ -72,17 +73,6 @@ pub struct Holder {
     /// The file it attached (a dir pool's volume); `None` for LVs and attachments made
     /// before files were recorded.
     pub file: Option<FileId>,
-}
-
-/// Which file a name held when it was attached: its inode number and birth time.
-/// A file created later under the same name (even on a reused inode) is another file,
-/// and the attachment does not carry over to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FileId {
-    /// `st_ino`.
-    pub ino: u64,
-    /// Birth time in nanoseconds since the epoch; 0 where the filesystem keeps none.
-    pub btime_ns: i64,
 }
 
 impl Holder {

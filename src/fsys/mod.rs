@@ -12,7 +12,21 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, StatxFlags};
 
-use crate::decide::labels::FileId;
+mod sealed;
+pub mod staging;
+
+pub use sealed::sealed;
+
+/// Which file a name held when it was attached: its inode number and birth time.
+/// A file created later under the same name (even on a reused inode) is another file,
+/// and the attachment does not carry over to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `st_ino`.
+    pub ino: u64,
+    /// Birth time in nanoseconds since the epoch; 0 where the filesystem keeps none.
+    pub btime_ns: i64,
+}
 
 /// What kind of object a pool entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::apply::{legacy_staging, sole_link};
-use crate::fsys::{Node, NodeKind, OpenError, open_dir_beneath, open_entry};
+use crate::fsys::{self, Node, NodeKind, OpenError, open_dir_beneath, open_entry, staging};
 
 /// One entry met by [`walk`].
 pub enum Visit<'a> {
@@ -143,7 +142,7 @@ fn read_dir(
             return subdirs;
         }
     };
-    let dir_sealed = sole_link::sealed(dir.as_fd());
+    let dir_sealed = fsys::sealed(dir.as_fd());
     let mut child = PathBuf::new();
     while let Some(entry) = entries.read() {
         let entry = match entry {
@@ -164,7 +163,7 @@ fn read_dir(
         child.clear();
         child.push(dir_rel);
         child.push(OsStr::from_bytes(name));
-        if dir_rel.as_os_str().is_empty() && legacy_staging::is_legacy_staging(dir.as_fd(), name) {
+        if dir_rel.as_os_str().is_empty() && staging::is_legacy_staging(dir.as_fd(), name) {
             continue; // what an older agent's crash left: `recover` reports it
         }
         match open_entry(

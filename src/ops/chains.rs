@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use rustix::fs::OFlags;
 
 use super::locate::Volume;
-use super::volumes::file_of;
-use super::{Caller, access};
+use super::{Caller, access, file_of};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::observe::chain::{self, Link};

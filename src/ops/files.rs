@@ -248,7 +248,7 @@ pub fn create_save_image(
     filecon::write(file.as_fd(), &label)
         .map_err(|e| Error::failed(format!("labeling {shown_path}: {e}")))?;
     link_into_place(&file, &root, name, &shown_path)?;
-    let id = volumes::file_of(&file)?;
+    let id = super::file_of(&file)?;
     // After a crash here the file rests on the next scan: it fails closed.
     let recorded = store.attach(&Attachment {
         guest: uuid.clone(),

@@ -159,7 +159,7 @@ pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
         )));
     }
     let released = store.release(&uuid)?;
-    let unrestored = volumes::restore_each(settings, &store, &released)?;
+    let unrestored = super::restore::restore_each(settings, &store, &released)?;
     if !unrestored.is_empty() {
         // Those volumes still carry the guest's pair: the guest keeps holding them (so a
         // later undefine tries again) and stays defined, so the pair is not handed out.
@@ -170,7 +170,7 @@ pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
             "labels could not be restored: {}; guest {uuid} stays defined, still holding \
              those volumes, so that its pair is not given to another guest while a volume \
              carries it: fix them and undefine it again with --force",
-            volumes::list(&unrestored)
+            super::restore::list(&unrestored)
         )));
     }
     store.forget_guest(&uuid)?;

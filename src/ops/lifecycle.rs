@@ -292,6 +292,6 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
     tracing::info!(pool, name = %shown_path.escape_debug(), uid = caller.uid, "volume deleted");
     // The overlays released with it go back to rest.
     let mut rec = Reconciler::new(settings, Apply::Write);
-    super::volumes::relabel_released(&store, &mut rec, idx, key, &released);
+    super::restore::relabel_released(&store, &mut rec, idx, key, &released);
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod listing;
 pub mod locate;
 pub mod quota;
 pub mod report;
+pub mod restore;
 pub mod volumes;
 
 use std::path::Path;
@@ -73,4 +74,10 @@ pub fn parse_uuid(input: &str) -> Result<String> {
 /// A path as people read it (invalid UTF-8 shown with replacement characters).
 pub fn shown(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+/// Which file a descriptor is (inode and birth time).
+pub(crate) fn file_of(fd: &std::os::fd::OwnedFd) -> Result<crate::decide::labels::FileId> {
+    use std::os::fd::AsFd;
+    crate::fsys::file_id(fd.as_fd()).map_err(Error::failed)
 }

@@ -345,12 +345,6 @@ fn backing_of(
     }
 }
 
-
-
-
-
-
-
 /// Runs one statement through the connection's statement cache (the attach and detach
 /// paths run the same few statements on every call).
 fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {

@@ -229,8 +229,6 @@ fn free_pair(conn: &Connection, categories: &CategorySet) -> Result<Pair> {
     })
 }
 
-
-
 /// Which guest holds `pair`, as its own or as the pair it runs with.
 pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Option<Guest>> {
     conn.query_row(
@@ -243,5 +241,3 @@ pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Opt
     )
     .optional()
 }
-
-

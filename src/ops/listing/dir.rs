@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
 
-use crate::apply::legacy_staging;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
@@ -111,7 +110,7 @@ pub(super) fn sorted_walk(
     let mut child = PathBuf::new();
     for (name, kind) in entries.iter() {
         if dir_rel.as_os_str().is_empty()
-            && legacy_staging::is_legacy_staging(dir.as_fd(), name.as_bytes())
+            && crate::fsys::staging::is_legacy_staging(dir.as_fd(), name.as_bytes())
         {
             continue; // what an older agent's crash left
         }

@@ -3,7 +3,6 @@
 
 use std::os::fd::OwnedFd;
 
-use super::{file_of, list, restore_each};
 use crate::apply::filecon;
 use crate::config::Settings;
 use crate::decide::labels::{FileId, Mode};
@@ -13,8 +12,10 @@ use crate::lock;
 use crate::model::Labeled;
 use crate::ops::Caller;
 use crate::ops::chains::{chain_of, check_chain_readable, label_chain};
+use crate::ops::file_of;
 use crate::ops::guest_for;
 use crate::ops::locate::Volume;
+use crate::ops::restore::{list, relabel_released, restore_each};
 use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
 use crate::state::{Attachment, Store};
 
@@ -276,7 +277,7 @@ fn finish_attach(
         mode,
         own,
     } = job;
-    super::relabel_released(store, rec, vol.pool, &vol.key, &staged.released);
+    relabel_released(store, rec, vol.pool, &vol.key, &staged.released);
     let ex = rec.reconcile_volume(
         vol.pool,
         &vol.key,
