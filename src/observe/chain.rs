@@ -158,7 +158,18 @@ pub fn backing_chain(
         link: rel.to_path_buf(),
         why: why.to_string(),
     })?;
-    let header = read_header(&node, rel)?;
+    opened_chain(root, pool, rel, &node, cross_fs)
+}
+
+/// [`backing_chain`] of an image its caller has opened already (`node`, at `rel`).
+pub fn opened_chain(
+    root: std::os::fd::BorrowedFd<'_>,
+    pool: &Path,
+    rel: &Path,
+    node: &fsys::Node,
+    cross_fs: bool,
+) -> Result<Vec<Link>, ChainError> {
+    let header = read_header(node, rel)?;
     chain_below(root, pool, rel, node.file, header, cross_fs)
 }
 

@@ -13,18 +13,20 @@ use crate::observe::chain::{self, Link};
 use crate::reconcile::{NotLabeled, Reconciler};
 use crate::state::Store;
 
-/// The backing chain of a dir-pool volume (empty for LVs and images without one),
-/// resolved beneath its pool; a chain that leaves the pool, loops or is too deep is
-/// refused, naming the link.
-pub(super) fn chain_of(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Vec<Link>> {
-    let Some(rel) = &vol.rel else {
-        return Ok(Vec::new());
-    };
+/// The backing chain of a dir-pool volume the caller opened (`node`), resolved beneath
+/// its pool; a chain that leaves the pool, loops or is too deep is refused, naming the
+/// link.
+pub(super) fn chain_of(
+    rec: &mut Reconciler<'_>,
+    vol: &Volume,
+    rel: &std::path::Path,
+    node: &crate::fsys::Node,
+) -> Result<Vec<Link>> {
     let dir = rec.settings().pools[vol.pool]
         .dir()
         .expect("a file of a dir pool");
     let root = rec.root(vol.pool).map_err(Error::failed)?;
-    chain::backing_chain(root, &dir.path, rel, dir.cross_filesystems)
+    chain::opened_chain(root, &dir.path, rel, node, dir.cross_filesystems)
         .map_err(|e| Error::refused(format!("cannot attach {}: {e}", vol.shown)))
 }
 

@@ -1,7 +1,7 @@
 //! A batch of attach and detach jobs under one hold of the state lock, with one
 //! commit: each job's checks and state change, then each job's labels.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::apply::filecon;
 use crate::config::Settings;
@@ -33,12 +33,11 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
         .root(vol.pool)
         .map_err(|e| Error::failed(format!("pool {}: {e}", pool.name)))?;
     let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", vol.shown));
-    let node = fsys::open_beneath(root, rel, cross_fs)
-        .map(|opened| opened.node)
-        .map_err(|e| match e {
-            OpenError::Symlink => refuse("it is or goes through a symlink".into()),
-            e => refuse(e.to_string()),
-        })?;
+    let opened = fsys::open_beneath(root, rel, cross_fs).map_err(|e| match e {
+        OpenError::Symlink => refuse("it is or goes through a symlink".into()),
+        e => refuse(e.to_string()),
+    })?;
+    let node = &opened.node;
     match node.kind {
         NodeKind::Regular { links: 1 } => {}
         NodeKind::Regular { links } => {
@@ -49,7 +48,6 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
         NodeKind::Symlink => return Err(refuse("it is a symlink".into())),
         _ => return Err(refuse("it is not a regular file".into())),
     }
-    use std::os::fd::AsFd;
     filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
     let owner = rustix::fs::fstat(&node.fd)
         .map_err(|e| refuse(e.to_string()))?
@@ -57,14 +55,20 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
     Ok(Some(Attachable {
         file: node.file,
         owner,
+        rel: rel.clone(),
+        opened,
     }))
 }
 
-/// A file of a dir pool that may be attached: which file, and whose.
-#[derive(Clone, Copy)]
+/// A file of a dir pool that may be attached: which file, and whose, opened once for
+/// its check, its backing chain and its label.
 struct Attachable {
     file: FileId,
     owner: u32,
+    /// Its path below the pool root.
+    rel: std::path::PathBuf,
+    /// The file and the directory holding it.
+    opened: fsys::Opened,
 }
 
 /// An attach or a detach, checked as far as it can be without the lock, waiting for
@@ -202,6 +206,8 @@ struct StagedAttach {
     previous: Option<Mode>,
     /// Members' read-only holds released for it ([`Store::release_pins`]).
     released: Vec<crate::state::Attachment>,
+    /// A dir pool's file as checked: labeled through this descriptor.
+    found: Option<Attachable>,
 }
 
 /// The checks of an attach and its state change (the lock is held, the batch open).
@@ -215,7 +221,7 @@ fn stage_attach(
     let pool_name = settings.pools[vol.pool].name.clone();
     guest_for(store, &job.uuid, job.caller)?;
     let found = check_attachable(rec, vol)?;
-    let file = found.map(|f| f.file);
+    let file = found.as_ref().map(|f| f.file);
     if let (Some(fd), Some(file)) = (&job.own, file)
         && file_of(fd)? != file
     {
@@ -224,7 +230,10 @@ fn stage_attach(
             vol.shown
         )));
     }
-    let chain = chain_of(rec, vol)?;
+    let chain = match &found {
+        Some(f) => chain_of(rec, vol, &f.rel, &f.opened.node)?,
+        None => Vec::new(),
+    };
     if !job.caller.is_root() {
         check_chain_readable(settings, job.caller, vol, &chain)?;
     }
@@ -244,7 +253,7 @@ fn stage_attach(
         .collect();
     // Read access never pins a file: root and its owner take it rw over members'
     // read-only holds, which are released (docs/api.md).
-    let released = match found {
+    let released = match &found {
         Some(f) if job.mode == Mode::Rw && (job.caller.is_root() || job.caller.uid == f.owner) => {
             store.release_pins(&pool_name, &vol.key, f.owner)?
         }
@@ -259,6 +268,7 @@ fn stage_attach(
         holds,
         previous,
         released,
+        found,
     })
 }
 
@@ -278,11 +288,8 @@ fn finish_attach(
         own,
     } = job;
     relabel_released(store, rec, vol.pool, &vol.key, &staged.released);
-    let ex = rec.reconcile_volume(
-        vol.pool,
-        &vol.key,
-        &store.holders(&staged.pool_name, &vol.key)?,
-    );
+    let holders = store.holders(&staged.pool_name, &vol.key)?;
+    let ex = reconcile_attached(rec, &vol, staged.found.as_ref(), &holders);
     let result = match (&ex.outcome, vol.rel.is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
         (Outcome::Missing, true) => Ok(None),
@@ -338,7 +345,7 @@ fn finish_attach(
                 None => store.detach(&uuid, &staged.pool_name, &vol.key).map(drop),
             }
             .and_then(|()| store.holders(&staged.pool_name, &vol.key))
-            .map(|holders| rec.reconcile_volume(vol.pool, &vol.key, &holders))
+            .map(|holders| reconcile_attached(rec, &vol, staged.found.as_ref(), &holders))
             .and_then(|ex| {
                 let chain = label_chain(rec, store, vol.pool, &staged.chain)?;
                 Ok(ex
@@ -356,6 +363,27 @@ fn finish_attach(
                 vol.shown
             )))
         }
+    }
+}
+
+/// Labels an attached volume for `holders`: a dir pool's file through the descriptor
+/// its check opened, an LV through its node.
+fn reconcile_attached(
+    rec: &mut Reconciler<'_>,
+    vol: &Volume,
+    found: Option<&Attachable>,
+    holders: &[crate::decide::labels::Holder],
+) -> crate::reconcile::Examined {
+    match found {
+        Some(f) => {
+            let at = crate::reconcile::Found {
+                dir: f.opened.dir.as_fd(),
+                name: &f.opened.name,
+                node: &f.opened.node,
+            };
+            rec.reconcile_found(vol.pool, &f.rel, at, holders)
+        }
+        None => rec.reconcile_volume(vol.pool, &vol.key, holders),
     }
 }
 
