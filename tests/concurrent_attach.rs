@@ -17,7 +17,7 @@ use svirt_pool::config::Settings;
 use svirt_pool::decide::labels::Mode;
 use svirt_pool::error::Result;
 use svirt_pool::model::Labeled;
-use svirt_pool::ops::{Caller, volumes};
+use svirt_pool::ops::{Caller, locate, volumes};
 use tokio::sync::Barrier;
 
 const THREADS: usize = 12;
@@ -30,13 +30,24 @@ enum Via {
     Task,
 }
 
+/// A disk of the test pool as the API names it.
+fn named(settings: &Settings, disk: &Path) -> locate::Named {
+    locate::name(settings, disk).expect("a volume of the pool")
+}
+
 async fn attach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> Result<Labeled> {
     match via {
         Via::Thread => volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw),
         Via::Task => {
-            volumes::prepare_attach(settings, Caller::ROOT, uuid, disk, Mode::Rw)?
-                .run(settings)
-                .await
+            volumes::prepare_attach(
+                settings,
+                Caller::ROOT,
+                uuid,
+                named(settings, disk),
+                Mode::Rw,
+            )?
+            .run(settings)
+            .await
         }
     }
 }
@@ -45,7 +56,7 @@ async fn detach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> 
     match via {
         Via::Thread => volumes::detach(settings, Caller::ROOT, uuid, disk),
         Via::Task => {
-            volumes::prepare_detach(settings, Caller::ROOT, uuid, disk)?
+            volumes::prepare_detach(settings, Caller::ROOT, uuid, named(settings, disk))?
                 .run(settings)
                 .await
         }
@@ -209,7 +220,8 @@ fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
         .build()
         .unwrap();
     let call = |disk: &Path| {
-        volumes::prepare_detach(&settings, Caller::ROOT, &uuid, disk).expect("prepared")
+        volumes::prepare_detach(&settings, Caller::ROOT, &uuid, named(&settings, disk))
+            .expect("prepared")
     };
     assert!(
         rt.block_on(call(&first).run(&settings)).is_err(),
@@ -223,9 +235,14 @@ fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
         let answer = rt.block_on(async {
             let task = {
                 let settings = settings.clone();
-                let call =
-                    volumes::prepare_attach(&settings, Caller::ROOT, &uuid, &second, Mode::Ro)
-                        .expect("prepared");
+                let call = volumes::prepare_attach(
+                    &settings,
+                    Caller::ROOT,
+                    &uuid,
+                    named(&settings, &second),
+                    Mode::Ro,
+                )
+                .expect("prepared");
                 tokio::spawn(async move { call.run(&settings).await })
             };
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;

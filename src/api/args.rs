@@ -51,6 +51,16 @@ pub(super) fn volume_arg(settings: &Settings, volume: &str) -> Result<PathBuf, A
     Ok(path)
 }
 
+/// A volume parameter ([`volume_arg`]) resolved to its pool once, for the calls that
+/// act on a volume of a pool; a path outside every pool is refused as before.
+pub(super) fn named_volume(
+    settings: &Settings,
+    volume: &str,
+) -> Result<crate::ops::locate::Named, ApiError> {
+    let path = volume_arg(settings, volume)?;
+    Ok(crate::ops::locate::name(settings, &path)?)
+}
+
 pub(super) fn mode_arg(mode: &str) -> Result<Mode, ApiError> {
     mode.parse().map_err(
         |e: crate::decide::labels::UnknownMode| ApiError::InvalidArgument {

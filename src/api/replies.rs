@@ -101,9 +101,6 @@ pub(super) fn volume_event(kind: &str, pool: String, r: &Labeled) -> Event {
 }
 
 /// The pool a volume path or `VG/LV` belongs to, for events.
-pub(super) fn pool_of(settings: &Settings, volume: &std::path::Path) -> String {
-    settings
-        .locate(volume)
-        .map(|at| settings.pools[at.pool()].name.clone())
-        .unwrap_or_default()
+pub(super) fn pool_of(settings: &Settings, volume: &crate::ops::locate::Named) -> String {
+    volume.pool_name(settings).to_owned()
 }

@@ -14,7 +14,8 @@ use futures_util::Stream;
 use zlink::{Reply, service};
 
 use super::args::{
-    MAX_GUEST_PAGE, MAX_PAGE, mode_arg, one_fd, uuid_arg, volume_arg, volume_filter, volume_format,
+    MAX_GUEST_PAGE, MAX_PAGE, mode_arg, named_volume, one_fd, uuid_arg, volume_arg, volume_filter,
+    volume_format,
 };
 use super::auth::Access;
 use super::monitor;
@@ -179,7 +180,7 @@ impl Api {
         self.allow("Attach", Access::Operate)?;
         let guest = uuid_arg("guest", &guest)?;
         let mode = mode_arg(&mode)?;
-        let v = volume_arg(&self.settings, &volume)?;
+        let v = named_volume(&self.settings, &volume)?;
         let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         let r = self
@@ -195,7 +196,7 @@ impl Api {
     async fn detach(&self, guest: String, volume: String) -> Result<LabeledReply, ApiError> {
         self.allow("Detach", Access::Operate)?;
         let guest = uuid_arg("guest", &guest)?;
-        let v = volume_arg(&self.settings, &volume)?;
+        let v = named_volume(&self.settings, &volume)?;
         let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         let r = self
@@ -383,14 +384,14 @@ impl Api {
             Ok(m) => m,
             Err(e) => return (Err(e), vec![]),
         };
-        let v = match volume_arg(&self.settings, &volume) {
+        let v = match named_volume(&self.settings, &volume) {
             Ok(v) => v,
             Err(e) => return (Err(e), vec![]),
         };
         let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
         match self
-            .blocking(move |s| files::open(s, caller, &guest, &v, mode))
+            .blocking(move |s| files::open(s, caller, &guest, v, mode))
             .await
         {
             Ok((r, fd)) => {

@@ -3,7 +3,6 @@
 //! announce a mutation). The methods themselves are in `service`.
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -15,6 +14,7 @@ use super::types::{ApiError, Event};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::model::Labeled;
+use crate::ops::locate::Named;
 use crate::ops::{Caller, volumes};
 
 /// How many mutations the API has made: a cached `ListPools` answer older than the last
@@ -182,13 +182,13 @@ impl Api {
     pub(super) async fn batched(
         &self,
         caller: Caller,
-        volume: PathBuf,
-        prepare: impl FnOnce(&Settings, &Path) -> Result<volumes::Call, Error> + Send + 'static,
+        volume: Named,
+        prepare: impl FnOnce(&Settings, Named) -> Result<volumes::Call, Error> + Send + 'static,
     ) -> Result<Labeled, ApiError> {
-        let call = if volumes::prepares_at_once(&self.settings, caller, &volume) {
-            prepare(&self.settings, &volume)?
+        let call = if volumes::prepares_at_once(caller, &volume) {
+            prepare(&self.settings, volume)?
         } else {
-            self.blocking(move |s| prepare(s, &volume)).await?
+            self.blocking(move |s| prepare(s, volume)).await?
         };
         Ok(call.run(&self.settings).await?)
     }

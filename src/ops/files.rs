@@ -297,7 +297,7 @@ pub fn open(
     settings: &Settings,
     caller: Caller,
     guest: &str,
-    volume: &Path,
+    volume: super::locate::Named,
     mode: AttachMode,
 ) -> Result<(Labeled, OwnedFd)> {
     let (result, fd) = volumes::attach_and_open(settings, caller, guest, volume, mode, true)?;

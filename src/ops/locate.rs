@@ -38,24 +38,49 @@ pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> 
     Ok((settings.pools[vol.pool].name.clone(), vol.key))
 }
 
-/// Finds the pool of a volume named by a user: an LV of a managed VG, or a path
-/// inside a dir pool. Refuses `..`, unknown LVs and paths outside every pool.
-pub(super) fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
+/// A volume as a user named it, resolved against the config once: its pool, and the
+/// file below the pool's root or the LV of its volume group. Lexical: making one opens
+/// nothing and asks nothing of lvm2 ([`name`]); [`resolve`] then finds an LV's uuid.
+#[derive(Clone, Debug)]
+pub struct Named {
+    pool: usize,
+    target: Target,
+    /// The path given (normalized), or `VG/LV`.
+    shown: String,
+}
+
+#[derive(Clone, Debug)]
+enum Target {
+    /// A file of a dir pool, below its root.
+    File(PathBuf),
+    /// An LV of the volume group of an lvm pool.
+    Lv { vg: String, lv: String },
+}
+
+impl Named {
+    /// The name of the pool it is in.
+    pub fn pool_name<'s>(&self, settings: &'s Settings) -> &'s str {
+        &settings.pools[self.pool].name
+    }
+
+    /// Whether it names an LV (finding it asks lvm2, which may block).
+    pub fn is_lv(&self) -> bool {
+        matches!(self.target, Target::Lv { .. })
+    }
+}
+
+/// Finds the pool of a volume named by a user: an LV of a managed VG (`VG/LV` or
+/// `/dev/VG/LV`), or a path inside a dir pool. Refuses `..` and paths outside every
+/// pool. A relative path is taken from the working directory (the CLI's).
+pub fn name(settings: &Settings, input: &Path) -> Result<Named> {
     if let Some(Located::Lv { pool, vg, lv }) = settings.locate(input) {
-        let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
-        let lvs = lvm::invoke_lvs(vg, args).map_err(|e| match e {
-            LvmError::NoSuchVg(_) => Error::refused(e),
-            e => Error::failed(e),
-        })?;
-        let info = lvs
-            .into_iter()
-            .find(|l| l.name == lv)
-            .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
-        return Ok(Volume {
+        return Ok(Named {
             pool,
-            key: info.uuid.into_bytes(),
             shown: format!("{vg}/{lv}"),
-            rel: None,
+            target: Target::Lv {
+                vg: vg.to_owned(),
+                lv: lv.to_owned(),
+            },
         });
     }
     // The working directory only for a relative path (the API's are absolute).
@@ -66,17 +91,56 @@ pub(super) fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
     };
     let path = normalize_user_path(input, &cwd).map_err(Error::refused)?;
     match settings.locate(&path) {
-        Some(Located::File { pool, rel }) => Ok(Volume {
+        Some(Located::File { pool, rel }) => Ok(Named {
             pool,
-            key: rel.as_os_str().as_bytes().to_vec(),
+            target: Target::File(rel.to_path_buf()),
             shown: shown(&path),
-            rel: Some(rel.to_path_buf()),
         }),
         _ => Err(Error::refused(format!(
             "{} is not inside any configured pool",
             shown(&path)
         ))),
     }
+}
+
+/// The volume a [`Named`] stands for, with its key in the state: a file's path below
+/// its pool's root, or an LV's uuid (asked of lvm2; an unknown LV is refused).
+pub(super) fn resolve(settings: &Settings, named: Named) -> Result<Volume> {
+    let Named {
+        pool,
+        target,
+        shown,
+    } = named;
+    match target {
+        Target::File(rel) => Ok(Volume {
+            pool,
+            key: rel.as_os_str().as_bytes().to_vec(),
+            shown,
+            rel: Some(rel),
+        }),
+        Target::Lv { vg, lv } => {
+            let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
+            let lvs = lvm::invoke_lvs(&vg, args).map_err(|e| match e {
+                LvmError::NoSuchVg(_) => Error::refused(e),
+                e => Error::failed(e),
+            })?;
+            let info = lvs
+                .into_iter()
+                .find(|l| l.name == lv)
+                .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
+            Ok(Volume {
+                pool,
+                key: info.uuid.into_bytes(),
+                shown,
+                rel: None,
+            })
+        }
+    }
+}
+
+/// [`name`], then [`resolve`].
+pub(super) fn locate(settings: &Settings, input: &Path) -> Result<Volume> {
+    resolve(settings, name(settings, input)?)
 }
 
 /// Why a volume path given by a user is refused before anything is looked up.

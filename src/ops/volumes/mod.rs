@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use rustix::fs::{FileType, OFlags};
 
-use super::locate::{Volume, locate};
+use super::locate::{self, Named, Volume};
 use super::{Caller, access, guest_for, parse_uuid};
-use crate::config::{Located, Settings};
+use crate::config::Settings;
 use crate::decide::labels::Mode;
 use crate::error::{Error, Result};
 use crate::lock;
@@ -81,7 +81,8 @@ pub fn attach(
     volume: &Path,
     mode: Mode,
 ) -> Result<Labeled> {
-    attach_and_open(settings, caller, guest, volume, mode, false).map(|(result, _)| result)
+    let named = locate::name(settings, volume)?;
+    attach_and_open(settings, caller, guest, named, mode, false).map(|(result, _)| result)
 }
 
 /// Attaches, and with `want_fd` returns the volume opened as `caller` (with `mode`'s
@@ -91,7 +92,7 @@ pub(super) fn attach_and_open(
     settings: &Settings,
     caller: Caller,
     guest: &str,
-    volume: &Path,
+    volume: Named,
     mode: Mode,
     want_fd: bool,
 ) -> Result<(Labeled, Option<OwnedFd>)> {
@@ -105,7 +106,7 @@ pub(super) fn attach_and_open(
 
 /// Takes a volume back from a guest and restores the label it must now carry.
 pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -> Result<Labeled> {
-    let call = prepare_detach(settings, caller, guest, volume)?;
+    let call = prepare_detach(settings, caller, guest, locate::name(settings, volume)?)?;
     batch::run(settings, call.0).labeled()
 }
 
@@ -119,7 +120,7 @@ pub fn prepare_attach(
     settings: &Settings,
     caller: Caller,
     guest: &str,
-    volume: &Path,
+    volume: Named,
     mode: Mode,
 ) -> Result<Call> {
     attach_job(settings, caller, guest, volume, mode, false).map(Call)
@@ -130,12 +131,12 @@ fn attach_job(
     settings: &Settings,
     caller: Caller,
     guest: &str,
-    volume: &Path,
+    volume: Named,
     mode: Mode,
     want_fd: bool,
 ) -> Result<Job> {
     let uuid = parse_uuid(guest)?;
-    let vol = locate(settings, volume)?;
+    let vol = locate::resolve(settings, volume)?;
     // The caller's own rights, before anything changes (root's are checked too when a
     // descriptor is wanted: it is the one handed out).
     let own = (want_fd || !caller.is_root())
@@ -155,10 +156,10 @@ pub fn prepare_detach(
     settings: &Settings,
     caller: Caller,
     guest: &str,
-    volume: &Path,
+    volume: Named,
 ) -> Result<Call> {
     let uuid = parse_uuid(guest)?;
-    let vol = locate(settings, volume)?;
+    let vol = locate::resolve(settings, volume)?;
     Ok(Call(Job::Detach(DetachJob { caller, uuid, vol })))
 }
 
@@ -166,8 +167,8 @@ pub fn prepare_detach(
 /// `caller` is computation only, fit for an async task: root naming a path. An LV is
 /// looked up with lvm2, and another caller's rights are checked by opening the volume
 /// as that caller (on a thread of its own): both block.
-pub fn prepares_at_once(settings: &Settings, caller: Caller, volume: &Path) -> bool {
-    caller.is_root() && !matches!(settings.locate(volume), Some(Located::Lv { .. }))
+pub fn prepares_at_once(caller: Caller, volume: &Named) -> bool {
+    caller.is_root() && !volume.is_lv()
 }
 
 /// Waits for the attaches and detaches already handed to the batch thread (the agent
