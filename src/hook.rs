@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Checks, Settings};
 use crate::observe::devices;
 use crate::reconcile::{Apply, Outcome, Reconciler};
+use crate::registry::Holds;
 use crate::state::{DB_FILE, Store};
 
 /// What happened, for the log line.

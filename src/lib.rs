@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod api;
 pub mod apply;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod decide;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod observe;
 pub mod ops;
 pub mod reconcile;
+pub mod registry;
 pub mod state;
 pub mod users;
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
+use svirt_pool::registry::Holds;
 
 #[test]
 fn files_created_moved_in_or_deep_in_a_new_tree_are_labeled_within_a_second() {

@@ -8,6 +8,7 @@ mod common;
 use std::process::{Command, Output};
 
 use common::*;
+use svirt_pool::registry::{Guests, Holds};
 
 /// The API settings of these tests: `nogroup` is the API group (a peer whose gid is
 /// nogroup is a member), everyone may list, idle connections close after 2 s.

@@ -18,6 +18,7 @@ use svirt_pool::decide::labels::Mode;
 use svirt_pool::error::Result;
 use svirt_pool::model::Labeled;
 use svirt_pool::ops::{Caller, locate, volumes};
+use svirt_pool::registry::Holds;
 use tokio::sync::Barrier;
 
 const THREADS: usize = 12;

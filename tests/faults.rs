@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use svirt_pool::registry::Holds;
 
 #[test]
 fn pools_without_labels_or_read_only_are_reported_and_the_others_labeled() {

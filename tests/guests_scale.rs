@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use svirt_pool::decide::context::CategorySet;
+use svirt_pool::registry::Guests;
 use svirt_pool::state::Store;
 
 #[test]

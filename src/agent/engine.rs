@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use sd_notify::NotifyState;
 
+use crate::backend;
 use crate::config::Settings;
 use std::sync::Mutex;
 
@@ -22,7 +23,7 @@ use crate::lock;
 use crate::observe::devices;
 use crate::observe::watch::{Change, Watcher};
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
-use crate::state::{HolderIndex, Store};
+use crate::registry::{HolderIndex, Registry};
 
 /// Up to this many changed entries in one batch are looked up one query each.
 const QUERIES_PER_BATCH: usize = 32;
@@ -42,7 +43,7 @@ pub(super) struct Engine<'s> {
     /// Changes for the API's `Monitor` clients.
     events: broadcast::Sender<Event>,
     reconciler: Reconciler<'s>,
-    store: Store,
+    store: Box<dyn Registry>,
     watcher: Watcher,
     /// The udev monitor of LV nodes, when an lvm pool is configured.
     monitor: Option<devices::Monitor>,
@@ -69,7 +70,7 @@ impl<'s> Engine<'s> {
             monitor,
             settings,
             reconciler: Reconciler::new(settings, Apply::Write),
-            store: Store::open(&settings.state_dir)?,
+            store: backend::open(settings)?,
             watcher: Watcher::new().map_err(|e| Error::failed(format!("inotify_init: {e}")))?,
             missing: vec![false; n],
             degraded: vec![false; n],

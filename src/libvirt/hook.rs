@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use super::domain::{self, Domain};
+use crate::backend;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::ops::{Caller, guests, locate, volumes};
-use crate::state::Store;
 
 /// How long one hook call may take before it refuses (libvirt waits for it).
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ fn attach(settings: &Settings, d: &Domain) -> Result<String> {
     guests::define(settings, Caller::ROOT, &d.uuid, Some(&d.name))?;
     let (held_before, run_before) = {
         let _lock = lock::acquire(&settings.state_dir)?;
-        let mut store = Store::open(&settings.state_dir)?;
+        let mut store = backend::open(settings)?;
         store.mark_via_libvirt(&d.uuid)?;
         let guest = store
             .guest(&d.uuid)?
@@ -123,7 +123,7 @@ fn undo(
         }
     }
     let restored = lock::acquire(&settings.state_dir)
-        .and_then(|_lock| Store::open(&settings.state_dir)?.set_run_pair(&d.uuid, run_before));
+        .and_then(|_lock| backend::open(settings)?.set_run_pair(&d.uuid, run_before));
     if let Err(e) = restored {
         failures.push(format!("its pair: {e}"));
     }
@@ -138,14 +138,14 @@ fn undo(
 fn release(settings: &Settings, d: &Domain) -> Result<String> {
     let known = {
         lock::ensure_state_dir(&settings.state_dir)?;
-        Store::open(&settings.state_dir)?.guest(&d.uuid)?.is_some()
+        backend::open(settings)?.guest(&d.uuid)?.is_some()
     };
     if !known {
         return Ok(format!("domain {}: not a guest of the agent", d.name));
     }
     let released = volumes::release(settings, Caller::ROOT, &d.uuid)?;
     let _lock = lock::acquire(&settings.state_dir)?;
-    Store::open(&settings.state_dir)?.set_run_pair(&d.uuid, None)?;
+    backend::open(settings)?.set_run_pair(&d.uuid, None)?;
     Ok(format!("domain {}: {released} volume(s) released", d.name))
 }
 
@@ -169,7 +169,7 @@ pub fn running_domains(status_dir: &std::path::Path) -> Vec<String> {
 /// rebooted: no `release` hook came). Returns what it released, and logs it.
 pub fn release_dead(settings: &Settings) -> Result<Vec<String>> {
     lock::ensure_state_dir(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
+    let store = backend::open(settings)?;
     // Only guests that still hold something (volumes, or libvirt's pair) need a look.
     let mut holding = Vec::new();
     for g in store.libvirt_guests()? {
@@ -186,7 +186,7 @@ pub fn release_dead(settings: &Settings) -> Result<Vec<String>> {
     for g in holding.iter().filter(|g| !running.contains(&g.uuid)) {
         let n = volumes::release(settings, Caller::ROOT, &g.uuid)?;
         let _lock = lock::acquire(&settings.state_dir)?;
-        Store::open(&settings.state_dir)?.set_run_pair(&g.uuid, None)?;
+        backend::open(settings)?.set_run_pair(&g.uuid, None)?;
         tracing::warn!(guest = %g.uuid, name = %g.name.escape_debug(), released = n,
             "libvirt domain is not running (no release hook came): released its volumes");
         released.push(g.uuid.clone());

@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::observe::chain::{self, Link};
 use crate::reconcile::{NotLabeled, Reconciler};
-use crate::state::Store;
+use crate::registry::Registry;
 
 /// The backing chain of a dir-pool volume the caller opened (`node`), resolved beneath
 /// its pool; a chain that leaves the pool, loops or is too deep is refused, naming the
@@ -72,7 +72,7 @@ pub(super) struct ChainUnlabeled {
 /// not get its label, and why.
 pub(super) fn label_chain(
     rec: &mut Reconciler<'_>,
-    store: &Store,
+    store: &dyn Registry,
     pool: usize,
     chain: &[Link],
 ) -> Result<std::result::Result<(), ChainUnlabeled>> {

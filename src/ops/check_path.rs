@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Access, FileType, Mode, OFlags};
 
 use super::{Caller, access, locate::is_managed, parse_uuid};
+use crate::backend;
 use crate::config::Settings;
 use crate::decide::policy::{FileContexts, FileKind};
 use crate::decide::policy_query::{self, QueryError, Source};
 use crate::error::{Error, Result};
 use crate::model::{PathCheck, PathStep};
-use crate::state::Store;
 
 /// What libvirt's qemu.conf says QEMU runs as (`user = "..."`), if it says.
 fn qemu_conf_user() -> Option<String> {
@@ -212,11 +212,11 @@ pub fn check(
         None => (contexts.process.clone(), false),
         Some(uuid) => {
             let uuid = parse_uuid(uuid)?;
-            let store = Store::open(&settings.state_dir)?;
+            let store = backend::open(settings)?;
             let g = store
                 .guest(&uuid)?
                 .ok_or_else(|| Error::NoSuchGuest(uuid.clone()))?;
-            let key_matches = |a: &crate::state::Attachment| {
+            let key_matches = |a: &crate::registry::Attachment| {
                 settings
                     .pools
                     .iter()

@@ -11,6 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use super::volumes;
 use super::{Caller, guest_for, parse_uuid, shown};
 use crate::apply::filecon;
+use crate::backend;
 use crate::config::{PoolKind, Settings};
 use crate::decide::labels::Mode as AttachMode;
 use crate::error::{Error, Result};
@@ -18,7 +19,7 @@ use crate::fsys;
 use crate::lock;
 use crate::model::Labeled;
 use crate::reconcile::{Apply, Outcome, Reconciler};
-use crate::state::{Attachment, Store};
+use crate::registry::Attachment;
 
 /// A new volume's name: one path component, not hidden, not `.`/`..`, at most 255 bytes.
 pub fn check_new_name(name: &str) -> Result<()> {
@@ -239,8 +240,8 @@ pub fn create_save_image(
     let dir = settings.pools[idx].dir().expect("a dir pool");
     let shown_path = shown(&dir.path.join(name));
     let _lock = lock::acquire(&settings.state_dir)?;
-    let mut store = Store::open(&settings.state_dir)?;
-    let g = guest_for(&store, &uuid, caller)?;
+    let mut store = backend::open(settings)?;
+    let g = guest_for(&*store, &uuid, caller)?;
     let label = settings.selinux.contexts.image_label(g.pair);
     let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
     let file = unnamed_file(&root, 0o600)?;

@@ -1,14 +1,15 @@
 //! `svirt-pool guest define|show|list|undefine`.
 
 use super::{Caller, parse_uuid, volumes};
+use crate::backend;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::model::{Attachment, Guest};
-use crate::state::{self, Store};
+use crate::registry::{self, Registry};
 
 /// How a stored guest is shown.
-fn guest_json(settings: &Settings, g: &state::Guest) -> Guest {
+fn guest_json(settings: &Settings, g: &registry::Guest) -> Guest {
     let contexts = &settings.selinux.contexts;
     Guest {
         uuid: g.uuid.clone(),
@@ -48,7 +49,7 @@ pub fn define(
         check_name(n)?;
     }
     let _lock = lock::acquire(&settings.state_dir)?;
-    let mut store = Store::open(&settings.state_dir)?;
+    let mut store = backend::open(settings)?;
     let (guest, created) = store.define_guest(
         &uuid,
         name,
@@ -69,7 +70,7 @@ pub fn take_over_for_domain(settings: &Settings, uuid: &str) -> Result<Option<u3
     let uuid = parse_uuid(uuid)?;
     let from = {
         let _lock = lock::acquire(&settings.state_dir)?;
-        let mut store = Store::open(&settings.state_dir)?;
+        let mut store = backend::open(settings)?;
         store.take_over_guest(&uuid, &settings.selinux.categories)?
     };
     if let Some(uid) = from {
@@ -82,7 +83,7 @@ pub fn take_over_for_domain(settings: &Settings, uuid: &str) -> Result<Option<u3
     Ok(from)
 }
 
-fn known_guest(store: &Store, uuid: &str) -> Result<state::Guest> {
+fn known_guest(store: &dyn Registry, uuid: &str) -> Result<registry::Guest> {
     store
         .guest(uuid)?
         .ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))
@@ -92,8 +93,8 @@ fn known_guest(store: &Store, uuid: &str) -> Result<state::Guest> {
 pub fn show(settings: &Settings, uuid: &str) -> Result<(Guest, Vec<Attachment>)> {
     let uuid = parse_uuid(uuid)?;
     lock::ensure_state_dir(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
-    let guest = known_guest(&store, &uuid)?;
+    let store = backend::open(settings)?;
+    let guest = known_guest(&*store, &uuid)?;
     let attachments = store
         .attachments(Some(&uuid))?
         .into_iter()
@@ -109,7 +110,7 @@ pub fn show(settings: &Settings, uuid: &str) -> Result<(Guest, Vec<Attachment>)>
 /// Every guest.
 pub fn list(settings: &Settings) -> Result<Vec<Guest>> {
     lock::ensure_state_dir(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
+    let store = backend::open(settings)?;
     Ok(store
         .guests()?
         .iter()
@@ -124,7 +125,7 @@ pub fn page(
     limit: u32,
 ) -> Result<(Vec<Guest>, Option<String>)> {
     lock::ensure_state_dir(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
+    let store = backend::open(settings)?;
     // One more than asked tells whether there is a next page.
     let mut guests = store.guests_page(after, limit.saturating_add(1))?;
     let more = guests.len() > limit as usize;
@@ -147,7 +148,7 @@ pub fn page(
 pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
     let uuid = parse_uuid(uuid)?;
     let _lock = lock::acquire(&settings.state_dir)?;
-    let mut store = Store::open(&settings.state_dir)?;
+    let mut store = backend::open(settings)?;
     let held = store.attachments(Some(&uuid))?;
     if store.guest(&uuid)?.is_none() {
         return Err(Error::NoSuchGuest(uuid));
@@ -159,7 +160,7 @@ pub fn undefine(settings: &Settings, uuid: &str, force: bool) -> Result<usize> {
         )));
     }
     let released = store.release(&uuid)?;
-    let unrestored = super::restore::restore_each(settings, &store, &released)?;
+    let unrestored = super::restore::restore_each(settings, &*store, &released)?;
     if !unrestored.is_empty() {
         // Those volumes still carry the guest's pair: the guest keeps holding them (so a
         // later undefine tries again) and stays defined, so the pair is not handed out.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::files::{check_new_name, dir_pool, give_to, link_into_place, unnamed_file};
 use super::{Caller, access, shown};
+use crate::backend;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind};
@@ -20,7 +21,6 @@ use crate::model::Labeled;
 use crate::observe::chain;
 use crate::observe::image::{self, Format};
 use crate::reconcile::{Apply, Reconciler};
-use crate::state::Store;
 
 /// How long `qemu-img create` may take (it writes a few clusters).
 const QEMU_IMG_TIMEOUT: Duration = Duration::from_secs(60);
@@ -252,7 +252,7 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
         .map_err(|e| Error::failed(format!("cannot delete {shown_path}: {e}")))?
         .st_uid;
     let _lock = lock::acquire(&settings.state_dir)?;
-    let mut store = Store::open(&settings.state_dir)?;
+    let mut store = backend::open(settings)?;
     let key = rel.as_os_str().as_encoded_bytes();
     // Read access never pins a file: root and its owner delete it over members'
     // read-only holds (docs/api.md). They are released in a transaction that is kept
@@ -292,6 +292,6 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
     tracing::info!(pool, name = %shown_path.escape_debug(), uid = caller.uid, "volume deleted");
     // The overlays released with it go back to rest.
     let mut rec = Reconciler::new(settings, Apply::Write);
-    super::restore::relabel_released(&store, &mut rec, idx, key, &released);
+    super::restore::relabel_released(&*store, &mut rec, idx, key, &released);
     Ok(())
 }

@@ -18,7 +18,7 @@ pub mod volumes;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::state::{Guest, Store};
+use crate::registry::{Guest, Registry};
 
 /// Who asks for an operation: the API's peer (`SO_PEERCRED`), or the user running the
 /// CLI without an agent.
@@ -50,11 +50,11 @@ impl Caller {
 
 /// The guest `uuid`, if `caller` may change what it holds: root may for every guest,
 /// anyone else only for the guests it defined.
-pub fn guest_for(store: &Store, uuid: &str, caller: Caller) -> Result<Guest> {
+pub fn guest_for(store: &dyn Registry, uuid: &str, caller: Caller) -> Result<Guest> {
     let guest = store
         .guest(uuid)?
         .ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))?;
-    if caller.is_root() || guest.owner == caller.uid {
+    if guest.may_act(caller.uid) {
         Ok(guest)
     } else {
         Err(Error::Forbidden(format!(

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::shown;
+use crate::backend;
 use crate::config::{PoolKind, Settings};
 use crate::error::Result;
 use crate::fsys::NodeKind;
@@ -16,7 +17,7 @@ use crate::model::Holder;
 use crate::observe::devices;
 use crate::observe::lvm;
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
-use crate::state::{HolderIndex, Store};
+use crate::registry::HolderIndex;
 
 /// What one reconcile of every pool did.
 #[derive(Serialize, Debug)]
@@ -32,7 +33,7 @@ pub struct ScanReport {
 /// Reconciles every pool once, under the lock.
 pub fn scan(settings: &Settings) -> Result<ScanReport> {
     let _lock = lock::acquire(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
+    let store = backend::open(settings)?;
     let index = store.holder_index()?;
     let mut rec = Reconciler::new(settings, Apply::Write);
     let mut report = ScanReport {
@@ -337,7 +338,7 @@ impl Holders<'_> {
 /// Each pool's volumes with their holders and labels; writes nothing.
 pub fn status(settings: &Settings) -> Result<Vec<PoolStatus>> {
     lock::ensure_state_dir(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
+    let store = backend::open(settings)?;
     let index = store.holder_index()?;
     let names: HashMap<String, String> = store
         .guests()?

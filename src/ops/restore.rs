@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler};
-use crate::state::{Attachment, Store};
+use crate::registry::{Attachment, Registry};
 
 /// A released volume whose label could not be restored, and why.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub struct Unrestored<'a> {
 /// every one and returns those whose label could not be restored.
 pub fn restore_each<'a>(
     settings: &Settings,
-    store: &Store,
+    store: &dyn Registry,
     released: &'a [Attachment],
 ) -> Result<Vec<Unrestored<'a>>> {
     let mut rec = Reconciler::new(settings, Apply::Write);
@@ -47,7 +47,11 @@ pub fn restore_each<'a>(
 /// Relabels volumes whose attachments were just removed (the lock must be held).
 ///
 /// Tries every volume and reports every failure, not only the first.
-pub fn restore_released(settings: &Settings, store: &Store, released: &[Attachment]) -> Result<()> {
+pub fn restore_released(
+    settings: &Settings,
+    store: &dyn Registry,
+    released: &[Attachment],
+) -> Result<()> {
     let failures = restore_each(settings, store, released)?;
     if failures.is_empty() {
         return Ok(());
@@ -69,11 +73,11 @@ pub fn list(failures: &[Unrestored<'_>]) -> String {
 /// file with it). `skip` is the volume the caller labels itself (or deleted). A failure
 /// is logged, not returned: the owner's change is done by then.
 pub(crate) fn relabel_released(
-    store: &Store,
+    store: &dyn Registry,
     rec: &mut crate::reconcile::Reconciler<'_>,
     pool: usize,
     skip: &[u8],
-    released: &[crate::state::Attachment],
+    released: &[crate::registry::Attachment],
 ) {
     for a in released {
         tracing::warn!(guest = %a.guest, pool = %a.pool,

@@ -21,7 +21,7 @@ use crate::decide::labels::Holder;
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::observe::devices::{self, LvNode};
 use crate::observe::walk::{self, Visit};
-use crate::state::HolderIndex;
+use crate::registry::HolderIndex;
 use entry::{Entry, EntryReconciler};
 
 pub use crate::decide::plan::SkipReason;

@@ -9,15 +9,14 @@ use super::rows::{
 use super::{Attachment, HolderIndex, Store};
 use crate::decide::labels::{self, FileId, Holder, Mode};
 use crate::error::{Error, Result};
+use crate::registry::Holds;
 
-impl Store {
-    /// Everyone holding a volume.
-    pub fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
+impl Holds for Store {
+    fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
         Ok(holders_in(self.conn(), pool, volume)?)
     }
 
-    /// Every attachment of every volume, for a scan.
-    pub fn holder_index(&self) -> Result<HolderIndex> {
+    fn holder_index(&self) -> Result<HolderIndex> {
         let mut stmt = self.conn().prepare(HOLDS)?;
         let mut index = HolderIndex::new();
         let mut rows = stmt.query([])?;
@@ -35,8 +34,7 @@ impl Store {
         Ok(index)
     }
 
-    /// Every attachment, optionally of one guest only.
-    pub fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>> {
+    fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>> {
         match guest {
             Some(uuid) => Ok(attachments_of(self.conn(), uuid)?),
             None => {
@@ -50,13 +48,7 @@ impl Store {
         }
     }
 
-    /// Records that `guest` holds a volume in `mode`, if the other holders allow it.
-    ///
-    /// Attachments of this name that hold another file (one deleted or replaced since)
-    /// are dropped first: attachments follow files, not names. Check and insert are one
-    /// transaction. Returns the previous mode, if the guest already held this file. An
-    /// attachment `via` an overlay records a backing-file hold instead.
-    pub fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
+    fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
         // A savepoint: its own transaction, or part of a batch's (`begin_batch`).
         let tx = self.conn_mut().savepoint()?;
         let previous = match &att.via {
@@ -70,10 +62,7 @@ impl Store {
         Ok(previous)
     }
 
-    /// Records `att` (a qcow2 overlay) and that its guest reads every file of its
-    /// backing `chain` (below the same pool root, with their file identities), in one
-    /// transaction: refused if any of them is held `rw`, by anyone.
-    pub fn attach_overlay(
+    fn attach_overlay(
         &mut self,
         att: &Attachment,
         chain: &[(Vec<u8>, Option<FileId>)],
@@ -100,9 +89,7 @@ impl Store {
         Ok(previous)
     }
 
-    /// Removes one attachment (and, for an overlay, the guest's holds on its backing
-    /// files); returns its mode (`None` if there was none) and the backing holds removed.
-    pub fn detach(
+    fn detach(
         &mut self,
         guest: &str,
         pool: &str,
@@ -115,17 +102,7 @@ impl Store {
         Ok(detached)
     }
 
-    /// Releases the holds on `volume` of `pool` that only read access gave: read-only
-    /// attachments of it, and overlays on it, by guests of members who do not own the
-    /// file (owner `owner`). Guests of root and of the owner are never released. Part
-    /// of the caller's transaction (a savepoint). Returns the attachments removed, each
-    /// overlay's backing-file holds with it (docs/api.md, "Read access never pins").
-    pub fn release_pins(
-        &mut self,
-        pool: &str,
-        volume: &[u8],
-        owner: u32,
-    ) -> Result<Vec<Attachment>> {
+    fn release_pins(&mut self, pool: &str, volume: &[u8], owner: u32) -> Result<Vec<Attachment>> {
         let tx = self.conn_mut().savepoint()?;
         // (guest, the volume of its own that holds this one: the volume itself, or an
         // overlay on it)
@@ -161,9 +138,7 @@ impl Store {
         Ok(released)
     }
 
-    /// Removes every attachment of `guest`; returns them, its backing-file holds last
-    /// (with `via` set).
-    pub fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
+    fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

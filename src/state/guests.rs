@@ -7,16 +7,10 @@ use super::{Guest, Store};
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::mcs;
 use crate::error::{Error, Result};
+use crate::registry::Guests;
 
-impl Store {
-    /// Defines a guest for `owner`, or returns the existing one with the same UUID.
-    ///
-    /// A new guest gets a random free pair from `categories`; `name` updates the name
-    /// of an existing guest. A guest of another owner is refused (root's define of a
-    /// member's guest too: see [`Store::take_over_guest`]), and an owner other than root
-    /// may hold at most `quota` guests (so no one user can take every pair). Returns
-    /// the guest and whether it was created.
-    pub fn define_guest(
+impl Guests for Store {
+    fn define_guest(
         &mut self,
         uuid: &str,
         name: Option<&str>,
@@ -28,7 +22,7 @@ impl Store {
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(mut guest) = guest_in(&tx, uuid)? {
-            if owner != 0 && guest.owner != owner {
+            if !guest.may_act(owner) {
                 return Err(Error::Forbidden(format!(
                     "guest {uuid} belongs to another user (uid {})",
                     guest.owner
@@ -101,12 +95,7 @@ impl Store {
         Ok((guest, true))
     }
 
-    /// Makes a member's guest root's, with a fresh pair and no run pair, in one
-    /// transaction: a libvirt domain with this UUID is root's, and never runs under a
-    /// guest a member can detach, nor a pair a member chose. Its attachments stay, to be
-    /// released (and their labels restored) by the caller. Returns the uid it belonged
-    /// to; `None` when it is root's or absent.
-    pub fn take_over_guest(&mut self, uuid: &str, categories: &CategorySet) -> Result<Option<u32>> {
+    fn take_over_guest(&mut self, uuid: &str, categories: &CategorySet) -> Result<Option<u32>> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -123,14 +112,11 @@ impl Store {
         Ok(Some(guest.owner))
     }
 
-    /// The guest with this UUID.
-    pub fn guest(&self, uuid: &str) -> Result<Option<Guest>> {
+    fn guest(&self, uuid: &str) -> Result<Option<Guest>> {
         Ok(guest_in(self.conn(), uuid)?)
     }
 
-    /// Up to `limit` guests in UUID order, after UUID `after` (a page of a listing:
-    /// each page costs the same, however far into the list it is).
-    pub fn guests_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Guest>> {
+    fn guests_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Guest>> {
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {GUEST_COLUMNS} FROM guests WHERE uuid > ?1 ORDER BY uuid LIMIT ?2"
         ))?;
@@ -138,8 +124,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every guest, ordered by name then UUID.
-    pub fn guests(&self) -> Result<Vec<Guest>> {
+    fn guests(&self) -> Result<Vec<Guest>> {
         let mut stmt = self.conn().prepare(&format!(
             "SELECT {GUEST_COLUMNS} FROM guests ORDER BY name, uuid"
         ))?;
@@ -147,10 +132,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Sets the pair a guest runs with (`None`: its own again). Refused when another
-    /// guest holds that pair, as its own or as the one it runs with: two guests with one
-    /// pair could open each other's volumes.
-    pub fn set_run_pair(&mut self, uuid: &str, pair: Option<Pair>) -> Result<()> {
+    fn set_run_pair(&mut self, uuid: &str, pair: Option<Pair>) -> Result<()> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -173,15 +155,13 @@ impl Store {
         Ok(())
     }
 
-    /// Records that libvirt's hook manages this guest.
-    pub fn mark_via_libvirt(&mut self, uuid: &str) -> Result<()> {
+    fn mark_via_libvirt(&mut self, uuid: &str) -> Result<()> {
         self.conn()
             .execute("UPDATE guests SET via_libvirt = 1 WHERE uuid = ?1", [uuid])?;
         Ok(())
     }
 
-    /// The guests libvirt's hook manages.
-    pub fn libvirt_guests(&self) -> Result<Vec<Guest>> {
+    fn libvirt_guests(&self) -> Result<Vec<Guest>> {
         let mut stmt = self.conn().prepare(&format!(
             "SELECT {GUEST_COLUMNS} FROM guests WHERE via_libvirt = 1 ORDER BY uuid"
         ))?;
@@ -189,9 +169,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Forgets a guest that holds nothing (its pair becomes free); refused while it holds
-    /// something. Its volumes' labels must have been restored first.
-    pub fn forget_guest(&mut self, uuid: &str) -> Result<()> {
+    fn forget_guest(&mut self, uuid: &str) -> Result<()> {
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

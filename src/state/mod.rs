@@ -4,17 +4,17 @@
 //! batch's: attach and detach calls waiting together commit once); readers (the udev
 //! hook, `status`) never block the writer.
 
+use crate::registry::Batches;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::decide::context::Pair;
-use crate::decide::labels::{FileId, Holder, Mode};
 use crate::error::{Error, Result};
+
+pub use crate::registry::{Attachment, Guest, HolderIndex};
 
 mod attachments;
 mod guests;
@@ -27,53 +27,6 @@ use schema::*;
 
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "state.db";
-
-/// A guest the agent knows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Guest {
-    /// libvirt's domain UUID, lower case.
-    pub uuid: String,
-    /// Its name (the UUID when none was given).
-    pub name: String,
-    /// Its MCS pair.
-    pub pair: Pair,
-    /// The uid that defined it (root's guests: 0). Only it and root may change what
-    /// the guest holds.
-    pub owner: u32,
-    /// The pair libvirt runs it with, when that is not `pair` (a libvirt domain with its
-    /// own SELinux label): its volumes carry this one while it is set.
-    pub run_pair: Option<Pair>,
-    /// Whether libvirt's qemu hook defined or attached it.
-    pub via_libvirt: bool,
-}
-
-impl Guest {
-    /// The pair its volumes carry now.
-    pub fn effective_pair(&self) -> Pair {
-        crate::decide::context::effective_pair(self.pair, self.run_pair)
-    }
-}
-
-/// One attachment: a guest holds a volume of a pool in a mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    /// The guest's UUID.
-    pub guest: String,
-    /// The pool's name.
-    pub pool: String,
-    /// The volume's path relative to the pool root, as bytes.
-    pub volume: Vec<u8>,
-    /// How the guest uses it.
-    pub mode: Mode,
-    /// The file attached (dir pools); `None` for LVs.
-    pub file: Option<FileId>,
-    /// Held read-only as the backing file of this overlay (below the same pool root),
-    /// not attached by itself.
-    pub via: Option<Vec<u8>>,
-}
-
-/// Every attachment: pool name → volume path → holders.
-pub type HolderIndex = HashMap<String, HashMap<Vec<u8>, Vec<Holder>>>;
 
 /// An open state database.
 pub struct Store {
@@ -99,6 +52,26 @@ thread_local! {
 fn file_identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl Batches for Store {
+    fn begin_batch(&mut self) -> Result<()> {
+        Ok(self.conn().execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    fn commit_batch(&mut self) -> Result<()> {
+        Ok(self.conn().execute_batch("COMMIT")?)
+    }
+
+    fn in_batch(&self) -> bool {
+        !self.conn().is_autocommit()
+    }
+
+    fn rollback_batch(&mut self) {
+        if self.in_batch() {
+            let _ = self.conn().execute_batch("ROLLBACK");
+        }
+    }
 }
 
 impl Drop for Store {
@@ -147,31 +120,6 @@ impl Store {
         store.migrate(&path)?;
         store.cache_key = file_identity(&path).map(|id| (path, id));
         Ok(store)
-    }
-
-    /// Starts a batch: until [`Store::commit_batch`], `attach`, `attach_overlay` and
-    /// `detach` write into one transaction, so a batch of calls costs one durable
-    /// commit. Dropped without a commit (an error), the connection rolls it back.
-    pub fn begin_batch(&mut self) -> Result<()> {
-        Ok(self.conn().execute_batch("BEGIN IMMEDIATE")?)
-    }
-
-    /// Commits the batch begun by [`Store::begin_batch`] (one `fsync`).
-    pub fn commit_batch(&mut self) -> Result<()> {
-        Ok(self.conn().execute_batch("COMMIT")?)
-    }
-
-    /// Whether a batch begun by [`Store::begin_batch`] is still open: SQLite rolls the
-    /// whole transaction back itself on some errors (a full disk, an I/O error).
-    pub fn in_batch(&self) -> bool {
-        !self.conn().is_autocommit()
-    }
-
-    /// Rolls back a batch begun by [`Store::begin_batch`], if one is open.
-    pub fn rollback_batch(&mut self) {
-        if self.in_batch() {
-            let _ = self.conn().execute_batch("ROLLBACK");
-        }
     }
 
     /// Opens an existing database read-only (the udev hook, while the agent writes).

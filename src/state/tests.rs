@@ -1,7 +1,9 @@
-//! The store against a real SQLite file in a temporary directory.
+//! What only the SQLite store does: reopening, read-only readers, its integrity check.
+//! The registry's rules are tested against the interface (`registry/contract.rs`).
 use super::*;
-use crate::decide::context::{CategorySet, Pair};
+use crate::decide::context::CategorySet;
 use crate::decide::labels::Mode;
+use crate::registry::{Guests, Holds};
 
 fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
     Attachment {
@@ -12,42 +14,6 @@ fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
         file: None,
         via: None,
     }
-}
-
-#[test]
-fn attach_detach_release_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let cats = CategorySet::full();
-    let (g1, created) = store
-        .define_guest("g1", Some("one"), &cats, 0, u32::MAX)
-        .unwrap();
-    assert!(created);
-    let (again, created) = store.define_guest("g1", None, &cats, 0, u32::MAX).unwrap();
-    assert!(!created);
-    assert_eq!(again, g1);
-    store.define_guest("g2", None, &cats, 0, u32::MAX).unwrap();
-
-    assert_eq!(store.attach(&att("g1", "a.img", Mode::Ro)).unwrap(), None);
-    assert_eq!(store.attach(&att("g2", "a.img", Mode::Ro)).unwrap(), None);
-    let refused = store.attach(&att("g2", "a.img", Mode::Rw)).unwrap_err();
-    assert!(
-        refused.to_string().contains("attached ro to guest g1"),
-        "{refused}"
-    );
-    assert_eq!(store.holders("p", b"a.img").unwrap().len(), 2);
-
-    assert_eq!(store.detach("g2", "p", b"a.img").unwrap().0, Some(Mode::Ro));
-    assert_eq!(store.detach("g2", "p", b"a.img").unwrap().0, None);
-    // The sole holder may switch to rw.
-    assert_eq!(
-        store.attach(&att("g1", "a.img", Mode::Rw)).unwrap(),
-        Some(Mode::Ro)
-    );
-    assert!(store.forget_guest("g1").is_err(), "it still holds a.img");
-    assert_eq!(store.release("g1").unwrap().len(), 1);
-    assert!(store.holders("p", b"a.img").unwrap().is_empty());
-    store.integrity_check().unwrap();
 }
 
 #[test]
@@ -64,218 +30,17 @@ fn state_survives_reopening_and_read_only_readers_see_it() {
     let ro = Store::open_read_only(dir.path()).unwrap();
     assert_eq!(ro.guest("g1").unwrap().unwrap().pair, pair);
     assert_eq!(ro.holders("p", b"x").unwrap()[0].mode, Mode::Rw);
+    ro.integrity_check().unwrap();
 }
 
-#[test]
-fn exhaustion_is_a_clear_refusal() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let cats = CategorySet::parse("c0.c2").unwrap();
-    for g in ["a", "b", "c"] {
-        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+/// The registry's contract (`registry/contract.rs`), on a fresh store in a temporary
+/// directory.
+mod contract {
+    fn fresh() -> (tempfile::TempDir, Box<dyn crate::registry::Registry>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::Store::open(dir.path()).unwrap();
+        (dir, Box::new(store))
     }
-    let err = store
-        .define_guest("d", None, &cats, 0, u32::MAX)
-        .unwrap_err();
-    assert!(err.to_string().contains("no free MCS pair"), "{err}");
-    assert_eq!(err.exit_code(), 1);
-}
 
-#[test]
-fn members_never_take_the_pairs_kept_for_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    // c0.c9: 45 pairs, 8 of them kept for root. Members (each within its quota) take
-    // what they may; root still defines guests.
-    let cats = CategorySet::parse("c0.c9").unwrap();
-    let mut members = 0;
-    for uid in 1000..1100 {
-        match store.define_guest(&format!("m{uid}"), None, &cats, uid, 64) {
-            Ok(_) => members += 1,
-            Err(e) => {
-                assert!(e.to_string().contains("kept for root"), "{e}");
-                break;
-            }
-        }
-    }
-    assert_eq!(members, 45 - 8);
-    for i in 0..8 {
-        store
-            .define_guest(&format!("root{i}"), None, &cats, 0, 64)
-            .unwrap();
-    }
-}
-
-#[test]
-fn guests_belong_to_who_defined_them_and_users_have_a_quota() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let cats = CategorySet::full();
-    let (g, _) = store.define_guest("mine", None, &cats, 1000, 2).unwrap();
-    assert_eq!(g.owner, 1000);
-    let err = store
-        .define_guest("mine", Some("x"), &cats, 1001, 2)
-        .unwrap_err();
-    assert!(matches!(err, Error::Forbidden(_)), "{err}");
-    // Root's define never reuses a member's guest: refused, naming the owner.
-    let err = store
-        .define_guest("mine", Some("x"), &cats, 0, 2)
-        .unwrap_err();
-    assert!(err.to_string().contains("uid 1000"), "{err}");
-    assert_eq!(store.guest("mine").unwrap().unwrap().owner, 1000);
-    // Taken over (the qemu hook for a libvirt domain): root's, with another pair.
-    assert_eq!(store.take_over_guest("mine", &cats).unwrap(), Some(1000));
-    let taken = store.guest("mine").unwrap().unwrap();
-    assert_eq!(taken.owner, 0);
-    assert_ne!(taken.pair, g.pair);
-    assert_eq!(store.take_over_guest("mine", &cats).unwrap(), None);
-    let (g, _) = store.define_guest("mine", Some("x"), &cats, 0, 2).unwrap();
-    assert_eq!((g.owner, g.name.as_str()), (0, "x"));
-    // The guest taken over no longer counts against its old owner's quota of 2.
-    store.define_guest("second", None, &cats, 1000, 2).unwrap();
-    store.define_guest("third", None, &cats, 1000, 2).unwrap();
-    let err = store
-        .define_guest("fourth", None, &cats, 1000, 2)
-        .unwrap_err();
-    assert!(err.to_string().contains("max_guests_per_user"), "{err}");
-    // Root has no quota.
-    for i in 0..3 {
-        store
-            .define_guest(&format!("r{i}"), None, &cats, 0, 2)
-            .unwrap();
-    }
-}
-
-#[test]
-fn attachments_follow_files_not_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let cats = CategorySet::full();
-    for g in ["old", "new"] {
-        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
-    }
-    let file = |ino| Some(FileId { ino, btime_ns: 7 });
-    let mut first = att("old", "a.img", Mode::Rw);
-    first.file = file(u64::MAX - 1);
-    store.attach(&first).unwrap();
-    let held = store.holders("p", b"a.img").unwrap();
-    assert_eq!(held[0].file, file(u64::MAX - 1), "identity round-trips");
-    // Same name, another file: the old attachment is gone, not a conflict.
-    let mut second = att("new", "a.img", Mode::Rw);
-    second.file = file(12);
-    store.attach(&second).unwrap();
-    let held = store.holders("p", b"a.img").unwrap();
-    assert_eq!(held.len(), 1);
-    assert_eq!(held[0].guest, "new");
-    // The same file is still a conflict.
-    let mut again = att("old", "a.img", Mode::Ro);
-    again.file = file(12);
-    assert!(store.attach(&again).is_err());
-}
-
-#[test]
-fn a_run_pair_is_taken_while_set_and_every_listing_reads_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let cats = CategorySet::parse("c0.c3").unwrap();
-    let (a, _) = store.define_guest("a", None, &cats, 0, u32::MAX).unwrap();
-    let (b, _) = store.define_guest("b", None, &cats, 0, u32::MAX).unwrap();
-    // b may not run with a's pair; a may run with a pair nobody holds.
-    assert!(store.set_run_pair("b", Some(a.pair)).is_err());
-    let free = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
-        .into_iter()
-        .filter_map(|(l, h)| Pair::new(l, h))
-        .find(|p| *p != a.pair && *p != b.pair)
-        .unwrap();
-    store.set_run_pair("a", Some(free)).unwrap();
-    assert!(
-        store.set_run_pair("b", Some(free)).is_err(),
-        "taken while a runs"
-    );
-    for g in store.guests().unwrap() {
-        let want = if g.uuid == "a" { Some(free) } else { None };
-        assert_eq!(g.run_pair, want);
-    }
-    store.attach(&att("a", "x.img", Mode::Rw)).unwrap();
-    assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, free);
-    assert_eq!(
-        store.holder_index().unwrap()["p"][&b"x.img".to_vec()][0].pair,
-        free
-    );
-    // New guests never draw a pair a guest runs with: 6 pairs, 2 own, 1 run pair.
-    for g in ["c", "d", "e"] {
-        let (n, _) = store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
-        assert_ne!(n.pair, free);
-    }
-    assert!(store.define_guest("f", None, &cats, 0, u32::MAX).is_err());
-    store.set_run_pair("a", None).unwrap();
-    assert_eq!(store.guest("a").unwrap().unwrap().effective_pair(), a.pair);
-}
-
-#[test]
-fn backing_files_are_held_ro_per_overlay_and_block_rw() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let cats = CategorySet::full();
-    for g in ["g1", "g2"] {
-        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
-    }
-    let base = FileId {
-        ino: 7,
-        btime_ns: 1,
-    };
-    let chain = [(b"base.qcow2".to_vec(), Some(base))];
-    store
-        .attach_overlay(&att("g1", "o1.qcow2", Mode::Rw), &chain)
-        .unwrap();
-    store
-        .attach_overlay(&att("g2", "o2.qcow2", Mode::Rw), &chain)
-        .unwrap();
-    let holders = store.holders("p", b"base.qcow2").unwrap();
-    assert_eq!(holders.len(), 2, "{holders:?}");
-    assert!(
-        holders
-            .iter()
-            .all(|h| h.mode == Mode::Ro && h.file == Some(base))
-    );
-    assert_eq!(
-        store.holder_index().unwrap()["p"][&b"base.qcow2".to_vec()].len(),
-        2
-    );
-    // Nobody, not even an overlay's own guest, may write the base while it is read.
-    for g in ["g1", "g2"] {
-        let rw = Attachment {
-            file: Some(base),
-            ..att(g, "base.qcow2", Mode::Rw)
-        };
-        let e = store.attach(&rw).unwrap_err().to_string();
-        assert!(e.contains("backing file of"), "{e}");
-    }
-    // An overlay on a base someone writes is refused, and records nothing.
-    store.define_guest("g3", None, &cats, 0, u32::MAX).unwrap();
-    let other = [(b"w.img".to_vec(), None)];
-    store.attach(&att("g3", "w.img", Mode::Rw)).unwrap();
-    let e = store
-        .attach_overlay(&att("g1", "o3.qcow2", Mode::Ro), &other)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("attached rw to guest g3"), "{e}");
-    assert!(store.holders("p", b"o3.qcow2").unwrap().is_empty());
-    // Detaching one overlay keeps the other's hold; releasing the guest drops the rest.
-    let (mode, backing) = store.detach("g1", "p", b"o1.qcow2").unwrap();
-    assert_eq!(mode, Some(Mode::Rw));
-    assert_eq!(backing.len(), 1);
-    assert_eq!(backing[0].via.as_deref(), Some(&b"o1.qcow2"[..]));
-    assert_eq!(store.holders("p", b"base.qcow2").unwrap().len(), 1);
-    let released = store.release("g2").unwrap();
-    assert_eq!(released.iter().filter(|a| a.via.is_some()).count(), 1);
-    assert!(store.holders("p", b"base.qcow2").unwrap().is_empty());
-    // A hold recorded `via` an overlay (undefine putting one back) is a backing hold.
-    let back = Attachment {
-        via: Some(b"o2.qcow2".to_vec()),
-        ..att("g2", "base.qcow2", Mode::Ro)
-    };
-    store.attach(&back).unwrap();
-    assert_eq!(store.holders("p", b"base.qcow2").unwrap().len(), 1);
-    assert!(store.attachments(Some("g2")).unwrap().is_empty());
+    crate::registry::contract::contract_tests!(fresh);
 }

@@ -22,6 +22,7 @@ use rustix::fs::{FileType, OFlags};
 use super::locate::{volume_address, volume_from_address};
 use super::report::{note_of, shown_holders, state_of};
 use super::{Caller, access, shown};
+use crate::backend;
 use crate::config::{PoolKind, Settings};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
@@ -30,7 +31,6 @@ use crate::model::Volume;
 use crate::observe::image::Format;
 use crate::observe::{devices, lvm};
 use crate::reconcile::{self, Apply, Examined, Found, Outcome, Reconciler};
-use crate::state::Store;
 use dir::{file_facts, sorted_walk};
 
 /// Which volumes a page lists.
@@ -139,7 +139,7 @@ pub fn page(
         .position(|p| p.name == pool)
         .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
     lock::ensure_state_dir(&settings.state_dir)?;
-    let store = Store::open(&settings.state_dir)?;
+    let store = backend::open(settings)?;
     // Every holder of the pool in one query (attachments are few; files are many).
     let index = store.holder_index()?;
     let no_holders = HashMap::new();

@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::apply::filecon;
+use crate::backend;
 use crate::config::Settings;
 use crate::decide::labels::{FileId, Mode};
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ use crate::ops::guest_for;
 use crate::ops::locate::Volume;
 use crate::ops::restore::{list, relabel_released, restore_each};
 use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
-use crate::state::{Attachment, Store};
+use crate::registry::{Attachment, Registry};
 
 /// Refuses a file that must not be handed to a guest: anything but a regular file
 /// with one link, reached without a symlink or mount point, on a filesystem that stores
@@ -144,7 +145,7 @@ enum Staged {
 /// the state before the undo; the volume itself is relabeled for the state after it.
 pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
     let opened = lock::acquire(&settings.state_dir)
-        .and_then(|lock| Ok((lock, Store::open(&settings.state_dir)?)))
+        .and_then(|lock| Ok((lock, backend::open(settings)?)))
         .and_then(|(lock, mut store)| store.begin_batch().map(|()| (lock, store)));
     let (_lock, mut store) = match opened {
         Ok(held) => held,
@@ -155,10 +156,9 @@ pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
     let mut jobs = jobs.into_iter();
     while let Some(job) = jobs.next() {
         let result = match &job {
-            Job::Attach(j) => {
-                stage_attach(settings, &mut store, &mut rec, j).map(|s| Staged::Attach(Box::new(s)))
-            }
-            Job::Detach(j) => stage_detach(settings, &mut store, j).map(Staged::Detach),
+            Job::Attach(j) => stage_attach(settings, &mut *store, &mut rec, j)
+                .map(|s| Staged::Attach(Box::new(s))),
+            Job::Detach(j) => stage_detach(settings, &mut *store, j).map(Staged::Detach),
         };
         // SQLite rolls the whole transaction back on some errors (a full disk): the
         // jobs staged before are undone too, and none after may write outside it.
@@ -183,10 +183,10 @@ pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
         .into_iter()
         .map(|(job, staged)| match (job, staged) {
             (Job::Attach(j), Ok(Staged::Attach(s))) => {
-                Done::Attached(finish_attach(&mut store, &mut rec, j, *s))
+                Done::Attached(finish_attach(&mut *store, &mut rec, j, *s))
             }
             (Job::Detach(j), Ok(Staged::Detach(s))) => {
-                Done::Detached(finish_detach(settings, &store, &mut rec, j, s))
+                Done::Detached(finish_detach(settings, &*store, &mut rec, j, s))
             }
             (Job::Attach(_), Err(e)) => Done::Attached(Err(e)),
             (Job::Detach(_), Err(e)) => Done::Detached(Err(e)),
@@ -205,7 +205,7 @@ struct StagedAttach {
     /// The guest's mode before, if it held the volume already.
     previous: Option<Mode>,
     /// Members' read-only holds released for it ([`Store::release_pins`]).
-    released: Vec<crate::state::Attachment>,
+    released: Vec<crate::registry::Attachment>,
     /// A dir pool's file as checked: labeled through this descriptor.
     found: Option<Attachable>,
 }
@@ -213,7 +213,7 @@ struct StagedAttach {
 /// The checks of an attach and its state change (the lock is held, the batch open).
 fn stage_attach(
     settings: &Settings,
-    store: &mut Store,
+    store: &mut dyn Registry,
     rec: &mut Reconciler<'_>,
     job: &AttachJob,
 ) -> Result<StagedAttach> {
@@ -275,7 +275,7 @@ fn stage_attach(
 /// Labels an attached volume and its backing files (the batch is committed); on a
 /// failure, puts the state back as it was, and the label with it.
 fn finish_attach(
-    store: &mut Store,
+    store: &mut dyn Registry,
     rec: &mut Reconciler<'_>,
     job: AttachJob,
     staged: StagedAttach,
@@ -394,7 +394,11 @@ struct StagedDetach {
 }
 
 /// A detach's check and state change (the lock is held, the batch open).
-fn stage_detach(settings: &Settings, store: &mut Store, job: &DetachJob) -> Result<StagedDetach> {
+fn stage_detach(
+    settings: &Settings,
+    store: &mut dyn Registry,
+    job: &DetachJob,
+) -> Result<StagedDetach> {
     let vol = &job.vol;
     guest_for(store, &job.uuid, job.caller)?;
     let (mode, backing) = store.detach(&job.uuid, &settings.pools[vol.pool].name, &vol.key)?;
@@ -411,7 +415,7 @@ fn stage_detach(settings: &Settings, store: &mut Store, job: &DetachJob) -> Resu
 /// batch is committed).
 fn finish_detach(
     settings: &Settings,
-    store: &Store,
+    store: &dyn Registry,
     rec: &mut Reconciler<'_>,
     job: DetachJob,
     staged: StagedDetach,

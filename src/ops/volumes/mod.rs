@@ -14,13 +14,13 @@ use rustix::fs::{FileType, OFlags};
 
 use super::locate::{self, Named, Volume};
 use super::{Caller, access, guest_for, parse_uuid};
+use crate::backend;
 use crate::config::Settings;
 use crate::decide::labels::Mode;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::model::Labeled;
 use crate::observe::devices;
-use crate::state::Store;
 use jobs::{AttachJob, DetachJob, Done, Job};
 
 /// The access a guest gets to a volume attached in `mode`.
@@ -189,11 +189,11 @@ impl Call {
 pub fn release(settings: &Settings, caller: Caller, guest: &str) -> Result<usize> {
     let uuid = parse_uuid(guest)?;
     let _lock = lock::acquire(&settings.state_dir)?;
-    let mut store = Store::open(&settings.state_dir)?;
-    guest_for(&store, &uuid, caller)?;
+    let mut store = backend::open(settings)?;
+    guest_for(&*store, &uuid, caller)?;
     let released = store.release(&uuid)?;
     let attached = released.iter().filter(|a| a.via.is_none()).count();
     tracing::info!(guest = %uuid, released = attached, "released");
-    super::restore::restore_released(settings, &store, &released)?;
+    super::restore::restore_released(settings, &*store, &released)?;
     Ok(attached)
 }
