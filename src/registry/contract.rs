@@ -4,8 +4,7 @@
 
 use super::{Attachment, Registry};
 use crate::decide::context::{CategorySet, Pair};
-use crate::decide::labels::FileId;
-use crate::decide::labels::Mode;
+use crate::decide::labels::{FileId, Mode};
 use crate::error::Error;
 
 fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
@@ -247,6 +246,69 @@ pub(crate) fn backing_files_are_held_ro_per_overlay_and_block_rw(store: &mut dyn
     assert!(store.attachments(Some("g2")).unwrap().is_empty());
 }
 
+/// A member's read-only holds, and its overlays on a file, give way to its owner's
+/// (or root's) `rw`; root's and the owner's own guests never do.
+pub(crate) fn read_access_never_pins(store: &mut dyn Registry) {
+    let cats = CategorySet::full();
+    store.define_guest("owner", None, &cats, 1000, 10).unwrap();
+    store.define_guest("reader", None, &cats, 1001, 10).unwrap();
+    store
+        .define_guest("layered", None, &cats, 1002, 10)
+        .unwrap();
+    store.define_guest("root", None, &cats, 0, 10).unwrap();
+    store.attach(&att("reader", "base.img", Mode::Ro)).unwrap();
+    let base = vec![(b"base.img".to_vec(), None)];
+    store
+        .attach_overlay(&att("layered", "top.qcow2", Mode::Rw), &base)
+        .unwrap();
+    store.attach(&att("root", "base.img", Mode::Ro)).unwrap();
+
+    let released = store.release_pins("p", b"base.img", 1000).unwrap();
+    let mut who: Vec<(&str, &[u8])> = released
+        .iter()
+        .map(|a| (a.guest.as_str(), a.volume.as_slice()))
+        .collect();
+    who.sort();
+    assert_eq!(
+        who,
+        [
+            ("layered", &b"base.img"[..]),
+            ("layered", b"top.qcow2"),
+            ("reader", b"base.img"),
+        ],
+        "{released:?}"
+    );
+    let left: Vec<String> = store
+        .holders("p", b"base.img")
+        .unwrap()
+        .into_iter()
+        .map(|h| h.guest)
+        .collect();
+    assert_eq!(left, ["root"], "root's read-only hold stays");
+    assert!(store.attachments(Some("layered")).unwrap().is_empty());
+}
+
+/// A member's guest taken over for root gets a fresh pair and loses its run pair;
+/// root's own guests and unknown UUIDs are left alone.
+pub(crate) fn a_take_over_gives_root_a_fresh_pair(store: &mut dyn Registry) {
+    let cats = CategorySet::full();
+    let (member, _) = store.define_guest("m", None, &cats, 1000, 10).unwrap();
+    let run = Pair::new(7, 9).unwrap();
+    store.set_run_pair("m", Some(run)).unwrap();
+    store.define_guest("r", None, &cats, 0, 10).unwrap();
+
+    assert_eq!(store.take_over_guest("m", &cats).unwrap(), Some(1000));
+    let taken = store.guest("m").unwrap().unwrap();
+    assert_eq!((taken.owner, taken.run_pair), (0, None));
+    assert_ne!(
+        taken.pair, member.pair,
+        "a pair the member knew is never root's"
+    );
+    assert_ne!(taken.pair, run);
+    assert_eq!(store.take_over_guest("r", &cats).unwrap(), None);
+    assert_eq!(store.take_over_guest("absent", &cats).unwrap(), None);
+}
+
 /// One `#[test]` per contract test, each on a fresh registry from `$fresh` (which
 /// returns the registry and whatever must live as long as it, such as its directory).
 macro_rules! contract_tests {
@@ -259,6 +321,8 @@ macro_rules! contract_tests {
             attachments_follow_files_not_names,
             a_run_pair_is_taken_while_set_and_every_listing_reads_it,
             backing_files_are_held_ro_per_overlay_and_block_rw,
+            read_access_never_pins,
+            a_take_over_gives_root_a_fresh_pair,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {
