@@ -20,9 +20,10 @@ import sys
 
 # Lowest first. Each line: the modules of one layer.
 LAYERS = [
-    ["error"],
-    ["users", "model", "fsys", "lock"],
+    ["users", "model", "fsys"],
     ["decide"],
+    ["error"],
+    ["lock"],
     ["observe", "apply", "registry"],
     ["config"],
     ["state", "reconcile"],

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use crate::decide::context::{CategorySet, Pair};
+use crate::decide::labels::AttachRefusal;
+
 /// A failed command. The kind decides the exit status: 2 for usage or config
 /// errors, 1 for a refused or failed operation.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +17,7 @@ pub enum Error {
     Config(String),
     /// The request was understood and refused; nothing was changed (exit 1).
     #[error("{0}")]
-    Refused(String),
+    Refused(Box<Refusal>),
     /// A volume of that name already exists (exit 1).
     #[error("{0} already exists")]
     Exists(String),
@@ -50,15 +53,164 @@ impl Error {
         }
     }
 
-    /// A refusal with the given message.
+    /// A refusal that its message says all of ([`Refusal::Other`]).
     pub fn refused(msg: impl fmt::Display) -> Self {
-        Error::Refused(msg.to_string())
+        Refusal::Other(msg.to_string()).into()
     }
 
     /// A failure with the given message.
     pub fn failed(msg: impl fmt::Display) -> Self {
         Error::Failed(msg.to_string())
     }
+}
+
+impl From<Refusal> for Error {
+    fn from(why: Refusal) -> Self {
+        // Boxed: a refusal is rare, and every `Result` of the crate carries the size of
+        // its error.
+        Error::Refused(Box::new(why))
+    }
+}
+
+/// Why a request was refused, by kind: callers match the kind, never its text, and a
+/// refusal's message is written here once.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Another guest holds the volume in a mode this attach cannot share.
+    #[error("volume {volume} {why}")]
+    Held {
+        /// The volume, as its pool keys it.
+        volume: String,
+        /// Who holds it, and how.
+        why: AttachRefusal,
+    },
+    /// An overlay a guest holds reads the volume as its backing file: no one may
+    /// write it.
+    #[error(
+        "volume {volume} is the backing file of {overlay} held by guest {guest}: it cannot be attached rw"
+    )]
+    BackingOfOverlay {
+        /// The backing file.
+        volume: String,
+        /// The overlay on it.
+        overlay: String,
+        /// The guest holding the overlay.
+        guest: String,
+    },
+    /// A backing file of the overlay being attached is held `rw`.
+    #[error("backing file {volume} of {overlay} is attached rw to guest {guest}")]
+    BackingWritten {
+        /// The backing file.
+        volume: String,
+        /// The overlay being attached.
+        overlay: String,
+        /// The guest that writes the backing file.
+        guest: String,
+    },
+    /// A member has as many guests as `api.max_guests_per_user` allows.
+    #[error("uid {uid} already has {held} guests, the most api.max_guests_per_user allows")]
+    GuestQuota {
+        /// The member.
+        uid: u32,
+        /// How many guests it has.
+        held: u32,
+    },
+    /// The pairs still free are kept for root's guests.
+    #[error(
+        "only {free} of the {total} MCS pairs are free, and the last {reserve} are kept for root's guests"
+    )]
+    PairsReserved {
+        /// Pairs free.
+        free: usize,
+        /// Pairs in all.
+        total: usize,
+        /// Pairs kept for root.
+        reserve: usize,
+    },
+    /// Every pair of the categories is in use.
+    #[error("no free MCS pair is left: all {total} pairs of categories {categories} are in use")]
+    PairsExhausted {
+        /// Pairs in all.
+        total: usize,
+        /// The categories pairs are drawn from.
+        categories: CategorySet,
+    },
+    /// Another guest holds the pair, as its own or as the one it runs with.
+    #[error("pair {pair} is held by guest {name} ({uuid})")]
+    PairTaken {
+        /// The pair.
+        pair: Pair,
+        /// The other guest's name.
+        name: String,
+        /// The other guest's UUID.
+        uuid: String,
+    },
+    /// A guest that still holds volumes cannot be forgotten.
+    #[error(
+        "guest {uuid} still has {count} attachment(s); detach them, or use --force to release them"
+    )]
+    GuestHolds {
+        /// The guest.
+        uuid: String,
+        /// How many volumes it holds.
+        count: usize,
+    },
+    /// Root defined the UUID of a member's guest.
+    #[error(
+        "guest {uuid} was defined by uid {owner}, not root: root's define never reuses a member's \
+         guest; undefine it first (svirt-pool guest undefine --force {uuid}); libvirt's qemu hook \
+         takes it over by itself"
+    )]
+    MembersGuest {
+        /// The guest.
+        uuid: String,
+        /// The member who defined it.
+        owner: u32,
+    },
+    /// A member owns as many volumes at a pool's root as `api.max_volumes_per_user`
+    /// allows.
+    #[error(
+        "uid {uid} already owns {count} volumes in this pool, the most api.max_volumes_per_user allows"
+    )]
+    VolumeQuota {
+        /// The member.
+        uid: u32,
+        /// How many it owns.
+        count: u64,
+    },
+    /// A member's volumes at a pool's root would pass `api.max_volume_bytes_per_user`.
+    #[error(
+        "uid {uid}'s volumes in this pool already have {total} bytes; {bytes} more would pass \
+         api.max_volume_bytes_per_user ({limit})"
+    )]
+    ByteQuota {
+        /// The member.
+        uid: u32,
+        /// The sizes of its volumes, added.
+        total: u64,
+        /// The size asked for.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The pool's filesystem would pass into the space kept for root.
+    #[error(
+        "the pool's filesystem would have less than {percent} % of its space or inodes free, \
+         which are kept for root (api.reserve_percent)"
+    )]
+    Reserve {
+        /// `api.reserve_percent`.
+        percent: u8,
+    },
+    /// A path named as a volume is in no configured pool.
+    #[error("{path} is not inside any configured pool")]
+    NotInPool {
+        /// The path, as the user gave it (normalized).
+        path: String,
+    },
+    /// A refusal its message says all of.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Shorthand for results of commands.

@@ -90,7 +90,7 @@ impl From<ApiError> for Error {
             ApiError::PermissionDenied { method, reason } => {
                 Error::Forbidden(format!("{method}: permission denied: {reason}"))
             }
-            ApiError::Refused { reason } => Error::Refused(reason),
+            ApiError::Refused { reason } => Error::refused(reason),
             ApiError::GuestNotFound { uuid } => Error::NoSuchGuest(uuid),
             ApiError::PoolNotFound { pool } => Error::NoSuchPool(pool),
             ApiError::AlreadyExists { volume } => Error::Exists(volume),
@@ -139,7 +139,7 @@ mod tests {
     fn error_kinds_survive_the_api() {
         let kinds = [
             Error::Usage("u".into()),
-            Error::Refused("r".into()),
+            Error::refused("r"),
             Error::Exists("e".into()),
             Error::NoSuchGuest("g".into()),
             Error::NoSuchPool("p".into()),

@@ -63,7 +63,9 @@ impl From<Error> for ApiError {
             Error::NoSuchGuest(uuid) => ApiError::GuestNotFound { uuid },
             Error::NoSuchPool(pool) => ApiError::PoolNotFound { pool },
             Error::Exists(volume) => ApiError::AlreadyExists { volume },
-            Error::Refused(reason) => ApiError::Refused { reason },
+            Error::Refused(why) => ApiError::Refused {
+                reason: why.to_string(),
+            },
             Error::Forbidden(reason) => ApiError::PermissionDenied {
                 method: String::new(),
                 reason,

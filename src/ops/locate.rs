@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::shown;
 use crate::config::{Located, Settings};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::observe::lvm::{self, LvmError};
 
 /// A volume named on the command line: its pool, its key in the state, and how
@@ -96,10 +96,7 @@ pub fn name(settings: &Settings, input: &Path) -> Result<Named> {
             target: Target::File(rel.to_path_buf()),
             shown: shown(&path),
         }),
-        _ => Err(Error::refused(format!(
-            "{} is not inside any configured pool",
-            shown(&path)
-        ))),
+        _ => Err(Refusal::NotInPool { path: shown(&path) }.into()),
     }
 }
 

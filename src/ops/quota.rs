@@ -12,7 +12,7 @@ use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 
 use super::Caller;
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 
 /// Refuses to add a volume of `bytes` for `caller` to the pool whose root is `root`
 /// when it would pass one of the limits above.
@@ -28,18 +28,20 @@ pub fn check_room(
     let api = &settings.api;
     let (count, total) = owned_at_root(root, caller.uid)?;
     if count >= api.max_volumes_per_user {
-        return Err(Error::refused(format!(
-            "uid {} already owns {count} volumes in this pool, the most \
-             api.max_volumes_per_user allows",
-            caller.uid
-        )));
+        return Err(Refusal::VolumeQuota {
+            uid: caller.uid,
+            count,
+        }
+        .into());
     }
     if total.saturating_add(bytes) > api.max_volume_bytes_per_user {
-        return Err(Error::refused(format!(
-            "uid {}'s volumes in this pool already have {total} bytes; {bytes} more would \
-             pass api.max_volume_bytes_per_user ({})",
-            caller.uid, api.max_volume_bytes_per_user
-        )));
+        return Err(Refusal::ByteQuota {
+            uid: caller.uid,
+            total,
+            bytes,
+            limit: api.max_volume_bytes_per_user,
+        }
+        .into());
     }
     let fs = rustix::fs::fstatvfs(root)
         .map_err(|e| Error::failed(format!("statvfs of the pool: {e}")))?;
@@ -52,10 +54,10 @@ pub fn check_room(
     if blocks_left * 100 < fs.f_blocks * reserve
         || (fs.f_files > 0 && inodes_left * 100 < fs.f_files * reserve)
     {
-        return Err(Error::refused(format!(
-            "the pool's filesystem would have less than {reserve} % of its space or inodes \
-             free, which are kept for root (api.reserve_percent)"
-        )));
+        return Err(Refusal::Reserve {
+            percent: api.reserve_percent,
+        }
+        .into());
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use super::rows::{
 };
 use super::{Attachment, HolderIndex, Store};
 use crate::decide::labels::{self, FileId, Holder, Mode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::registry::Holds;
 
 impl Holds for Store {
@@ -203,14 +203,17 @@ fn attach_in(tx: &Connection, att: &Attachment) -> Result<Option<Mode>> {
     if att.mode == Mode::Rw
         && let Some((overlay, guest)) = backing_users(tx, &att.pool, &att.volume, att.file)?.first()
     {
-        return Err(Error::refused(format!(
-            "volume {} is the backing file of {} held by guest {guest}: it cannot be attached rw",
-            att.volume.escape_ascii(),
-            overlay.escape_ascii()
-        )));
+        return Err(Refusal::BackingOfOverlay {
+            volume: att.volume.escape_ascii().to_string(),
+            overlay: overlay.escape_ascii().to_string(),
+            guest: guest.clone(),
+        }
+        .into());
     }
-    labels::check_attach(&holders, &att.guest, att.mode)
-        .map_err(|why| Error::refused(format!("volume {} {why}", att.volume.escape_ascii())))?;
+    labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| Refusal::Held {
+        volume: att.volume.escape_ascii().to_string(),
+        why,
+    })?;
     let previous = holders
         .iter()
         .find(|h| h.guest == att.guest)
@@ -244,12 +247,12 @@ fn hold_backing(tx: &Connection, att: &Attachment, overlay: &[u8]) -> Result<()>
         .into_iter()
         .find(|h| h.holds(att.file) && h.mode == Mode::Rw);
     if let Some(w) = writer {
-        return Err(Error::refused(format!(
-            "backing file {} of {} is attached rw to guest {}",
-            att.volume.escape_ascii(),
-            overlay.escape_ascii(),
-            w.guest
-        )));
+        return Err(Refusal::BackingWritten {
+            volume: att.volume.escape_ascii().to_string(),
+            overlay: overlay.escape_ascii().to_string(),
+            guest: w.guest,
+        }
+        .into());
     }
     let (ino, btime) = file_columns(att.file);
     exec(

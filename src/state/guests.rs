@@ -6,7 +6,7 @@ use super::rows::{GUEST_COLUMNS, attachments_of, guest_in, guest_row};
 use super::{Guest, Store};
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::mcs;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::registry::Guests;
 
 impl Guests for Store {
@@ -31,12 +31,11 @@ impl Guests for Store {
             if owner == 0 && guest.owner != 0 {
                 // A member may have defined the UUID of a libvirt domain (readable with
                 // `virsh -r`) first: root's guests never reuse a member's.
-                return Err(Error::refused(format!(
-                    "guest {uuid} was defined by uid {}, not root: root's define never \
-                     reuses a member's guest; undefine it first (svirt-pool guest undefine \
-                     --force {uuid}); libvirt's qemu hook takes it over by itself",
-                    guest.owner
-                )));
+                return Err(Refusal::MembersGuest {
+                    uuid: uuid.to_owned(),
+                    owner: guest.owner,
+                }
+                .into());
             }
             if let Some(name) = name.filter(|n| *n != guest.name) {
                 tx.execute(
@@ -55,9 +54,7 @@ impl Guests for Store {
                 |r| r.get(0),
             )?;
             if held >= quota {
-                return Err(Error::refused(format!(
-                    "uid {owner} already has {held} guests, the most api.max_guests_per_user allows"
-                )));
+                return Err(Refusal::GuestQuota { uid: owner, held }.into());
             }
             // Pairs in use: every guest's own, and the other pairs domains run with.
             let used: i64 = tx.query_row(
@@ -70,11 +67,12 @@ impl Guests for Store {
             let total = mcs::pair_count(categories);
             let reserve = mcs::root_reserve(total);
             if total.saturating_sub(used) <= reserve {
-                return Err(Error::refused(format!(
-                    "only {} of the {total} MCS pairs are free, and the last {reserve} are kept \
-                     for root's guests",
-                    total.saturating_sub(used)
-                )));
+                return Err(Refusal::PairsReserved {
+                    free: total.saturating_sub(used),
+                    total,
+                    reserve,
+                }
+                .into());
             }
         }
         let pair = free_pair(&tx, categories)?;
@@ -142,10 +140,12 @@ impl Guests for Store {
             && let Some(other) = pair_holder(&tx, p)?
             && other.uuid != uuid
         {
-            return Err(Error::refused(format!(
-                "pair {p} is held by guest {} ({})",
-                other.name, other.uuid
-            )));
+            return Err(Refusal::PairTaken {
+                pair: p,
+                name: other.name,
+                uuid: other.uuid,
+            }
+            .into());
         }
         tx.execute(
             "UPDATE guests SET run_low = ?1, run_high = ?2 WHERE uuid = ?3",
@@ -178,10 +178,11 @@ impl Guests for Store {
         }
         let held = attachments_of(&tx, uuid)?;
         if !held.is_empty() {
-            return Err(Error::refused(format!(
-                "guest {uuid} still has {} attachment(s); detach them, or use --force to release them",
-                held.len()
-            )));
+            return Err(Refusal::GuestHolds {
+                uuid: uuid.to_owned(),
+                count: held.len(),
+            }
+            .into());
         }
         tx.execute("DELETE FROM guests WHERE uuid = ?1", [uuid])?;
         tx.commit()?;
@@ -200,10 +201,11 @@ fn free_pair(conn: &Connection, categories: &CategorySet) -> Result<Pair> {
         taken.exists(params![p.low(), p.high()])
     })?
     .ok_or_else(|| {
-        Error::refused(format!(
-            "no free MCS pair is left: all {} pairs of categories {categories} are in use",
-            mcs::pair_count(categories)
-        ))
+        Refusal::PairsExhausted {
+            total: mcs::pair_count(categories),
+            categories: categories.clone(),
+        }
+        .into()
     })
 }
 
