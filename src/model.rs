@@ -137,6 +137,61 @@ pub struct Event {
     pub label: Option<String>,
 }
 
+/// What an [`Event`] says happened (its `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new volume.
+    Appeared,
+    /// The agent changed a volume's label.
+    Relabeled,
+    /// A guest got a volume.
+    Attached,
+    /// A guest let a volume go.
+    Detached,
+    /// A guest let every volume go.
+    Released,
+    /// An ISO was copied into a pool.
+    Imported,
+    /// A volume was created.
+    Created,
+    /// A volume was deleted.
+    Deleted,
+    /// A guest was forgotten.
+    Undefined,
+    /// This client missed events (`volume` says how many).
+    Lagged,
+}
+
+impl EventKind {
+    /// The name `Event.kind` carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Appeared => "appeared",
+            EventKind::Relabeled => "relabeled",
+            EventKind::Attached => "attached",
+            EventKind::Detached => "detached",
+            EventKind::Released => "released",
+            EventKind::Imported => "imported",
+            EventKind::Created => "created",
+            EventKind::Deleted => "deleted",
+            EventKind::Undefined => "undefined",
+            EventKind::Lagged => "lagged",
+        }
+    }
+}
+
+impl Event {
+    /// An event of `kind` about `volume` of `pool`.
+    pub fn new(kind: EventKind, pool: String, volume: String, label: Option<String>) -> Event {
+        Event {
+            kind: kind.as_str().into(),
+            pool,
+            volume,
+            label,
+        }
+    }
+}
+
 /// Whether the emulator can reach a file, component by component (`CheckPath`).
 #[derive(Debug, Clone, Serialize, Deserialize, CustomType, PartialEq, Eq)]
 pub struct PathCheck {

@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use crate::api::types::Event;
 use crate::error::{Error, Result};
 use crate::lock;
+use crate::model::EventKind;
 use crate::observe::devices;
 use crate::observe::watch::{Change, Watcher};
 use crate::reconcile::{Apply, Examined, Outcome, Reconciler, Summary};
@@ -297,8 +298,8 @@ impl<'s> Engine<'s> {
             let ex = self.reconciler.reconcile_path(idx, &rel, holders);
             log_outcome(&pool.name, &rel, &ex, tracing::Level::INFO);
             let kind = match (&ex.outcome, appeared) {
-                (Outcome::Relabeled, _) => "relabeled",
-                (Outcome::Unchanged, true) => "appeared",
+                (Outcome::Relabeled, _) => EventKind::Relabeled,
+                (Outcome::Unchanged, true) => EventKind::Appeared,
                 _ => continue,
             };
             self.publish(kind, idx, &pool.entry_path(&rel).to_string_lossy(), &ex);
@@ -328,20 +329,25 @@ impl<'s> Engine<'s> {
             let name = format!("{}/{} ({})", node.vg, node.lv, node.devnode.display());
             log_outcome(&pool.name, Path::new(&name), &ex, tracing::Level::INFO);
             if ex.outcome == Outcome::Relabeled {
-                self.publish("relabeled", idx, &format!("{}/{}", node.vg, node.lv), &ex);
+                self.publish(
+                    EventKind::Relabeled,
+                    idx,
+                    &format!("{}/{}", node.vg, node.lv),
+                    &ex,
+                );
             }
         }
         Ok(())
     }
 
     /// Tells `Monitor` clients about a volume (nobody listening is fine).
-    fn publish(&self, kind: &str, idx: usize, volume: &str, ex: &Examined) {
-        let _ = self.events.send(Event {
-            kind: kind.into(),
-            pool: self.settings.pools[idx].name.clone(),
-            volume: volume.into(),
-            label: ex.desired.as_ref().map(|c| c.to_string()),
-        });
+    fn publish(&self, kind: EventKind, idx: usize, volume: &str, ex: &Examined) {
+        let _ = self.events.send(Event::new(
+            kind,
+            self.settings.pools[idx].name.clone(),
+            volume.into(),
+            ex.desired.as_ref().map(|c| c.to_string()),
+        ));
     }
 
     /// Pool `idx`'s directory was removed or replaced: stop watching the old tree and

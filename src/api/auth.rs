@@ -25,29 +25,41 @@ pub struct Peer {
     pub pid: i32,
 }
 
+/// Why a peer may not call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The method is root's.
+    #[error("only root may do this")]
+    RootOnly,
+    /// Changing labels is for root and the API group.
+    #[error("only root and members of the API group may change labels")]
+    NotOperator,
+    /// Reading is for root and the API group unless `api.read_only_for_all`.
+    #[error("only root and members of the API group may list (api.read_only_for_all is off)")]
+    NotReader,
+}
+
 /// The pure rule, given whether the peer is root and whether it is in the API group.
 pub fn decide(
     is_root: bool,
     is_member: bool,
     read_only_for_all: bool,
     need: Access,
-) -> Result<(), &'static str> {
+) -> Result<(), Denied> {
     match need {
         _ if is_root => Ok(()),
-        Access::Admin => Err("only root may do this"),
+        Access::Admin => Err(Denied::RootOnly),
         Access::Operate if is_member => Ok(()),
-        Access::Operate => Err("only root and members of the API group may change labels"),
+        Access::Operate => Err(Denied::NotOperator),
         Access::Read if is_member || read_only_for_all => Ok(()),
-        Access::Read => {
-            Err("only root and members of the API group may list (api.read_only_for_all is off)")
-        }
+        Access::Read => Err(Denied::NotReader),
     }
 }
 
 /// Whether `peer` may do what `need` says under `api`. Membership of the API group is
 /// asked of NSS on every call (a member taken out of the group loses access even on a
 /// connection it holds open), and never for root.
-pub fn check(peer: &Peer, need: Access, api: &ApiSettings) -> Result<(), &'static str> {
+pub fn check(peer: &Peer, need: Access, api: &ApiSettings) -> Result<(), Denied> {
     let is_root = peer.uid == 0;
     let is_member = !is_root
         && api

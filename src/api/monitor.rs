@@ -14,6 +14,7 @@ use zlink::Reply;
 
 use super::replies::EventReply;
 use super::types::{ApiError, Event};
+use crate::model::EventKind;
 
 /// The stream `Monitor` answers with: refused at once when `allowed` is an error;
 /// `streaming` is set while it runs (the idle timeout spares the connection).
@@ -49,12 +50,9 @@ pub(super) fn events(
                 let event = match received {
                     Ok(event) => event,
                     // A slow reader missed events: tell it how many, and go on.
-                    Err(broadcast::error::RecvError::Lagged(n)) => Event {
-                        kind: "lagged".into(),
-                        pool: String::new(),
-                        volume: n.to_string(),
-                        label: None,
-                    },
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        Event::new(EventKind::Lagged, String::new(), n.to_string(), None)
+                    }
                     Err(broadcast::error::RecvError::Closed) => {
                         streaming.store(false, Ordering::Relaxed);
                         return None;

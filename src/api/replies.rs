@@ -9,6 +9,7 @@ use zlink::introspect;
 
 use super::types::*;
 use crate::config::Settings;
+use crate::model::EventKind;
 
 /// Reply of `ListPools`.
 #[derive(Debug, Serialize, Deserialize, introspect::Type)]
@@ -91,13 +92,8 @@ pub(super) fn labeled(result: Labeled) -> LabeledReply {
 }
 
 /// The event telling `Monitor` clients what a change did to a volume.
-pub(super) fn volume_event(kind: &str, pool: String, r: &Labeled) -> Event {
-    Event {
-        kind: kind.into(),
-        pool,
-        volume: r.volume.clone(),
-        label: r.label.clone(),
-    }
+pub(super) fn volume_event(kind: EventKind, pool: String, r: &Labeled) -> Event {
+    Event::new(kind, pool, r.volume.clone(), r.label.clone())
 }
 
 /// The pool a volume path or `VG/LV` belongs to, for events.

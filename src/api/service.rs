@@ -23,6 +23,7 @@ use super::pages;
 use super::replies::*;
 pub use super::session::Api;
 use super::types::*;
+use crate::model::EventKind;
 use crate::ops::{check_path, files, guests, lifecycle, listing, report, volumes};
 
 /// The last `ListPools` answer, when it was made, and the count of API mutations it saw
@@ -133,12 +134,7 @@ impl Api {
             .await?;
         self.mutated(
             "UndefineGuest",
-            Event {
-                kind: "undefined".into(),
-                pool: String::new(),
-                volume: uuid,
-                label: None,
-            },
+            Event::new(EventKind::Undefined, String::new(), uuid, None),
         );
         Ok(ReleasedReply {
             released: released as u64,
@@ -188,7 +184,7 @@ impl Api {
                 volumes::prepare_attach(s, caller, &guest, v, mode)
             })
             .await?;
-        self.mutated("Attach", volume_event("attached", pool, &r));
+        self.mutated("Attach", volume_event(EventKind::Attached, pool, &r));
         Ok(labeled(r))
     }
 
@@ -204,7 +200,7 @@ impl Api {
                 volumes::prepare_detach(s, caller, &guest, v)
             })
             .await?;
-        self.mutated("Detach", volume_event("detached", pool, &r));
+        self.mutated("Detach", volume_event(EventKind::Detached, pool, &r));
         Ok(labeled(r))
     }
 
@@ -219,12 +215,7 @@ impl Api {
             .await?;
         self.mutated(
             "Release",
-            Event {
-                kind: "released".into(),
-                pool: String::new(),
-                volume: guest,
-                label: None,
-            },
+            Event::new(EventKind::Released, String::new(), guest, None),
         );
         Ok(ReleasedReply {
             released: released as u64,
@@ -262,7 +253,7 @@ impl Api {
         let r = self
             .blocking_long(move |s| files::import(s, caller, &p, &name, fd))
             .await?;
-        self.mutated("Import", volume_event("imported", pool, &r));
+        self.mutated("Import", volume_event(EventKind::Imported, pool, &r));
         Ok(labeled(r))
     }
 
@@ -310,7 +301,7 @@ impl Api {
                 lifecycle::create(s, caller, &p, &new)
             })
             .await?;
-        self.mutated("CreateVolume", volume_event("created", pool, &r));
+        self.mutated("CreateVolume", volume_event(EventKind::Created, pool, &r));
         Ok(labeled(r))
     }
 
@@ -324,12 +315,7 @@ impl Api {
             .await?;
         self.mutated(
             "DeleteVolume",
-            Event {
-                kind: "deleted".into(),
-                pool,
-                volume: name,
-                label: None,
-            },
+            Event::new(EventKind::Deleted, pool, name, None),
         );
         Ok(())
     }
@@ -357,7 +343,10 @@ impl Api {
             .await
         {
             Ok((r, fd)) => {
-                self.mutated("CreateSaveImage", volume_event("created", pool, &r));
+                self.mutated(
+                    "CreateSaveImage",
+                    volume_event(EventKind::Created, pool, &r),
+                );
                 (Ok(labeled(r)), vec![fd])
             }
             Err(e) => (Err(e), vec![]),
@@ -395,7 +384,7 @@ impl Api {
             .await
         {
             Ok((r, fd)) => {
-                self.mutated("Open", volume_event("attached", pool, &r));
+                self.mutated("Open", volume_event(EventKind::Attached, pool, &r));
                 (Ok(labeled(r)), vec![fd])
             }
             Err(e) => (Err(e), vec![]),

@@ -107,12 +107,12 @@ impl Api {
                 method,
                 uid = self.peer.uid,
                 pid = self.peer.pid,
-                reason,
+                %reason,
                 "refused"
             );
             ApiError::PermissionDenied {
                 method: method.to_owned(),
-                reason: reason.to_owned(),
+                reason: reason.to_string(),
             }
         })
     }

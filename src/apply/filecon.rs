@@ -9,26 +9,17 @@ use crate::decide::context::Context;
 use crate::decide::policy::{io_error_of, trim_nul};
 
 /// Why a label could not be read or written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
     /// The filesystem stores no extended attributes (`EOPNOTSUPP`).
+    #[error("filesystem does not support labels (EOPNOTSUPP)")]
     Unsupported,
     /// The filesystem is mounted read-only (`EROFS`).
+    #[error("read-only filesystem (EROFS)")]
     ReadOnly,
     /// Any other error, as text.
+    #[error("{0}")]
     Io(String),
-}
-
-impl std::fmt::Display for LabelError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LabelError::Unsupported => {
-                f.write_str("filesystem does not support labels (EOPNOTSUPP)")
-            }
-            LabelError::ReadOnly => f.write_str("read-only filesystem (EROFS)"),
-            LabelError::Io(e) => f.write_str(e),
-        }
-    }
 }
 
 fn label_error(e: &selinux::errors::Error) -> LabelError {

@@ -211,27 +211,20 @@ pub fn resolve_flags(cross_filesystems: bool) -> ResolveFlags {
 }
 
 /// Why an entry below a pool could not be reached.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
     /// It does not exist (any more).
+    #[error("does not exist")]
     Missing,
     /// A component of the path is a symlink.
+    #[error("is or goes through a symlink")]
     Symlink,
     /// A component is on another filesystem.
+    #[error("is on another filesystem")]
     OtherFilesystem,
     /// Anything else.
+    #[error("{0}")]
     Io(String),
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Missing => f.write_str("does not exist"),
-            OpenError::Symlink => f.write_str("is or goes through a symlink"),
-            OpenError::OtherFilesystem => f.write_str("is on another filesystem"),
-            OpenError::Io(e) => f.write_str(e),
-        }
-    }
 }
 
 pub(crate) fn open_error(e: rustix::io::Errno) -> OpenError {

@@ -47,10 +47,34 @@ fn emulator(settings: &Settings) -> Result<(String, Caller)> {
     Ok((name, Caller { uid, gid }))
 }
 
+/// What a component of a checked path is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+    /// It cannot be reached (or does not exist).
+    Missing,
+}
+
+impl Kind {
+    /// The name `PathStep.kind` carries.
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::File => "file",
+            Kind::Symlink => "symlink",
+            Kind::Other => "other",
+            Kind::Missing => "missing",
+        }
+    }
+}
+
 /// One component as the caller sees it, with the descriptor it was seen through.
 struct Seen {
     path: PathBuf,
-    kind: &'static str,
+    kind: Kind,
     label: Option<String>,
     /// `O_PATH` descriptor of the component (none for a missing one): the emulator's
     /// DAC answers are asked of this very inode, never of the path again.
@@ -92,7 +116,7 @@ fn walk(path: &Path) -> Vec<Seen> {
     let mut links = 0;
     let missing = |path: PathBuf| Seen {
         path,
-        kind: "missing",
+        kind: Kind::Missing,
         label: None,
         fd: None,
     };
@@ -114,7 +138,7 @@ fn walk(path: &Path) -> Vec<Seen> {
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
         if !is_link {
             let seen = look(child, fd);
-            let go_on = seen.kind == "dir";
+            let go_on = seen.kind == Kind::Dir;
             at.push(seen);
             if go_on {
                 continue;
@@ -168,12 +192,12 @@ fn access_fd(fd: BorrowedFd<'_>, mode: Access) -> bool {
 fn look(path: PathBuf, fd: OwnedFd) -> Seen {
     let kind = match rustix::fs::fstat(&fd) {
         Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => "dir",
-            FileType::RegularFile => "file",
-            FileType::Symlink => "symlink",
-            _ => "other",
+            FileType::Directory => Kind::Dir,
+            FileType::RegularFile => Kind::File,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
         },
-        Err(_) => "missing",
+        Err(_) => Kind::Missing,
     };
     // Through the thread's own view of the descriptor: this thread runs as the caller,
     // and `/proc/self` (the process, root's) would be closed to it.
@@ -246,7 +270,7 @@ pub fn check(
         let last = i + 1 == seen.len();
         let mut step = PathStep {
             path: s.path.to_string_lossy().into_owned(),
-            kind: s.kind.into(),
+            kind: s.kind.as_str().into(),
             label: s.label.clone(),
             label_is_default: false,
             dac_allowed: Vec::new(),
@@ -254,14 +278,14 @@ pub fn check(
             selinux_allowed: Vec::new(),
             selinux_denied: Vec::new(),
         };
-        if s.kind == "missing" {
+        if s.kind == Kind::Missing {
             blocked.get_or_insert((step.path.clone(), "it does not exist".into(), String::new()));
             steps.push(step);
             break;
         }
         // With SELinux disabled nothing labels new files: ask what a relabel would give.
         if step.label.is_none() && !policy_query::enabled() {
-            let kind = if s.kind == "dir" {
+            let kind = if s.kind == Kind::Dir {
                 FileKind::Directory
             } else {
                 FileKind::Regular
@@ -392,7 +416,7 @@ fn blocker(
         };
         return Some((at, why, fix));
     }
-    if last && seen.kind != "file" {
+    if last && seen.kind != Kind::File {
         return Some((at, "it is not a regular file".into(), String::new()));
     }
     None

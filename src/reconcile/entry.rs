@@ -7,7 +7,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::Apply;
-use super::outcome::{Examined, Outcome, label_failure};
+use super::outcome::{Examined, Failure, Outcome, label_failure};
 use crate::apply::filecon;
 use crate::apply::sole_link::{self, Place, WriteError};
 use crate::config::{Pool, PoolKind, Settings};
@@ -109,7 +109,7 @@ impl<'s> EntryReconciler<'s> {
         match found {
             Ok(Some(label)) => Ok(label),
             Ok(None) => Err(Outcome::Skipped(SkipReason::NoDefault)),
-            Err(e) => Err(Outcome::Failed(e.to_string())),
+            Err(e) => Err(Outcome::Failed(Failure::Lookup(e.to_string()))),
         }
     }
 

@@ -39,7 +39,7 @@ pub enum PoolError {
     #[error("udev enumeration: {0}")]
     Udev(std::io::Error),
 }
-pub use outcome::{Examined, NotLabeled, Outcome, Summary, unreachable_entry};
+pub use outcome::{Examined, Failure, NotLabeled, Outcome, Summary, unreachable_entry};
 
 /// Whether the reconciler writes labels or only reports what it would write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,8 +21,22 @@ pub enum Outcome {
     Skipped(SkipReason),
     /// It does not exist.
     Missing,
-    /// Something failed; the message says what.
-    Failed(String),
+    /// Something failed: what, and the system's message.
+    Failed(Failure),
+}
+
+/// What failed while reconciling an entry (the system's message with it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// Opening it.
+    #[error("{0}")]
+    Open(String),
+    /// Reading or writing its label.
+    #[error("{0}")]
+    Label(String),
+    /// Looking its default label up in file_contexts.
+    #[error("{0}")]
+    Lookup(String),
 }
 
 /// Everything known about one entry after reconciling or inspecting it.
@@ -49,9 +63,9 @@ pub enum NotLabeled {
     /// It is gone.
     #[error("it no longer exists")]
     Missing,
-    /// Reading or writing its label failed.
+    /// Opening it, or reading or writing its label, failed.
     #[error("{0}")]
-    Failed(String),
+    Failed(Failure),
 }
 
 impl Examined {
@@ -143,7 +157,7 @@ pub(super) fn label_failure(e: LabelError) -> Outcome {
     match e {
         LabelError::Unsupported => Outcome::Skipped(SkipReason::Unsupported),
         LabelError::ReadOnly => Outcome::Skipped(SkipReason::ReadOnly),
-        LabelError::Io(msg) => Outcome::Failed(msg),
+        LabelError::Io(msg) => Outcome::Failed(Failure::Label(msg)),
     }
 }
 
@@ -156,7 +170,7 @@ pub fn unreachable_entry(e: OpenError) -> Examined {
             NodeKind::Other,
             Outcome::Skipped(SkipReason::OtherFilesystem),
         ),
-        OpenError::Io(msg) => (NodeKind::Other, Outcome::Failed(msg)),
+        OpenError::Io(msg) => (NodeKind::Other, Outcome::Failed(Failure::Open(msg))),
     };
     Examined {
         kind,
