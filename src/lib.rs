@@ -26,6 +26,7 @@ pub mod observe;
 pub mod ops;
 pub mod reconcile;
 pub mod registry;
+pub mod run;
 pub mod state;
 pub mod users;
 

@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::decide::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::{Caller, guests, locate};
+use crate::run::Program;
 
 /// The domain XML `xml` edited for the process label `process`; `is_pool_disk` tells
 /// which disk sources the agent manages. Pure.
@@ -131,19 +132,23 @@ fn whole_lines(xml: &str, range: std::ops::Range<usize>) -> (usize, usize) {
     (start, range.end)
 }
 
+/// How long `diff` may take on two domain XMLs.
+const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A unified diff of `before` and `after` (`diff -u`), for people to read first.
 pub fn diff(settings: &Settings, before: &str, after: &str) -> Result<String> {
     let a = tempfile_in_state(settings, "current", before)?;
     let b = tempfile_in_state(settings, "adopted", after)?;
-    let out = duct::cmd!(
-        "diff", "-u", "--label", "current", "--label", "adopted", &a, &b
-    )
-    .stdout_capture()
-    .unchecked()
-    .run();
+    let a_path = a.to_string_lossy().into_owned();
+    let b_path = b.to_string_lossy().into_owned();
+    let args = [
+        "-u", "--label", "current", "--label", "adopted", &a_path, &b_path,
+    ];
+    // diff exits 1 when the files differ: any status is an answer.
+    let out = Program::new("diff", &args, DIFF_TIMEOUT).finish();
     let _ = std::fs::remove_file(&a);
     let _ = std::fs::remove_file(&b);
-    let out = out.map_err(|e| Error::failed(format!("diff: {e} (diffutils)")))?;
+    let out = out.map_err(|e| Error::failed(format!("{e} (diffutils)")))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

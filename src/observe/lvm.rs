@@ -1,10 +1,12 @@
-//! lvm2, the only module that runs it: `invoke_*` runs a report command through duct
-//! with a timeout, `parse_*` turns its JSON into the few fields used (tested against
+//! lvm2, the only module that runs it: `invoke_*` runs a report command (`run::Program`,
+//! with a timeout), `parse_*` turns its JSON into the few fields used (tested against
 //! real captured output in `tests/fixtures/`).
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::run::{Program, RunError};
 
 /// How long an lvm2 command may run before it is killed.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -19,32 +21,9 @@ pub enum LvmError {
     /// The volume group does not exist.
     #[error("volume group {0:?} not found")]
     NoSuchVg(String),
-    /// The command could not be started.
-    #[error("cannot run {argv}: {error}")]
-    Spawn {
-        /// The command line.
-        argv: String,
-        /// The OS error.
-        error: String,
-    },
-    /// The command ran longer than allowed and was killed.
-    #[error("{argv} did not finish within {secs}s and was killed")]
-    Timeout {
-        /// The command line.
-        argv: String,
-        /// The limit.
-        secs: u64,
-    },
-    /// The command failed.
-    #[error("{argv} exited with {status}: {stderr}")]
-    Failed {
-        /// The command line.
-        argv: String,
-        /// Its exit status.
-        status: String,
-        /// What it wrote on stderr.
-        stderr: String,
-    },
+    /// The command could not be run, ran too long or failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
     /// The command's output is not the JSON report expected.
     #[error("unexpected output of {what}: {error}")]
     Malformed {
@@ -110,7 +89,7 @@ pub fn invoke_lvs(vg: &str, extra_args: &[String]) -> Result<Vec<LvInfo>, LvmErr
     args.extend(extra_args.iter().cloned());
     args.push(vg.into());
     let output = run(LVS, &args, TIMEOUT).map_err(|e| match e {
-        LvmError::Failed { ref stderr, .. } if stderr.contains("not found") => {
+        LvmError::Run(RunError::Failed { ref stderr, .. }) if stderr.contains("not found") => {
             LvmError::NoSuchVg(vg.into())
         }
         e => e,
@@ -226,49 +205,29 @@ pub fn parse_lvs(json: &str) -> Result<Vec<LvInfo>, LvmError> {
 }
 
 /// Runs `program args` with `LVM_SUPPRESS_FD_WARNINGS=1`, killing it after `timeout`.
-/// Returns stdout; a non-zero exit is an error carrying argv, status and stderr.
+/// Returns stdout; a non-zero exit is an error carrying argv, status and stderr (without
+/// lvm2's warning that activation is disabled, which says nothing about the failure).
 pub fn run(program: &str, args: &[String], timeout: Duration) -> Result<String, LvmError> {
-    let argv = std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let handle = duct::cmd(program, args)
+    let stdout = Program::new(program, args, timeout)
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .start()
-        .map_err(|e| LvmError::Spawn {
-            argv: argv.clone(),
-            error: e.to_string(),
+        .stdout()
+        .map_err(|e| match e {
+            RunError::Failed {
+                argv,
+                status,
+                stderr,
+            } => RunError::Failed {
+                argv,
+                status,
+                stderr: stderr
+                    .split("; ")
+                    .filter(|l| !l.starts_with("WARNING: Activation disabled"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+            e => e,
         })?;
-    let waited = handle.wait_timeout(timeout).map_err(|e| LvmError::Spawn {
-        argv: argv.clone(),
-        error: e.to_string(),
-    })?;
-    let Some(output) = waited else {
-        let _ = handle.kill();
-        return Err(LvmError::Timeout {
-            argv,
-            secs: timeout.as_secs().max(1),
-        });
-    };
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        let stderr = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("WARNING: Activation disabled"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(LvmError::Failed {
-            argv,
-            status: output.status.to_string(),
-            stderr,
-        });
-    }
-    String::from_utf8(output.stdout.clone()).map_err(|_| LvmError::Malformed {
+    String::from_utf8(stdout).map_err(|_| LvmError::Malformed {
         what: "lvm2",
         error: "output is not UTF-8".into(),
     })
@@ -324,11 +283,20 @@ mod tests {
     fn a_hanging_command_is_killed_at_the_timeout() {
         let started = std::time::Instant::now();
         let err = run("sleep", &["30".into()], Duration::from_millis(200)).unwrap_err();
-        assert!(matches!(err, LvmError::Timeout { .. }), "{err}");
+        assert!(
+            matches!(err, LvmError::Run(RunError::Timeout { .. })),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
         let err = run("false", &[], TIMEOUT).unwrap_err();
-        assert!(matches!(err, LvmError::Failed { .. }), "{err}");
+        assert!(
+            matches!(err, LvmError::Run(RunError::Failed { .. })),
+            "{err}"
+        );
         let err = run("/nonexistent/lvs", &[], TIMEOUT).unwrap_err();
-        assert!(matches!(err, LvmError::Spawn { .. }), "{err}");
+        assert!(
+            matches!(err, LvmError::Run(RunError::Spawn { .. })),
+            "{err}"
+        );
     }
 }

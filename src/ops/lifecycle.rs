@@ -21,6 +21,7 @@ use crate::model::Labeled;
 use crate::observe::chain;
 use crate::observe::image::{self, Format};
 use crate::reconcile::{Apply, Reconciler};
+use crate::run::Program;
 
 /// How long `qemu-img create` may take (it writes a few clusters).
 const QEMU_IMG_TIMEOUT: Duration = Duration::from_secs(60);
@@ -169,7 +170,7 @@ fn backing_file(
 }
 
 /// Runs `qemu-img create -f qcow2` on the unnamed file: the child gets the descriptor
-/// (its close-on-exec flag cleared in the child only) and writes through
+/// ([`Program::pass_fd`]) and writes through
 /// `/proc/self/fd/N`. `-u`: the backing file is not opened by qemu-img (it was checked).
 fn qemu_img_create(file: &OwnedFd, capacity: u64, backing: Option<&Backing>) -> Result<()> {
     let fd = file.as_raw_fd();
@@ -189,43 +190,10 @@ fn qemu_img_create(file: &OwnedFd, capacity: u64, backing: Option<&Backing>) -> 
         ]);
     }
     args.extend([format!("/proc/self/fd/{fd}"), capacity.to_string()]);
-    let handle = duct::cmd("qemu-img", &args)
-        .before_spawn(move |cmd| {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: the closure runs in the child between fork and exec and calls only
-            // fcntl(2), which is async-signal-safe; `fd` stays open in the parent until
-            // the child has exited (the caller holds `file`).
-            unsafe {
-                cmd.pre_exec(move || {
-                    let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
-                    rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::empty())?;
-                    Ok(())
-                });
-            }
-            Ok(())
-        })
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .start()
-        .map_err(|e| Error::failed(format!("cannot run qemu-img: {e}")))?;
-    let output = handle
-        .wait_timeout(QEMU_IMG_TIMEOUT)
-        .map_err(|e| Error::failed(format!("qemu-img: {e}")))?;
-    let Some(output) = output else {
-        let _ = handle.kill();
-        return Err(Error::failed(format!(
-            "qemu-img create took more than {}s",
-            QEMU_IMG_TIMEOUT.as_secs()
-        )));
-    };
-    if !output.status.success() {
-        return Err(Error::failed(format!(
-            "qemu-img create: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
+    Program::new("qemu-img", &args, QEMU_IMG_TIMEOUT)
+        .pass_fd(fd)
+        .stdout()
+        .map_err(Error::failed)?;
     Ok(())
 }
 
