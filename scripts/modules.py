@@ -20,7 +20,7 @@ import sys
 
 # Lowest first. Each line: the modules of one layer.
 LAYERS = [
-    ["users", "model", "fsys"],
+    ["users", "model", "fsys", "run"],
     ["decide"],
     ["error"],
     ["lock"],
