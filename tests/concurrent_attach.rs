@@ -17,6 +17,7 @@ use svirt_pool::config::Settings;
 use svirt_pool::decide::labels::Mode;
 use svirt_pool::error::Result;
 use svirt_pool::model::Labeled;
+use svirt_pool::ops::volumes::Batcher;
 use svirt_pool::ops::{Caller, locate, volumes};
 use svirt_pool::registry::Holds;
 use tokio::sync::Barrier;
@@ -31,14 +32,22 @@ enum Via {
     Task,
 }
 
+/// The agent's settings and its queue of attach and detach calls, shared by callers.
+type Shared<'a> = (&'a Arc<Settings>, &'a Arc<Batcher>);
+
 /// A disk of the test pool as the API names it.
 fn named(settings: &Settings, disk: &Path) -> locate::Named {
     locate::name(settings, disk).expect("a volume of the pool")
 }
 
-async fn attach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> Result<Labeled> {
+async fn attach(
+    via: Via,
+    (settings, batcher): Shared<'_>,
+    uuid: &str,
+    disk: &Path,
+) -> Result<Labeled> {
     match via {
-        Via::Thread => volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw),
+        Via::Thread => volumes::attach_in(batcher, settings, Caller::ROOT, uuid, disk, Mode::Rw),
         Via::Task => {
             volumes::prepare_attach(
                 settings,
@@ -47,18 +56,23 @@ async fn attach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> 
                 named(settings, disk),
                 Mode::Rw,
             )?
-            .run(settings)
+            .run(batcher, settings)
             .await
         }
     }
 }
 
-async fn detach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> Result<Labeled> {
+async fn detach(
+    via: Via,
+    (settings, batcher): Shared<'_>,
+    uuid: &str,
+    disk: &Path,
+) -> Result<Labeled> {
     match via {
-        Via::Thread => volumes::detach(settings, Caller::ROOT, uuid, disk),
+        Via::Thread => volumes::detach_in(batcher, settings, Caller::ROOT, uuid, disk),
         Via::Task => {
             volumes::prepare_detach(settings, Caller::ROOT, uuid, named(settings, disk))?
-                .run(settings)
+                .run(batcher, settings)
                 .await
         }
     }
@@ -69,7 +83,7 @@ async fn detach(via: Via, settings: &Arc<Settings>, uuid: &str, disk: &Path) -> 
 /// contested file's label if this caller got it.
 async fn contend(
     via: Via,
-    settings: &Arc<Settings>,
+    shared: Shared<'_>,
     start: &Barrier,
     i: usize,
     (uuid, cats): &(String, String),
@@ -77,19 +91,19 @@ async fn contend(
     contested: &Path,
 ) -> Option<(usize, Option<String>)> {
     start.wait().await;
-    let won = attach(via, settings, uuid, contested).await;
+    let won = attach(via, shared, uuid, contested).await;
     for round in 0..ROUNDS {
-        let attached = attach(via, settings, uuid, disk)
+        let attached = attach(via, shared, uuid, disk)
             .await
             .unwrap_or_else(|e| panic!("vm{i} ({via:?}) round {round}: {e}"));
         assert_eq!(attached.label, Some(image_label(cats)), "vm{i}");
         assert_eq!(label(disk), Some(image_label(cats)), "vm{i} round {round}");
-        let detached = detach(via, settings, uuid, disk)
+        let detached = detach(via, shared, uuid, disk)
             .await
             .unwrap_or_else(|e| panic!("vm{i} ({via:?}) round {round}: {e}"));
         assert_eq!(detached.label.as_deref(), Some(VIRT_IMAGE), "vm{i}");
         // A second detach is refused, and refuses nothing else.
-        let again = detach(via, settings, uuid, disk).await;
+        let again = detach(via, shared, uuid, disk).await;
         assert!(again.is_err(), "vm{i}: detached twice");
     }
     won.ok().map(|l| (i, l.label))
@@ -107,6 +121,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn contest(threads: usize) {
     let bed = Bed::new();
     let settings = Arc::new(Settings::load(&bed.config).unwrap());
+    let batcher = Batcher::new();
+    let shared = (&settings, &batcher);
     let guests: Vec<(String, String)> = (0..THREADS)
         .map(|i| bed.define_guest(&format!("vm{i}")))
         .collect();
@@ -117,7 +133,7 @@ fn contest(threads: usize) {
     let stranger = new_uuid(); // never defined
     let start = Barrier::new(THREADS + 1);
     let contend_via =
-        |via: Via, i: usize| contend(via, &settings, &start, i, &guests[i], &disks[i], &contested);
+        |via: Via, i: usize| contend(via, shared, &start, i, &guests[i], &disks[i], &contested);
 
     let contested_wins: Vec<(usize, Option<String>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -138,7 +154,7 @@ fn contest(threads: usize) {
                     } else {
                         Via::Task
                     };
-                    let e = attach(via, &settings, &stranger, &disks[0])
+                    let e = attach(via, shared, &stranger, &disks[0])
                         .await
                         .expect_err("an undefined guest");
                     assert!(e.to_string().contains("not defined"), "round {round}: {e}");
@@ -213,6 +229,7 @@ fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
     // thread must be woken to lead the task's job, or the task waits forever.
     let bed = Bed::new();
     let settings = Arc::new(Settings::load(&bed.config).unwrap());
+    let batcher = Batcher::new();
     let (uuid, cats) = bed.define_guest("vm");
     let (first, second) = (bed.file("first.img"), bed.file("second.img"));
     // A task call first, so the batch thread exists and sleeps.
@@ -225,17 +242,19 @@ fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
             .expect("prepared")
     };
     assert!(
-        rt.block_on(call(&first).run(&settings)).is_err(),
+        rt.block_on(call(&first).run(&batcher, &settings)).is_err(),
         "nothing attached yet"
     );
     let held = svirt_pool::lock::acquire(&settings.state_dir).unwrap();
     std::thread::scope(|s| {
-        let thread = s.spawn(|| volumes::attach(&settings, Caller::ROOT, &uuid, &first, Mode::Rw));
+        let thread = s.spawn(|| {
+            volumes::attach_in(&batcher, &settings, Caller::ROOT, &uuid, &first, Mode::Rw)
+        });
         // The thread now leads, its batch waiting for the lock.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let answer = rt.block_on(async {
             let task = {
-                let settings = settings.clone();
+                let (settings, batcher) = (settings.clone(), batcher.clone());
                 let call = volumes::prepare_attach(
                     &settings,
                     Caller::ROOT,
@@ -244,7 +263,7 @@ fn a_task_waiting_behind_a_thread_is_led_when_the_thread_steps_down() {
                     Mode::Ro,
                 )
                 .expect("prepared");
-                tokio::spawn(async move { call.run(&settings).await })
+                tokio::spawn(async move { call.run(&batcher, &settings).await })
             };
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             drop(held);
@@ -279,6 +298,7 @@ fn a_batch_that_cannot_commit_records_and_labels_nothing_it_reported_failed() {
     )
     .unwrap();
     let settings = Settings::load(&config).unwrap();
+    let batcher = Batcher::default();
     let guests: Vec<(String, String)> = (0..THREADS)
         .map(|_| {
             let uuid = new_uuid();
@@ -303,11 +323,12 @@ fn a_batch_that_cannot_commit_records_and_labels_nothing_it_reported_failed() {
     let results: Vec<bool> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|i| {
-                let (settings, start) = (&settings, &start);
+                let (settings, batcher, start) = (&settings, &batcher, &start);
                 let ((uuid, _), disk) = (&guests[i], &disks[i]);
                 s.spawn(move || {
                     start.wait();
-                    volumes::attach(settings, Caller::ROOT, uuid, disk, Mode::Rw).is_ok()
+                    volumes::attach_in(batcher, settings, Caller::ROOT, uuid, disk, Mode::Rw)
+                        .is_ok()
                 })
             })
             .collect();

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::api::server;
 use crate::error::{Error, Result};
+use crate::ops::volumes::Batcher;
 use engine::Engine;
 
 /// How many events a slow `Monitor` client may fall behind before it is told it lagged.
@@ -41,6 +42,8 @@ pub fn run(settings: Settings) -> Result<()> {
             Error::failed(format!("API socket {}: {e}", settings.api.socket.display()))
         })?
     };
+    // The attach and detach calls of every API connection, batched together.
+    let batcher = Batcher::new();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let engine = {
         let settings = settings.clone();
@@ -63,13 +66,13 @@ pub fn run(settings: Settings) -> Result<()> {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = int.recv() => tracing::info!("SIGINT: stopping"),
             _ = done_rx => {}
-            _ = server::serve(socket, settings.clone(), events) => {}
+            _ = server::serve(socket, settings.clone(), batcher.clone(), events) => {}
         }
     });
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     // Calls the API handed to the batch thread are finished, not cut between their
     // commit and their labels.
-    crate::ops::volumes::settle(&settings);
+    batcher.settle();
     // Wake the engine; if it already ended, the write fails harmlessly.
     let _ = rustix::io::write(&stop_write, b"x");
     let result = engine

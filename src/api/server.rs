@@ -29,6 +29,7 @@ use super::auth::Peer;
 use super::service::Api;
 use super::types::Event;
 use crate::config::{ApiSettings, Settings};
+use crate::ops::volumes::Batcher;
 
 type Inner = zlink::tokio::unix::Stream;
 
@@ -223,7 +224,12 @@ fn remove_stale(path: &Path) -> io::Result<()> {
 
 /// Accepts connections until the future is dropped; each is served on its own local
 /// task (zlink's server future is not `Send`). Must run inside a `LocalSet`.
-pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::Sender<Event>) {
+pub async fn serve(
+    socket: Socket_,
+    settings: Arc<Settings>,
+    batcher: Arc<Batcher>,
+    events: broadcast::Sender<Event>,
+) {
     let limits = Arc::new(Limits {
         max_request: settings.api.max_request_bytes,
         idle: settings.api.idle_timeout,
@@ -282,7 +288,14 @@ pub async fn serve(socket: Socket_, settings: Arc<Settings>, events: broadcast::
             limits: limits.clone(),
             streaming: streaming.clone(),
         };
-        let api = Api::new(settings.clone(), peer, events.clone(), streaming, hangup);
+        let api = Api::new(
+            settings.clone(),
+            batcher.clone(),
+            peer,
+            events.clone(),
+            streaming,
+            hangup,
+        );
         tokio::task::spawn_local(async move {
             let _slot = slot;
             let server = zlink::Server::new(ReadyListener::new(socket), api);

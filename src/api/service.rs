@@ -379,8 +379,9 @@ impl Api {
         };
         let pool = pool_of(&self.settings, &v);
         let caller = self.caller();
+        let batcher = self.batcher.clone();
         match self
-            .blocking(move |s| files::open(s, caller, &guest, v, mode))
+            .blocking(move |s| files::open(&batcher, s, caller, &guest, v, mode))
             .await
         {
             Ok((r, fd)) => {

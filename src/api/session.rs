@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::model::Labeled;
 use crate::ops::locate::Named;
+use crate::ops::volumes::Batcher;
 use crate::ops::{Caller, volumes};
 
 /// How many mutations the API has made: a cached `ListPools` answer older than the last
@@ -73,6 +74,8 @@ impl Drop for Running {
 #[derive(Debug, Clone)]
 pub struct Api {
     pub(super) settings: Arc<Settings>,
+    /// The agent's queue of attach and detach calls (one batch, one commit).
+    pub(super) batcher: Arc<Batcher>,
     pub(super) peer: Peer,
     pub(super) events: broadcast::Sender<Event>,
     /// Set while a `Monitor` stream runs, so the idle timeout spares the connection.
@@ -86,6 +89,7 @@ impl Api {
     /// A service for a connection from `peer`.
     pub fn new(
         settings: Arc<Settings>,
+        batcher: Arc<Batcher>,
         peer: Peer,
         events: broadcast::Sender<Event>,
         streaming: Arc<AtomicBool>,
@@ -93,6 +97,7 @@ impl Api {
     ) -> Self {
         Api {
             settings,
+            batcher,
             peer,
             events,
             streaming,
@@ -190,7 +195,7 @@ impl Api {
         } else {
             self.blocking(move |s| prepare(s, volume)).await?
         };
-        Ok(call.run(&self.settings).await?)
+        Ok(call.run(&self.batcher, &self.settings).await?)
     }
 
     /// Logs a mutation with its peer and tells `Monitor` clients.

@@ -295,13 +295,15 @@ pub(super) fn give_to(file: &OwnedFd, caller: Caller, shown_path: &str) -> Resul
 /// caller's own rights (never root's on a member's behalf) and is the very file the
 /// attachment holds; an LV's node must be the block device udev names.
 pub fn open(
+    batcher: &volumes::Batcher,
     settings: &Settings,
     caller: Caller,
     guest: &str,
     volume: super::locate::Named,
     mode: AttachMode,
 ) -> Result<(Labeled, OwnedFd)> {
-    let (result, fd) = volumes::attach_and_open(settings, caller, guest, volume, mode, true)?;
+    let (result, fd) =
+        volumes::attach_and_open(batcher, settings, caller, guest, volume, mode, true)?;
     let fd = fd.expect("attach_and_open opens when asked");
     // Hand-out descriptors block like the caller's own would.
     let flags = rustix::fs::fcntl_getfl(&fd).map_err(Error::failed)?;

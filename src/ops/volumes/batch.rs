@@ -17,10 +17,10 @@
 //!   of the agent's time under 8 clients).
 //!
 //! When a batch steps down, whoever owns the oldest job still waiting leads the next:
-//! its thread, or the runner. Only the calls of one `Settings` (the agent's, shared by
-//! every API connection) are batched together.
+//! its thread, or the runner. The queue is a [`Batcher`]: the agent owns one, shared by
+//! every API connection; a call alone (the CLI, the libvirt hook) makes its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -41,7 +41,16 @@ enum Reply {
     Task(oneshot::Sender<Done>),
 }
 
-/// The jobs of one `Settings`.
+/// The attach and detach calls of one process waiting for their batch, and who leads.
+/// Every call given to one `Batcher` must come with the same `Settings`.
+#[derive(Default)]
+pub struct Batcher {
+    queue: Mutex<Queue>,
+    /// Woken when a batch steps down with no job waiting ([`Batcher::settle`]).
+    idle: Condvar,
+}
+
+/// The waiting jobs and their callers.
 #[derive(Default)]
 struct Queue {
     /// Jobs waiting for a batch, oldest first, with their ids.
@@ -59,175 +68,182 @@ struct Queue {
     next_id: u64,
 }
 
-/// Every `Settings`' queue, keyed by its address (it outlives every call that uses it,
-/// and the runner holds it for good).
-static QUEUES: Mutex<BTreeMap<usize, Queue>> = Mutex::new(BTreeMap::new());
-
-type Queues = MutexGuard<'static, BTreeMap<usize, Queue>>;
-
-fn queues() -> Queues {
-    // Every change to a queue is a push, a take or a flag, and batches run unlocked
-    // and with their panics caught: a panic cannot leave one half-changed.
-    QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn key_of(settings: &Settings) -> usize {
-    std::ptr::from_ref(settings) as usize
-}
-
-/// Runs `job` in the next batch of `settings`' jobs and returns its answer (blocks).
-pub(super) fn run(settings: &Settings, job: Job) -> Done {
-    let key = key_of(settings);
-    let mut all = queues();
-    let queue = all.entry(key).or_default();
-    let id = queue.next_id;
-    queue.next_id += 1;
-    queue.waiting.push((id, job, Reply::Thread));
-    let wake = Arc::new(Condvar::new());
-    loop {
-        let queue = all.get_mut(&key).expect("the queue of a waiting job");
-        if let Some(done) = queue.done.remove(&id) {
-            queue.sleepers.remove(&id);
-            return done;
-        }
-        if queue.leading {
-            queue.sleepers.insert(id, wake.clone());
-            all = wake.wait(all).unwrap_or_else(PoisonError::into_inner);
-            continue;
-        }
-        queue.sleepers.remove(&id);
-        // Lead a batch of the oldest jobs: this one among them, unless MAX_BATCH older
-        // ones wait (then it leads again).
-        all = lead(settings, key, all);
+impl Queue {
+    fn busy(&self) -> bool {
+        self.leading || !self.waiting.is_empty()
     }
 }
 
-/// Runs `job` in the next batch of `settings`' jobs, led by the runner thread, and
-/// returns its answer (does not block).
-pub(super) async fn submit(settings: &Arc<Settings>, job: Job) -> Done {
-    let (tx, rx) = oneshot::channel();
-    {
-        let key = key_of(settings);
-        let mut all = queues();
-        let queue = all.entry(key).or_default();
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Without the queue's lock: it may be held by whoever formats this.
+        f.debug_struct("Batcher").finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// A queue with nothing waiting.
+    pub fn new() -> Arc<Batcher> {
+        Arc::new(Batcher::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Every change to the queue is a push, a take or a flag, and batches run
+        // unlocked and with their panics caught: a panic cannot leave it half-changed.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `job` in the next batch and returns its answer (blocks).
+    pub(super) fn run(&self, settings: &Settings, job: Job) -> Done {
+        let mut queue = self.lock();
         let id = queue.next_id;
         queue.next_id += 1;
-        // The runner exists before the job waits: a batch stepping down with this job
-        // the oldest wakes it.
-        let wake = match runner(settings, queue) {
-            Ok(wake) => wake,
-            Err(e) => {
-                return Done::Panicked(Error::failed(format!(
-                    "cannot start the batch runner thread: {e}"
-                )));
+        queue.waiting.push((id, job, Reply::Thread));
+        let wake = Arc::new(Condvar::new());
+        loop {
+            if let Some(done) = queue.done.remove(&id) {
+                queue.sleepers.remove(&id);
+                return done;
             }
-        };
-        queue.waiting.push((id, job, Reply::Task(tx)));
-        if !queue.leading {
-            wake.notify_one();
+            if queue.leading {
+                queue.sleepers.insert(id, wake.clone());
+                queue = wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            queue.sleepers.remove(&id);
+            // Lead a batch of the oldest jobs: this one among them, unless MAX_BATCH
+            // older ones wait (then it leads again).
+            queue = self.lead(settings, queue);
         }
     }
-    rx.await.unwrap_or_else(|_| {
-        Done::Panicked(Error::failed(
-            "internal error: the batch runner dropped the call",
-        ))
-    })
-}
 
-/// The runner of `settings`' queue, started on first use: a thread that leads a batch
-/// whenever jobs wait and none is running, for as long as the process lives (it holds
-/// the `Settings`, so their address keys no other queue).
-fn runner(settings: &Arc<Settings>, queue: &mut Queue) -> std::io::Result<Arc<Condvar>> {
-    if let Some(wake) = &queue.runner {
-        return Ok(wake.clone());
-    }
-    let wake = Arc::new(Condvar::new());
-    let (settings, sleep) = (settings.clone(), wake.clone());
-    std::thread::Builder::new()
-        .name("batch".into())
-        .spawn(move || {
-            let key = key_of(&settings);
-            let mut all = queues();
-            loop {
-                let queue = all.get_mut(&key).expect("the runner's queue");
-                if queue.leading || queue.waiting.is_empty() {
-                    all = sleep.wait(all).unwrap_or_else(PoisonError::into_inner);
-                } else {
-                    all = lead(&settings, key, all);
+    /// Runs `job` in the next batch, led by the runner thread, and returns its answer
+    /// (does not block).
+    pub(super) async fn submit(self: &Arc<Self>, settings: &Arc<Settings>, job: Job) -> Done {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut queue = self.lock();
+            let id = queue.next_id;
+            queue.next_id += 1;
+            // The runner exists before the job waits: a batch stepping down with this
+            // job the oldest wakes it.
+            let wake = match self.runner(settings, &mut queue) {
+                Ok(wake) => wake,
+                Err(e) => {
+                    return Done::Panicked(Error::failed(format!(
+                        "cannot start the batch runner thread: {e}"
+                    )));
                 }
+            };
+            queue.waiting.push((id, job, Reply::Task(tx)));
+            if !queue.leading {
+                wake.notify_one();
             }
-        })?;
-    queue.runner = Some(wake.clone());
-    Ok(wake)
-}
-
-/// Runs one batch of the oldest waiting jobs (no batch may be running), hands each
-/// caller its answer and steps down, waking the owner of the oldest job still waiting.
-fn lead(settings: &Settings, key: usize, mut all: Queues) -> Queues {
-    let queue = all.get_mut(&key).expect("the queue of a waiting job");
-    queue.leading = true;
-    let n = queue.waiting.len().min(MAX_BATCH);
-    let (mut ids, mut jobs, mut replies) = (Vec::new(), Vec::new(), Vec::new());
-    for (id, job, reply) in queue.waiting.drain(..n) {
-        ids.push(id);
-        jobs.push(job);
-        replies.push(reply);
-    }
-    drop(all);
-    // A panic (reported on stderr by the panic hook) answers the batch's callers with
-    // an error instead of leaving them waiting, and the leader goes on.
-    let answers = catch_unwind(AssertUnwindSafe(|| run_batch(settings, jobs))).unwrap_or_default();
-    let mut answers = answers.into_iter();
-    let mut all = queues();
-    let queue = all.get_mut(&key).expect("the queue of a running batch");
-    for (id, reply) in ids.into_iter().zip(replies) {
-        let done = answers.next().unwrap_or_else(|| {
+        }
+        rx.await.unwrap_or_else(|_| {
             Done::Panicked(Error::failed(
-                "internal error: the batch it was in panicked",
+                "internal error: the batch runner dropped the call",
             ))
-        });
-        match reply {
-            Reply::Thread => {
-                queue.done.insert(id, done);
-                if let Some(sleeper) = queue.sleepers.get(&id) {
+        })
+    }
+
+    /// The runner, started on first use: a thread that leads a batch whenever jobs
+    /// wait and none is running, for as long as the process lives.
+    fn runner(
+        self: &Arc<Self>,
+        settings: &Arc<Settings>,
+        queue: &mut Queue,
+    ) -> std::io::Result<Arc<Condvar>> {
+        if let Some(wake) = &queue.runner {
+            return Ok(wake.clone());
+        }
+        let wake = Arc::new(Condvar::new());
+        let (this, settings, sleep) = (self.clone(), settings.clone(), wake.clone());
+        std::thread::Builder::new()
+            .name("batch".into())
+            .spawn(move || {
+                let mut queue = this.lock();
+                loop {
+                    if queue.leading || queue.waiting.is_empty() {
+                        queue = sleep.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                    } else {
+                        queue = this.lead(&settings, queue);
+                    }
+                }
+            })?;
+        queue.runner = Some(wake.clone());
+        Ok(wake)
+    }
+
+    /// Runs one batch of the oldest waiting jobs (no batch may be running), hands each
+    /// caller its answer and steps down, waking the owner of the oldest job still
+    /// waiting (or, with none, whoever waits in [`Batcher::settle`]).
+    fn lead<'q>(
+        &'q self,
+        settings: &Settings,
+        mut queue: MutexGuard<'q, Queue>,
+    ) -> MutexGuard<'q, Queue> {
+        queue.leading = true;
+        let n = queue.waiting.len().min(MAX_BATCH);
+        let (mut ids, mut jobs, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, job, reply) in queue.waiting.drain(..n) {
+            ids.push(id);
+            jobs.push(job);
+            replies.push(reply);
+        }
+        drop(queue);
+        // A panic (reported on stderr by the panic hook) answers the batch's callers
+        // with an error instead of leaving them waiting, and the leader goes on.
+        let answers =
+            catch_unwind(AssertUnwindSafe(|| run_batch(settings, jobs))).unwrap_or_default();
+        let mut answers = answers.into_iter();
+        let mut queue = self.lock();
+        for (id, reply) in ids.into_iter().zip(replies) {
+            let done = answers.next().unwrap_or_else(|| {
+                Done::Panicked(Error::failed(
+                    "internal error: the batch it was in panicked",
+                ))
+            });
+            match reply {
+                Reply::Thread => {
+                    queue.done.insert(id, done);
+                    if let Some(sleeper) = queue.sleepers.get(&id) {
+                        sleeper.notify_one();
+                    }
+                }
+                // A task that went away (its client hung up) has nothing to be told:
+                // what it asked for is done, as when a client hangs up after the reply.
+                Reply::Task(tx) => drop(tx.send(done)),
+            }
+        }
+        queue.leading = false;
+        match queue.waiting.first() {
+            Some((id, _, Reply::Thread)) => {
+                // Not yet asleep: it finds no batch running before it sleeps.
+                if let Some(sleeper) = queue.sleepers.get(id) {
                     sleeper.notify_one();
                 }
             }
-            // A task that went away (its client hung up) has nothing to be told: what
-            // it asked for is done, as when a client hangs up after the reply.
-            Reply::Task(tx) => drop(tx.send(done)),
-        }
-    }
-    queue.leading = false;
-    match queue.waiting.first() {
-        Some((id, _, Reply::Thread)) => {
-            // Not yet asleep: it finds no batch running before it sleeps.
-            if let Some(sleeper) = queue.sleepers.get(id) {
-                sleeper.notify_one();
+            Some((_, _, Reply::Task(_))) => {
+                if let Some(runner) = &queue.runner {
+                    runner.notify_one();
+                }
             }
+            None => self.idle.notify_all(),
         }
-        Some((_, _, Reply::Task(_))) => {
-            if let Some(runner) = &queue.runner {
-                runner.notify_one();
-            }
-        }
-        None => {}
+        queue
     }
-    all
-}
 
-/// Waits until no batch of `settings`' jobs runs or waits: the agent, stopping, lets
-/// the batch thread finish what the API handed it (whether or not its client is still
-/// there to be told), as the runtime waits for its blocking threads.
-pub(super) fn settle(settings: &Settings) {
-    let key = key_of(settings);
-    let busy = || {
-        queues()
-            .get(&key)
-            .is_some_and(|q| q.leading || !q.waiting.is_empty())
-    };
-    // Once, at exit: a poll is enough.
-    while busy() {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    /// Waits until no batch runs or waits: the agent, stopping, lets the batch thread
+    /// finish what the API handed it (whether or not its client is still there to be
+    /// told), as the runtime waits for its blocking threads.
+    pub fn settle(&self) {
+        let mut queue = self.lock();
+        while queue.busy() {
+            queue = self
+                .idle
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
     }
 }

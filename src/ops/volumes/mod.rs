@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::lock;
 use crate::model::Labeled;
 use crate::observe::devices;
+pub use batch::Batcher;
 use jobs::{AttachJob, DetachJob, Done, Job};
 
 /// The access a guest gets to a volume attached in `mode`.
@@ -74,6 +75,7 @@ fn lv_node(settings: &Settings, vol: &Volume) -> Result<devices::LvNode> {
 }
 
 /// Gives a guest a volume and labels it; on a labeling failure the state is put back.
+/// A call alone (the CLI, the libvirt hook): its own batch.
 pub fn attach(
     settings: &Settings,
     caller: Caller,
@@ -81,14 +83,27 @@ pub fn attach(
     volume: &Path,
     mode: Mode,
 ) -> Result<Labeled> {
+    attach_in(&Batcher::default(), settings, caller, guest, volume, mode)
+}
+
+/// [`attach`] in the batches of `batcher` (the agent's, shared with its other calls).
+pub fn attach_in(
+    batcher: &Batcher,
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+    mode: Mode,
+) -> Result<Labeled> {
     let named = locate::name(settings, volume)?;
-    attach_and_open(settings, caller, guest, named, mode, false).map(|(result, _)| result)
+    attach_and_open(batcher, settings, caller, guest, named, mode, false).map(|(result, _)| result)
 }
 
 /// Attaches, and with `want_fd` returns the volume opened as `caller` (with `mode`'s
 /// access). A caller other than root must be able to open the volume itself that way,
 /// and the attachment then holds exactly the file the caller opened.
 pub(super) fn attach_and_open(
+    batcher: &Batcher,
     settings: &Settings,
     caller: Caller,
     guest: &str,
@@ -97,17 +112,29 @@ pub(super) fn attach_and_open(
     want_fd: bool,
 ) -> Result<(Labeled, Option<OwnedFd>)> {
     let job = attach_job(settings, caller, guest, volume, mode, want_fd)?;
-    match batch::run(settings, job) {
+    match batcher.run(settings, job) {
         Done::Attached(result) => result,
         Done::Panicked(e) => Err(e),
         Done::Detached(_) => unreachable!("an attach job ends attached"),
     }
 }
 
-/// Takes a volume back from a guest and restores the label it must now carry.
+/// Takes a volume back from a guest and restores the label it must now carry (a call
+/// alone: its own batch).
 pub fn detach(settings: &Settings, caller: Caller, guest: &str, volume: &Path) -> Result<Labeled> {
+    detach_in(&Batcher::default(), settings, caller, guest, volume)
+}
+
+/// [`detach`] in the batches of `batcher`.
+pub fn detach_in(
+    batcher: &Batcher,
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volume: &Path,
+) -> Result<Labeled> {
     let call = prepare_detach(settings, caller, guest, locate::name(settings, volume)?)?;
-    batch::run(settings, call.0).labeled()
+    batcher.run(settings, call.0).labeled()
 }
 
 /// An attach or a detach checked as far as it can be before its batch: the guest's
@@ -171,17 +198,11 @@ pub fn prepares_at_once(caller: Caller, volume: &Named) -> bool {
     caller.is_root() && !volume.is_lv()
 }
 
-/// Waits for the attaches and detaches already handed to the batch thread (the agent
-/// calls it when it stops serving).
-pub fn settle(settings: &Settings) {
-    batch::settle(settings);
-}
-
 impl Call {
-    /// Runs the call in the next batch without blocking (the batch runs on the agent's
-    /// batch thread) and returns the volume's label.
-    pub async fn run(self, settings: &Arc<Settings>) -> Result<Labeled> {
-        batch::submit(settings, self.0).await.labeled()
+    /// Runs the call in the next batch of `batcher` without blocking (the batch runs
+    /// on its batch thread) and returns the volume's label.
+    pub async fn run(self, batcher: &Arc<Batcher>, settings: &Arc<Settings>) -> Result<Labeled> {
+        batcher.submit(settings, self.0).await.labeled()
     }
 }
 
