@@ -59,7 +59,7 @@ pub fn run(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> HookResult {
     else {
         return HookResult::NotOurs;
     };
-    let idx = settings.lvm_pool_of(&node.vg).expect("managed");
+    let idx = settings.lvm_pool_of(&node.vg).expect("managed").index();
     let pool = &settings.pools[idx];
     let holders = if settings.state_dir.join(DB_FILE).exists() {
         match Store::open_read_only(&settings.state_dir)

@@ -320,7 +320,7 @@ impl<'s> Engine<'s> {
         }
         let _lock = lock::acquire(&settings.state_dir)?;
         for node in events {
-            let Some(idx) = settings.lvm_pool_of(&node.vg) else {
+            let Some(idx) = settings.lvm_pool_of(&node.vg).map(|p| p.index()) else {
                 continue;
             };
             let pool = &settings.pools[idx];

@@ -158,6 +158,29 @@ pub struct LvmPool {
     pub lvm_args: Vec<String>,
 }
 
+/// A dir pool of the settings that made it: only [`Settings`] makes one (by lookup),
+/// so it always names a dir pool of those settings, and no caller checks the kind again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DirPoolId(usize);
+
+/// An lvm pool of the settings that made it (see [`DirPoolId`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LvmPoolId(usize);
+
+impl DirPoolId {
+    /// Its index in `Settings::pools`.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl LvmPoolId {
+    /// Its index in `Settings::pools`.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// Which pool a volume named by a path is in, and its name there: the one answer to
 /// "which pool is this?" for the CLI, the API, the hook and the picker. Lexical only: it
 /// opens nothing and asks nothing of lvm2.
@@ -165,15 +188,15 @@ pub struct LvmPool {
 pub enum Located<'a> {
     /// A file of dir pool `pool`, `rel` below its root.
     File {
-        /// The pool's index.
-        pool: usize,
+        /// The pool.
+        pool: DirPoolId,
         /// The path below the pool root.
         rel: &'a Path,
     },
     /// LV `lv` of the volume group of lvm pool `pool`.
     Lv {
-        /// The pool's index.
-        pool: usize,
+        /// The pool.
+        pool: LvmPoolId,
         /// The volume group.
         vg: &'a str,
         /// The LV's name.
@@ -185,7 +208,8 @@ impl Located<'_> {
     /// The pool's index.
     pub fn pool(&self) -> usize {
         match self {
-            Located::File { pool, .. } | Located::Lv { pool, .. } => *pool,
+            Located::File { pool, .. } => pool.index(),
+            Located::Lv { pool, .. } => pool.index(),
         }
     }
 }
@@ -289,14 +313,38 @@ impl Settings {
         }
         self.pools.iter().enumerate().find_map(|(pool, p)| {
             let rel = p.dir()?.relative(path)?;
-            Some(Located::File { pool, rel })
+            Some(Located::File {
+                pool: DirPoolId(pool),
+                rel,
+            })
         })
     }
 
-    /// The index of the LVM pool of volume group `vg`.
-    pub fn lvm_pool_of(&self, vg: &str) -> Option<usize> {
+    /// The LVM pool of volume group `vg`.
+    pub fn lvm_pool_of(&self, vg: &str) -> Option<LvmPoolId> {
         self.pools
             .iter()
             .position(|p| p.lvm().is_some_and(|l| l.vg == vg))
+            .map(LvmPoolId)
+    }
+
+    /// Pool `index` as a dir pool, if it is one.
+    pub fn dir_pool_id(&self, index: usize) -> Option<DirPoolId> {
+        self.pools.get(index)?.dir().map(|_| DirPoolId(index))
+    }
+
+    /// The dir pool `id` names.
+    pub fn dir_pool(&self, id: DirPoolId) -> &DirPool {
+        // Settings never change after validation, and ids are made only from them.
+        self.pools[id.0]
+            .dir()
+            .expect("a DirPoolId names a dir pool")
+    }
+
+    /// The lvm pool `id` names.
+    pub fn lvm_pool(&self, id: LvmPoolId) -> &LvmPool {
+        self.pools[id.0]
+            .lvm()
+            .expect("an LvmPoolId names an lvm pool")
     }
 }

@@ -132,12 +132,12 @@ fn locate_answers_which_pool_a_name_is_in() {
     assert_eq!(
         s.locate(Path::new("/srv/images/a/disk.img")),
         Some(Located::File {
-            pool: 0,
+            pool: s.dir_pool_id(0).unwrap(),
             rel: Path::new("a/disk.img")
         })
     );
     let lv = Some(Located::Lv {
-        pool: 1,
+        pool: s.lvm_pool_of("vg0").unwrap(),
         vg: "vg0",
         lv: "root",
     });
@@ -147,5 +147,10 @@ fn locate_answers_which_pool_a_name_is_in() {
     assert_eq!(s.locate(Path::new("/srv/images")), None);
     assert_eq!(s.locate(Path::new("/srv/images2/x.img")), None);
     assert_eq!(s.locate(Path::new("vg1/root")), None);
-    assert_eq!(s.lvm_pool_of("vg0"), Some(1));
+    assert_eq!(s.lvm_pool_of("vg0").map(|p| p.index()), Some(1));
+    assert_eq!(s.dir_pool_id(1), None, "pool 1 is an lvm pool");
+    assert_eq!(
+        s.dir_pool(s.dir_pool_id(0).unwrap()).path,
+        Path::new("/srv/images")
+    );
 }

@@ -7,7 +7,7 @@ use rustix::fs::OFlags;
 
 use super::locate::Volume;
 use super::{Caller, access, file_of};
-use crate::config::Settings;
+use crate::config::{DirPoolId, Settings};
 use crate::error::{Error, Result};
 use crate::observe::chain::{self, Link};
 use crate::reconcile::{NotLabeled, Reconciler};
@@ -19,13 +19,11 @@ use crate::registry::Registry;
 pub(super) fn chain_of(
     rec: &mut Reconciler<'_>,
     vol: &Volume,
-    rel: &std::path::Path,
+    (pool, rel): (DirPoolId, &std::path::Path),
     node: &crate::fsys::Node,
 ) -> Result<Vec<Link>> {
-    let dir = rec.settings().pools[vol.pool]
-        .dir()
-        .expect("a file of a dir pool");
-    let root = rec.root(vol.pool).map_err(Error::failed)?;
+    let dir = rec.settings().dir_pool(pool);
+    let root = rec.root(pool.index()).map_err(Error::failed)?;
     chain::opened_chain(root, &dir.path, rel, node, dir.cross_filesystems)
         .map_err(|e| Error::refused(format!("cannot attach {}: {e}", vol.shown)))
 }
@@ -35,10 +33,10 @@ pub(super) fn chain_of(
 pub(super) fn check_chain_readable(
     settings: &Settings,
     caller: Caller,
-    vol: &Volume,
+    (pool, vol): (DirPoolId, &Volume),
     chain: &[Link],
 ) -> Result<()> {
-    let dir = settings.pools[vol.pool].dir().expect("a dir pool");
+    let dir = settings.dir_pool(pool);
     for link in chain {
         let fd = access::open_as(
             caller,

@@ -12,7 +12,7 @@ use super::volumes;
 use super::{Caller, guest_for, parse_uuid, shown};
 use crate::apply::filecon;
 use crate::backend;
-use crate::config::{PoolKind, Settings};
+use crate::config::{DirPoolId, Settings};
 use crate::decide::labels::Mode as AttachMode;
 use crate::error::{Error, Result};
 use crate::fsys;
@@ -40,18 +40,17 @@ pub fn check_new_name(name: &str) -> Result<()> {
 }
 
 /// The index of dir pool `pool`.
-pub(super) fn dir_pool(settings: &Settings, pool: &str) -> Result<usize> {
+pub(super) fn dir_pool(settings: &Settings, pool: &str) -> Result<DirPoolId> {
     let idx = settings
         .pools
         .iter()
         .position(|p| p.name == pool)
         .ok_or_else(|| Error::NoSuchPool(pool.to_owned()))?;
-    match settings.pools[idx].kind {
-        PoolKind::Dir(_) => Ok(idx),
-        PoolKind::Lvm(_) => Err(Error::refused(format!(
+    settings.dir_pool_id(idx).ok_or_else(|| {
+        Error::refused(format!(
             "pool {pool:?} is an LVM pool: create LVs with lvcreate"
-        ))),
-    }
+        ))
+    })
 }
 
 /// An unnamed file in the pool's root directory (`O_TMPFILE`): nothing is visible in
@@ -155,7 +154,8 @@ pub fn import(
     src: OwnedFd,
 ) -> Result<Labeled> {
     check_new_name(name)?;
-    let idx = dir_pool(settings, pool)?;
+    let id = dir_pool(settings, pool)?;
+    let idx = id.index();
     let st = rustix::fs::fstat(&src)
         .map_err(|e| Error::failed(format!("fstat of the passed fd: {e}")))?;
     match FileType::from_raw_mode(st.st_mode) {
@@ -166,7 +166,7 @@ pub fn import(
             ));
         }
     }
-    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let dir = settings.dir_pool(id);
     let path = dir.path.join(name);
     let shown_path = shown(&path);
     let root = fsys::open_pool_root(&dir.path).map_err(Error::failed)?;
@@ -236,8 +236,8 @@ pub fn create_save_image(
 ) -> Result<(Labeled, OwnedFd)> {
     let uuid = parse_uuid(guest)?;
     check_new_name(name)?;
-    let idx = dir_pool(settings, pool)?;
-    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let id = dir_pool(settings, pool)?;
+    let dir = settings.dir_pool(id);
     let shown_path = shown(&dir.path.join(name));
     let _lock = lock::acquire(&settings.state_dir)?;
     let mut store = backend::open(settings)?;

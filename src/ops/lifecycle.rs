@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::files::{check_new_name, dir_pool, give_to, link_into_place, unnamed_file};
 use super::{Caller, access, shown};
 use crate::backend;
-use crate::config::Settings;
+use crate::config::{DirPoolId, Settings};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind};
 use crate::lock;
@@ -59,8 +59,8 @@ pub fn create(
     new: &NewVolume<'_>,
 ) -> Result<Labeled> {
     check_new_name(new.name)?;
-    let idx = dir_pool(settings, pool)?;
-    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let id = dir_pool(settings, pool)?;
+    let (idx, dir) = (id.index(), settings.dir_pool(id));
     let shown_path = shown(&dir.path.join(new.name));
     if creatable_format(new.format.as_str()).is_none() {
         return Err(Error::Usage(format!(
@@ -79,7 +79,7 @@ pub fn create(
                 "only a qcow2 volume has a backing file".into(),
             ));
         }
-        Some(b) => Some(backing_file(settings, caller, idx, new.name, b)?),
+        Some(b) => Some(backing_file(settings, caller, id, new.name, b)?),
     };
     let capacity = new
         .capacity
@@ -136,11 +136,11 @@ struct Backing {
 fn backing_file(
     settings: &Settings,
     caller: Caller,
-    idx: usize,
+    pool: DirPoolId,
     new_name: &str,
     name: &str,
 ) -> Result<Backing> {
-    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let dir = settings.dir_pool(pool);
     let rel = chain::resolve(&dir.path, Path::new(new_name), name.as_bytes())
         .map_err(|e| Error::refused(e.to_string()))?;
     let fd = access::open_as(
@@ -201,8 +201,8 @@ fn qemu_img_create(file: &OwnedFd, capacity: u64, backing: Option<&Backing>) -> 
 /// `caller` would (the kernel checks its right to remove the name). Refused while
 /// the volume, or an overlay on it, is held by a guest.
 pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Result<()> {
-    let idx = dir_pool(settings, pool)?;
-    let dir = settings.pools[idx].dir().expect("a dir pool");
+    let id = dir_pool(settings, pool)?;
+    let (idx, dir) = (id.index(), settings.dir_pool(id));
     let rel = super::locate::normalize_user_path(Path::new(name), Path::new("/"))
         .map_err(|e| Error::Usage(e.to_string()))?;
     let rel = rel.strip_prefix("/").expect("absolute").to_path_buf();

@@ -7,20 +7,44 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::shown;
-use crate::config::{Located, Settings};
+use crate::config::{DirPoolId, Located, LvmPoolId, Settings};
 use crate::error::{Error, Refusal, Result};
 use crate::observe::lvm::{self, LvmError};
 
-/// A volume named on the command line: its pool, its key in the state, and how
-/// people call it.
+/// A volume named by a user, found: its pool and where in it, its key in the state,
+/// and how people call it.
 pub(super) struct Volume {
-    pub(super) pool: usize,
+    pub(super) at: At,
     /// The path relative to a dir pool's root, or the LV uuid.
     pub(super) key: Vec<u8>,
     /// The path given, or `VG/LV`.
     pub(super) shown: String,
-    /// For a file: its path relative to the pool root.
-    pub(super) rel: Option<PathBuf>,
+}
+
+/// Where a volume is.
+pub(super) enum At {
+    /// A file of a dir pool, `rel` below its root.
+    File { pool: DirPoolId, rel: PathBuf },
+    /// An LV of an lvm pool.
+    Lv { pool: LvmPoolId },
+}
+
+impl Volume {
+    /// Its pool's index (how the reconciler and the state's names address a pool).
+    pub(super) fn pool(&self) -> usize {
+        match &self.at {
+            At::File { pool, .. } => pool.index(),
+            At::Lv { pool } => pool.index(),
+        }
+    }
+
+    /// Its dir pool and path below the root, when it is a file.
+    pub(super) fn file(&self) -> Option<(DirPoolId, &Path)> {
+        match &self.at {
+            At::File { pool, rel } => Some((*pool, rel)),
+            At::Lv { .. } => None,
+        }
+    }
 }
 
 /// Whether `path` names a volume of a managed pool: a file inside a dir pool (by its
@@ -35,7 +59,7 @@ pub fn is_managed(settings: &Settings, path: &Path) -> bool {
 /// The pool name and state key of a volume named by a user (as attach finds it).
 pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> {
     let vol = locate(settings, path)?;
-    Ok((settings.pools[vol.pool].name.clone(), vol.key))
+    Ok((settings.pools[vol.pool()].name.clone(), vol.key))
 }
 
 /// A volume as a user named it, resolved against the config once: its pool, and the
@@ -43,7 +67,6 @@ pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> 
 /// nothing and asks nothing of lvm2 ([`name`]); [`resolve`] then finds an LV's uuid.
 #[derive(Clone, Debug)]
 pub struct Named {
-    pool: usize,
     target: Target,
     /// The path given (normalized), or `VG/LV`.
     shown: String,
@@ -52,15 +75,23 @@ pub struct Named {
 #[derive(Clone, Debug)]
 enum Target {
     /// A file of a dir pool, below its root.
-    File(PathBuf),
+    File { pool: DirPoolId, rel: PathBuf },
     /// An LV of the volume group of an lvm pool.
-    Lv { vg: String, lv: String },
+    Lv {
+        pool: LvmPoolId,
+        vg: String,
+        lv: String,
+    },
 }
 
 impl Named {
     /// The name of the pool it is in.
     pub fn pool_name<'s>(&self, settings: &'s Settings) -> &'s str {
-        &settings.pools[self.pool].name
+        let index = match &self.target {
+            Target::File { pool, .. } => pool.index(),
+            Target::Lv { pool, .. } => pool.index(),
+        };
+        &settings.pools[index].name
     }
 
     /// Whether it names an LV (finding it asks lvm2, which may block).
@@ -75,9 +106,9 @@ impl Named {
 pub fn name(settings: &Settings, input: &Path) -> Result<Named> {
     if let Some(Located::Lv { pool, vg, lv }) = settings.locate(input) {
         return Ok(Named {
-            pool,
             shown: format!("{vg}/{lv}"),
             target: Target::Lv {
+                pool,
                 vg: vg.to_owned(),
                 lv: lv.to_owned(),
             },
@@ -92,8 +123,10 @@ pub fn name(settings: &Settings, input: &Path) -> Result<Named> {
     let path = normalize_user_path(input, &cwd).map_err(Error::refused)?;
     match settings.locate(&path) {
         Some(Located::File { pool, rel }) => Ok(Named {
-            pool,
-            target: Target::File(rel.to_path_buf()),
+            target: Target::File {
+                pool,
+                rel: rel.to_path_buf(),
+            },
             shown: shown(&path),
         }),
         _ => Err(Refusal::NotInPool { path: shown(&path) }.into()),
@@ -103,20 +136,15 @@ pub fn name(settings: &Settings, input: &Path) -> Result<Named> {
 /// The volume a [`Named`] stands for, with its key in the state: a file's path below
 /// its pool's root, or an LV's uuid (asked of lvm2; an unknown LV is refused).
 pub(super) fn resolve(settings: &Settings, named: Named) -> Result<Volume> {
-    let Named {
-        pool,
-        target,
-        shown,
-    } = named;
+    let Named { target, shown } = named;
     match target {
-        Target::File(rel) => Ok(Volume {
-            pool,
+        Target::File { pool, rel } => Ok(Volume {
             key: rel.as_os_str().as_bytes().to_vec(),
             shown,
-            rel: Some(rel),
+            at: At::File { pool, rel },
         }),
-        Target::Lv { vg, lv } => {
-            let args = &settings.pools[pool].lvm().expect("an lvm pool").lvm_args;
+        Target::Lv { pool, vg, lv } => {
+            let args = &settings.lvm_pool(pool).lvm_args;
             let lvs = lvm::invoke_lvs(&vg, args).map_err(|e| match e {
                 LvmError::NoSuchVg(_) => Error::refused(e),
                 e => Error::failed(e),
@@ -126,10 +154,9 @@ pub(super) fn resolve(settings: &Settings, named: Named) -> Result<Volume> {
                 .find(|l| l.name == lv)
                 .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
             Ok(Volume {
-                pool,
                 key: info.uuid.into_bytes(),
                 shown,
-                rel: None,
+                at: At::Lv { pool },
             })
         }
     }

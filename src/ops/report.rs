@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shown;
 use crate::backend;
-use crate::config::{PoolKind, Settings};
+use crate::config::{LvmPool, PoolKind, Settings};
 use crate::error::Result;
 use crate::fsys::NodeKind;
 use crate::lock;
@@ -263,9 +263,13 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
 }
 
 /// The status of an lvm pool: every LV `lvs` lists, with its node when it has one.
-fn lvm_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> PoolStatus {
+fn lvm_status(
+    rec: &mut Reconciler<'_>,
+    idx: usize,
+    lvm: &LvmPool,
+    holders: &Holders<'_>,
+) -> PoolStatus {
     let pool = &rec.settings().pools[idx];
-    let lvm = pool.lvm().expect("an lvm pool");
     let mut status = PoolStatus {
         name: pool.name.clone(),
         kind: pool.type_name().to_owned(),
@@ -354,7 +358,7 @@ pub fn status(settings: &Settings) -> Result<Vec<PoolStatus>> {
     for (idx, pool) in settings.pools.iter().enumerate() {
         let mut status = match pool.kind {
             PoolKind::Dir(_) => dir_status(&mut rec, idx, &holders),
-            PoolKind::Lvm(_) => lvm_status(&mut rec, idx, &holders),
+            PoolKind::Lvm(ref lvm) => lvm_status(&mut rec, idx, lvm, &holders),
         };
         status.volumes.sort_by(|a, b| a.volume.cmp(&b.volume));
         report.push(status);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
 
-use crate::config::Settings;
+use crate::config::DirPool;
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::model::{BackingFile, Volume};
@@ -23,14 +23,12 @@ use super::recent;
 /// through a descriptor opened beneath the pool root (a FIFO or device planted in a
 /// pool is opened `O_PATH` and never read).
 pub(super) fn file_facts(
-    settings: &Settings,
-    idx: usize,
+    dir: &DirPool,
     root: BorrowedFd<'_>,
     rel: &Path,
     node: &fsys::Node,
     v: &mut Volume,
 ) {
-    let dir = settings.pools[idx].dir().expect("a dir pool");
     if !matches!(node.kind, NodeKind::Regular { .. }) {
         return;
     }

@@ -184,7 +184,7 @@ pub fn page(
             let root = fsys::open_pool_root(&dir.path)
                 .map_err(|e| Error::failed(format!("pool {pool}: {}: {e}", dir.path.display())))?;
             let cursor: Vec<&OsStr> = after.iter().collect();
-            let cross_fs = dir.cross_filesystems;
+            let (cross_fs, dir_pool) = (dir.cross_filesystems, dir);
             let mut visit = |rel: &Path, dir: BorrowedFd<'_>, name: &OsStr, dtype: FileType| {
                 let holders = holders_of(rel.as_os_str().as_bytes());
                 // Each volume is opened once: its label and its facts read through it.
@@ -204,7 +204,7 @@ pub fn page(
                 };
                 let ex = rec.reconcile_found(idx, rel, found, holders);
                 let mut v = describe(settings, idx, rel, &ex, shown(holders)?);
-                file_facts(settings, idx, root.as_fd(), rel, &node, &mut v);
+                file_facts(dir_pool, root.as_fd(), rel, &node, &mut v);
                 Ok(take(v))
             };
             // Stopped early (page full) or not: the page says which by its length.

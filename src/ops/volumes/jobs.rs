@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::apply::filecon;
 use crate::backend;
-use crate::config::Settings;
+use crate::config::{DirPoolId, Settings};
 use crate::decide::labels::{FileId, Mode};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
@@ -25,14 +25,17 @@ use crate::registry::{Attachment, Registry};
 /// labels. Returns which file it is, so the attachment holds that file and no later one
 /// of the same name. (An LV needs no such check: its node is verified when labeled.)
 fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Attachable>> {
-    let Some(rel) = &vol.rel else {
+    let Some((pool, rel)) = vol.file() else {
         return Ok(None);
     };
-    let pool = &rec.settings().pools[vol.pool];
-    let cross_fs = pool.dir().is_some_and(|d| d.cross_filesystems);
+    let settings = rec.settings();
+    let (cross_fs, name) = (
+        settings.dir_pool(pool).cross_filesystems,
+        &settings.pools[pool.index()].name,
+    );
     let root = rec
-        .root(vol.pool)
-        .map_err(|e| Error::failed(format!("pool {}: {e}", pool.name)))?;
+        .root(pool.index())
+        .map_err(|e| Error::failed(format!("pool {name}: {e}")))?;
     let refuse = |why: String| Error::refused(format!("cannot attach {}: {why}", vol.shown));
     let opened = fsys::open_beneath(root, rel, cross_fs).map_err(|e| match e {
         OpenError::Symlink => refuse("it is or goes through a symlink".into()),
@@ -56,7 +59,8 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
     Ok(Some(Attachable {
         file: node.file,
         owner,
-        rel: rel.clone(),
+        pool,
+        rel: rel.to_path_buf(),
         opened,
     }))
 }
@@ -66,6 +70,8 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
 struct Attachable {
     file: FileId,
     owner: u32,
+    /// Its pool.
+    pool: DirPoolId,
     /// Its path below the pool root.
     rel: std::path::PathBuf,
     /// The file and the directory holding it.
@@ -218,7 +224,7 @@ fn stage_attach(
     job: &AttachJob,
 ) -> Result<StagedAttach> {
     let vol = &job.vol;
-    let pool_name = settings.pools[vol.pool].name.clone();
+    let pool_name = settings.pools[vol.pool()].name.clone();
     guest_for(store, &job.uuid, job.caller)?;
     let found = check_attachable(rec, vol)?;
     let file = found.as_ref().map(|f| f.file);
@@ -231,11 +237,13 @@ fn stage_attach(
         )));
     }
     let chain = match &found {
-        Some(f) => chain_of(rec, vol, &f.rel, &f.opened.node)?,
+        Some(f) => chain_of(rec, vol, (f.pool, &f.rel), &f.opened.node)?,
         None => Vec::new(),
     };
-    if !job.caller.is_root() {
-        check_chain_readable(settings, job.caller, vol, &chain)?;
+    if let Some(f) = &found
+        && !job.caller.is_root()
+    {
+        check_chain_readable(settings, job.caller, (f.pool, vol), &chain)?;
     }
     let att = Attachment {
         guest: job.uuid.clone(),
@@ -287,10 +295,10 @@ fn finish_attach(
         mode,
         own,
     } = job;
-    relabel_released(store, rec, vol.pool, &vol.key, &staged.released);
+    relabel_released(store, rec, vol.pool(), &vol.key, &staged.released);
     let holders = store.holders(&staged.pool_name, &vol.key)?;
     let ex = reconcile_attached(rec, &vol, staged.found.as_ref(), &holders);
-    let result = match (&ex.outcome, vol.rel.is_none()) {
+    let result = match (&ex.outcome, vol.file().is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
         (Outcome::Missing, true) => Ok(None),
         // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
@@ -300,7 +308,7 @@ fn finish_attach(
             Err(NotLabeled::Skipped(SkipReason::Changed).to_string())
         }
         _ => match ex.labeled() {
-            Ok(label) => label_chain(rec, store, vol.pool, &staged.chain)?
+            Ok(label) => label_chain(rec, store, vol.pool(), &staged.chain)?
                 .map(|()| Some(label))
                 .map_err(|e| e.to_string()),
             Err(why) => Err(why.to_string()),
@@ -347,7 +355,7 @@ fn finish_attach(
             .and_then(|()| store.holders(&staged.pool_name, &vol.key))
             .map(|holders| reconcile_attached(rec, &vol, staged.found.as_ref(), &holders))
             .and_then(|ex| {
-                let chain = label_chain(rec, store, vol.pool, &staged.chain)?;
+                let chain = label_chain(rec, store, vol.pool(), &staged.chain)?;
                 Ok(ex
                     .labeled()
                     .map_err(|e| e.to_string())
@@ -381,9 +389,9 @@ fn reconcile_attached(
                 name: &f.opened.name,
                 node: &f.opened.node,
             };
-            rec.reconcile_found(vol.pool, &f.rel, at, holders)
+            rec.reconcile_found(vol.pool(), &f.rel, at, holders)
         }
-        None => rec.reconcile_volume(vol.pool, &vol.key, holders),
+        None => rec.reconcile_volume(vol.pool(), &vol.key, holders),
     }
 }
 
@@ -401,7 +409,7 @@ fn stage_detach(
 ) -> Result<StagedDetach> {
     let vol = &job.vol;
     guest_for(store, &job.uuid, job.caller)?;
-    let (mode, backing) = store.detach(&job.uuid, &settings.pools[vol.pool].name, &vol.key)?;
+    let (mode, backing) = store.detach(&job.uuid, &settings.pools[vol.pool()].name, &vol.key)?;
     if mode.is_none() {
         return Err(Error::refused(format!(
             "guest {} does not hold {}",
@@ -421,8 +429,8 @@ fn finish_detach(
     staged: StagedDetach,
 ) -> Result<Labeled> {
     let DetachJob { uuid, vol, .. } = job;
-    let pool_name = &settings.pools[vol.pool].name;
-    let ex = rec.reconcile_volume(vol.pool, &vol.key, &store.holders(pool_name, &vol.key)?);
+    let pool_name = &settings.pools[vol.pool()].name;
+    let ex = rec.reconcile_volume(vol.pool(), &vol.key, &store.holders(pool_name, &vol.key)?);
     tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
     // The backing files it read go back to rest unless another overlay still uses them.
     let unrestored = restore_each(settings, store, &staged.backing)?;

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use rustix::fs::{FileType, OFlags};
 
-use super::locate::{self, Named, Volume};
+use super::locate::{self, At, Named, Volume};
 use super::{Caller, access, guest_for, parse_uuid};
 use crate::backend;
-use crate::config::Settings;
+use crate::config::{LvmPoolId, Settings};
 use crate::decide::labels::Mode;
 use crate::error::{Error, Result};
 use crate::lock;
@@ -41,13 +41,13 @@ fn open_as_caller(
     mode: Mode,
 ) -> Result<OwnedFd> {
     let flags = access_flags(mode) | OFlags::NONBLOCK;
-    match &vol.rel {
-        Some(rel) => {
-            let dir = settings.pools[vol.pool].dir().expect("a dir pool");
+    match &vol.at {
+        At::File { pool, rel } => {
+            let dir = settings.dir_pool(*pool);
             access::open_as(caller, &dir.path, rel, dir.cross_filesystems, flags)
         }
-        None => {
-            let node = lv_node(settings, vol)?;
+        At::Lv { pool } => {
+            let node = lv_node(settings, *pool, vol)?;
             let fd = access::open_path_as(caller, &node.devnode, flags)?;
             let st = rustix::fs::fstat(&fd).map_err(Error::failed)?;
             if FileType::from_raw_mode(st.st_mode) != FileType::BlockDevice
@@ -64,8 +64,8 @@ fn open_as_caller(
 }
 
 /// The node of an active LV named by a user.
-fn lv_node(settings: &Settings, vol: &Volume) -> Result<devices::LvNode> {
-    let vg = &settings.pools[vol.pool].lvm().expect("an lvm pool").vg;
+fn lv_node(settings: &Settings, pool: LvmPoolId, vol: &Volume) -> Result<devices::LvNode> {
+    let vg = &settings.lvm_pool(pool).vg;
     let uuid = String::from_utf8_lossy(&vol.key);
     devices::enumerate(&|v| v == vg)
         .map_err(|e| Error::failed(format!("udev: {e}")))?
