@@ -88,14 +88,24 @@ pub fn plan(
     holders: &[Holder],
     contexts: &GuestContexts,
 ) -> Result<Target, SkipReason> {
-    let decide = || labels::desired_label(holders, contexts).map_err(|_| SkipReason::Conflict);
+    if let (VolumeType::Files, NodeKind::Directory) = (volumes, kind) {
+        return Ok(Target::Resting);
+    }
+    holdable(volumes, kind)?;
+    labels::desired_label(holders, contexts).map_err(|_| SkipReason::Conflict)
+}
+
+/// Whether an entry of this kind is a volume a guest may hold (and that carries a
+/// guest's label): a regular file with one link (another link may be a name outside
+/// the pool), or an LV's block device node; never a symlink. Attaching and labeling
+/// both ask here.
+pub fn holdable(volumes: VolumeType, kind: NodeKind) -> Result<(), SkipReason> {
     match (volumes, kind) {
         (_, NodeKind::Symlink) => Err(SkipReason::Symlink),
-        (VolumeType::Files, NodeKind::Directory) => Ok(Target::Resting),
         (VolumeType::Files, NodeKind::Regular { links }) if links > 1 => Err(SkipReason::HardLinks),
-        (VolumeType::Files, NodeKind::Regular { .. }) => decide(),
+        (VolumeType::Files, NodeKind::Regular { .. })
+        | (VolumeType::BlockDevices, NodeKind::BlockDevice) => Ok(()),
         (VolumeType::Files, _) => Err(SkipReason::NotRegularFile),
-        (VolumeType::BlockDevices, NodeKind::BlockDevice) => decide(),
         (VolumeType::BlockDevices, _) => Err(SkipReason::NotTheNode),
     }
 }

@@ -7,6 +7,7 @@ use crate::apply::filecon;
 use crate::backend;
 use crate::config::{DirPoolId, Settings};
 use crate::decide::labels::{FileId, Mode};
+use crate::decide::plan::{self, VolumeType};
 use crate::error::{Error, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
@@ -42,16 +43,15 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
         e => refuse(e.to_string()),
     })?;
     let node = &opened.node;
-    match node.kind {
-        NodeKind::Regular { links: 1 } => {}
-        NodeKind::Regular { links } => {
-            return Err(refuse(format!(
-                "it has {links} hard links (one may be a file outside the pool)"
-            )));
-        }
-        NodeKind::Symlink => return Err(refuse("it is a symlink".into())),
-        _ => return Err(refuse("it is not a regular file".into())),
-    }
+    plan::holdable(VolumeType::Files, node.kind).map_err(|why| {
+        refuse(match (why, node.kind) {
+            (SkipReason::HardLinks, NodeKind::Regular { links }) => {
+                format!("it has {links} hard links (one may be a file outside the pool)")
+            }
+            (SkipReason::Symlink, _) => "it is a symlink".into(),
+            _ => "it is not a regular file".into(),
+        })
+    })?;
     filecon::read(node.fd.as_fd()).map_err(|e| refuse(e.to_string()))?;
     let owner = rustix::fs::fstat(&node.fd)
         .map_err(|e| refuse(e.to_string()))?
