@@ -64,7 +64,7 @@ pub struct Place<'a> {
     pub dir: BorrowedFd<'a>,
     /// The file's name in `dir`.
     pub name: &'a OsStr,
-    /// Whether `dir` is sealed ([`sealed`]), when the caller decided it once for the
+    /// Whether `dir` is sealed ([`fsys::sealed`]), when the caller decided it once for the
     /// whole directory (a walk); `None`: decided here, and only if a label is written.
     pub dir_sealed: Option<bool>,
 }
@@ -88,7 +88,7 @@ pub fn write(place: Place<'_>, fd: BorrowedFd<'_>, label: &Context) -> Result<()
     write_watched(place, fd, label)
 }
 
-/// Whether [`write`] can ever prove the file's only link is in the pool: its directory
+/// Whether [`write()`] can ever prove the file's only link is in the pool: its directory
 /// is sealed, or its filesystem one where the watched check holds. What `status` and
 /// other inspections report without writing.
 pub fn provable(place: Place<'_>, fd: BorrowedFd<'_>) -> Result<(), WriteError> {

@@ -64,7 +64,7 @@ pub fn define(
 }
 
 /// Makes the guest of a libvirt domain's UUID root's if a member defined it first
-/// ([`Store::take_over_guest`]), and releases what the member attached to it (labels
+/// ([`crate::registry::Guests::take_over_guest`]), and releases what the member attached to it (labels
 /// restored). Returns the uid it was taken from.
 pub fn take_over_for_domain(settings: &Settings, uuid: &str) -> Result<Option<u32>> {
     let uuid = parse_uuid(uuid)?;

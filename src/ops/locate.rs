@@ -64,7 +64,7 @@ pub fn state_key(settings: &Settings, path: &Path) -> Result<(String, Vec<u8>)> 
 
 /// A volume as a user named it, resolved against the config once: its pool, and the
 /// file below the pool's root or the LV of its volume group. Lexical: making one opens
-/// nothing and asks nothing of lvm2 ([`name`]); [`resolve`] then finds an LV's uuid.
+/// nothing and asks nothing of lvm2 ([`name`]); `resolve` then finds an LV's uuid.
 #[derive(Clone, Debug)]
 pub struct Named {
     target: Target,

@@ -68,7 +68,7 @@ pub fn list(failures: &[Unrestored<'_>]) -> String {
     shown.join("; ")
 }
 
-/// Labels what [`Store::release_pins`] took from members, after its commit, and says
+/// Labels what [`crate::registry::Holds::release_pins`] took from members, after its commit, and says
 /// so: a member's guest lost a file it held by read access alone (an overlay on the
 /// file with it). `skip` is the volume the caller labels itself (or deleted). A failure
 /// is logged, not returned: the owner's change is done by then.

@@ -210,7 +210,7 @@ struct StagedAttach {
     holds: Vec<(Vec<u8>, Option<FileId>)>,
     /// The guest's mode before, if it held the volume already.
     previous: Option<Mode>,
-    /// Members' read-only holds released for it ([`Store::release_pins`]).
+    /// Members' read-only holds released for it ([`crate::registry::Holds::release_pins`]).
     released: Vec<crate::registry::Attachment>,
     /// A dir pool's file as checked: labeled through this descriptor.
     found: Option<Attachable>,
