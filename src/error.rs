@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::decide::context::{CategorySet, Pair};
-use crate::decide::labels::AttachRefusal;
+use crate::decide::labels::{AttachRefusal, Mode};
 
 /// A failed command. The kind decides the exit status: 2 for usage or config
 /// errors, 1 for a refused or failed operation.
@@ -201,6 +201,46 @@ pub enum Refusal {
     Reserve {
         /// `api.reserve_percent`.
         percent: u8,
+    },
+    /// A detach named a volume the guest does not hold.
+    #[error("guest {guest} does not hold {volume}")]
+    NotHeld {
+        /// The guest.
+        guest: String,
+        /// The volume, as named.
+        volume: String,
+    },
+    /// The file a caller opened is not the one at the name any more.
+    #[error("{volume} was replaced while it was being attached; nothing was attached")]
+    Replaced {
+        /// The volume, as named.
+        volume: String,
+    },
+    /// A managed volume group has no LV of that name.
+    #[error("volume group {vg} has no LV {lv:?}")]
+    NoSuchLv {
+        /// The volume group.
+        vg: String,
+        /// The LV's name.
+        lv: String,
+    },
+    /// The LV has no device node: it is not active.
+    #[error("{volume} is inactive: activate it first")]
+    Inactive {
+        /// The LV, as `VG/LV`.
+        volume: String,
+    },
+    /// A volume a guest holds cannot be deleted.
+    #[error(
+        "cannot delete {path}: held {mode} by guest {guest} (directly or through an overlay on it)"
+    )]
+    InUse {
+        /// The volume.
+        path: String,
+        /// A guest holding it.
+        guest: String,
+        /// How.
+        mode: Mode,
     },
     /// A path named as a volume is in no configured pool.
     #[error("{path} is not inside any configured pool")]

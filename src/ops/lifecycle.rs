@@ -14,7 +14,7 @@ use super::files::{check_new_name, dir_pool, give_to, link_into_place, unnamed_f
 use super::{Caller, access, shown};
 use crate::backend;
 use crate::config::{DirPoolId, Settings};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::fsys::{self, NodeKind};
 use crate::lock;
 use crate::model::Labeled;
@@ -242,10 +242,12 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
         Ok((released, None)) => released,
         Ok((_, Some(h))) => {
             store.rollback_batch();
-            return Err(Error::refused(format!(
-                "cannot delete {shown_path}: held {} by guest {} (directly or through an overlay on it)",
-                h.mode, h.guest
-            )));
+            return Err(Refusal::InUse {
+                path: shown_path,
+                guest: h.guest,
+                mode: h.mode,
+            }
+            .into());
         }
         Err(e) => {
             store.rollback_batch();

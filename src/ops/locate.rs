@@ -152,7 +152,10 @@ pub(super) fn resolve(settings: &Settings, named: Named) -> Result<Volume> {
             let info = lvs
                 .into_iter()
                 .find(|l| l.name == lv)
-                .ok_or_else(|| Error::refused(format!("volume group {vg} has no LV {lv:?}")))?;
+                .ok_or_else(|| Refusal::NoSuchLv {
+                    vg: vg.clone(),
+                    lv: lv.clone(),
+                })?;
             Ok(Volume {
                 key: info.uuid.into_bytes(),
                 shown,

@@ -8,7 +8,7 @@ use crate::backend;
 use crate::config::{DirPoolId, Settings};
 use crate::decide::labels::{FileId, Mode};
 use crate::decide::plan::{self, VolumeType};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::fsys::{self, NodeKind, OpenError};
 use crate::lock;
 use crate::model::Labeled;
@@ -231,10 +231,10 @@ fn stage_attach(
     if let (Some(fd), Some(file)) = (&job.own, file)
         && file_of(fd)? != file
     {
-        return Err(Error::refused(format!(
-            "{} was replaced while it was being attached; nothing was attached",
-            vol.shown
-        )));
+        return Err(Refusal::Replaced {
+            volume: vol.shown.clone(),
+        }
+        .into());
     }
     let chain = match &found {
         Some(f) => chain_of(rec, vol, (f.pool, &f.rel), &f.opened.node)?,
@@ -411,10 +411,11 @@ fn stage_detach(
     guest_for(store, &job.uuid, job.caller)?;
     let (mode, backing) = store.detach(&job.uuid, &settings.pools[vol.pool()].name, &vol.key)?;
     if mode.is_none() {
-        return Err(Error::refused(format!(
-            "guest {} does not hold {}",
-            job.uuid, vol.shown
-        )));
+        return Err(Refusal::NotHeld {
+            guest: job.uuid.clone(),
+            volume: vol.shown.clone(),
+        }
+        .into());
     }
     Ok(StagedDetach { backing })
 }

@@ -17,7 +17,7 @@ use super::{Caller, access, guest_for, parse_uuid};
 use crate::backend;
 use crate::config::{LvmPoolId, Settings};
 use crate::decide::labels::Mode;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::lock;
 use crate::model::Labeled;
 use crate::observe::devices;
@@ -71,7 +71,12 @@ fn lv_node(settings: &Settings, pool: LvmPoolId, vol: &Volume) -> Result<devices
         .map_err(|e| Error::failed(format!("udev: {e}")))?
         .into_iter()
         .find(|n| n.lv_uuid == uuid)
-        .ok_or_else(|| Error::refused(format!("{} is inactive: activate it first", vol.shown)))
+        .ok_or_else(|| {
+            Refusal::Inactive {
+                volume: vol.shown.clone(),
+            }
+            .into()
+        })
 }
 
 /// Gives a guest a volume and labels it; on a labeling failure the state is put back.
