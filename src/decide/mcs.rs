@@ -12,11 +12,11 @@ const RANDOM_TRIES: usize = 64;
 ///
 /// Random draws first (pairs are then spread and unpredictable); when the space is
 /// nearly full, every pair is tried in turn, so `None` means it is really exhausted.
-pub fn pick_pair(
+pub fn pick_pair<E>(
     allowed: &CategorySet,
     rng: &mut impl Rng,
-    mut taken: impl FnMut(Pair) -> Result<bool, rusqlite::Error>,
-) -> Result<Option<Pair>, rusqlite::Error> {
+    mut taken: impl FnMut(Pair) -> Result<bool, E>,
+) -> Result<Option<Pair>, E> {
     let cats: Vec<u16> = allowed.iter().collect();
     if cats.len() < 2 {
         return Ok(None);
@@ -69,15 +69,20 @@ mod tests {
         let mut rng = rand::rng();
         let mut taken = HashSet::new();
         for _ in 0..10 {
-            let pair = pick_pair(&allowed, &mut rng, |p| Ok(taken.contains(&p)))
-                .unwrap()
-                .expect("a free pair remains");
+            let pair = pick_pair(&allowed, &mut rng, |p| {
+                Ok::<_, std::convert::Infallible>(taken.contains(&p))
+            })
+            .unwrap()
+            .expect("a free pair remains");
             assert!(allowed.contains(pair.low()) && allowed.contains(pair.high()));
             assert!(pair.low() < pair.high());
             assert!(taken.insert(pair), "{pair} handed out twice");
         }
         assert_eq!(
-            pick_pair(&allowed, &mut rng, |p| Ok(taken.contains(&p))).unwrap(),
+            pick_pair(&allowed, &mut rng, |p| Ok::<_, std::convert::Infallible>(
+                taken.contains(&p)
+            ))
+            .unwrap(),
             None
         );
     }
