@@ -26,7 +26,7 @@ LAYERS = [
     ["lock"],
     ["observe", "apply", "registry"],
     ["config"],
-    ["state", "reconcile"],
+    ["state", "cluster", "reconcile"],
     ["backend"],
     ["ops"],
     ["libvirt"],

@@ -14,6 +14,7 @@ pub mod api;
 pub mod apply;
 pub mod backend;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decide;
 pub mod error;

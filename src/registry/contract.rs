@@ -1,8 +1,9 @@
 //! The registry's contract: what every backend must do, as tests written against the
-//! interface alone. A backend runs them all with [`contract_tests!`] and a function
-//! that opens a fresh, empty registry of its kind (the SQLite store's: `state/tests.rs`).
+//! interface alone. A backend runs them all with [`contract_tests!`] (a backend of
+//! guests alone: [`guest_contract_tests!`]) and a function that opens a fresh, empty
+//! one of its kind (the SQLite store's: `state/tests.rs`; etcd's: `cluster/tests.rs`).
 
-use super::{Attachment, Registry};
+use super::{Attachment, Guests, Registry};
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::labels::AttachRefusal;
 use crate::decide::labels::{FileId, Mode};
@@ -63,7 +64,7 @@ pub(crate) fn attach_detach_release_round_trip(store: &mut dyn Registry) {
     assert!(store.holders("p", b"a.img").unwrap().is_empty());
 }
 
-pub(crate) fn exhaustion_is_a_clear_refusal(store: &mut dyn Registry) {
+pub(crate) fn exhaustion_is_a_clear_refusal(store: &mut dyn Guests) {
     let cats = CategorySet::parse("c0.c2").unwrap();
     for g in ["a", "b", "c"] {
         store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
@@ -81,7 +82,7 @@ pub(crate) fn exhaustion_is_a_clear_refusal(store: &mut dyn Registry) {
     assert_eq!(err.exit_code(), 1);
 }
 
-pub(crate) fn members_never_take_the_pairs_kept_for_root(store: &mut dyn Registry) {
+pub(crate) fn members_never_take_the_pairs_kept_for_root(store: &mut dyn Guests) {
     // c0.c9: 45 pairs, 8 of them kept for root. Members (each within its quota) take
     // what they may; root still defines guests.
     let cats = CategorySet::parse("c0.c9").unwrap();
@@ -106,7 +107,7 @@ pub(crate) fn members_never_take_the_pairs_kept_for_root(store: &mut dyn Registr
     }
 }
 
-pub(crate) fn guests_belong_to_who_defined_them_and_users_have_a_quota(store: &mut dyn Registry) {
+pub(crate) fn guests_belong_to_who_defined_them_and_users_have_a_quota(store: &mut dyn Guests) {
     let cats = CategorySet::full();
     let (g, _) = store.define_guest("mine", None, &cats, 1000, 2).unwrap();
     assert_eq!(g.owner, 1000);
@@ -179,7 +180,7 @@ pub(crate) fn attachments_follow_files_not_names(store: &mut dyn Registry) {
     assert!(store.attach(&again).is_err());
 }
 
-pub(crate) fn a_run_pair_is_taken_while_set_and_every_listing_reads_it(store: &mut dyn Registry) {
+pub(crate) fn a_run_pair_is_taken_while_set_and_every_listing_reads_it(store: &mut dyn Guests) {
     let cats = CategorySet::parse("c0.c3").unwrap();
     let (a, _) = store.define_guest("a", None, &cats, 0, u32::MAX).unwrap();
     let (b, _) = store.define_guest("b", None, &cats, 0, u32::MAX).unwrap();
@@ -199,12 +200,6 @@ pub(crate) fn a_run_pair_is_taken_while_set_and_every_listing_reads_it(store: &m
         let want = if g.uuid == "a" { Some(free) } else { None };
         assert_eq!(g.run_pair, want);
     }
-    store.attach(&att("a", "x.img", Mode::Rw)).unwrap();
-    assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, free);
-    assert_eq!(
-        store.holder_index().unwrap()["p"][&b"x.img".to_vec()][0].pair,
-        free
-    );
     // New guests never draw a pair a guest runs with: 6 pairs, 2 own, 1 run pair.
     for g in ["c", "d", "e"] {
         let (n, _) = store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
@@ -329,7 +324,7 @@ pub(crate) fn read_access_never_pins(store: &mut dyn Registry) {
 
 /// A member's guest taken over for root gets a fresh pair and loses its run pair;
 /// root's own guests and unknown UUIDs are left alone.
-pub(crate) fn a_take_over_gives_root_a_fresh_pair(store: &mut dyn Registry) {
+pub(crate) fn a_take_over_gives_root_a_fresh_pair(store: &mut dyn Guests) {
     let cats = CategorySet::full();
     let (member, _) = store.define_guest("m", None, &cats, 1000, 10).unwrap();
     let run = Pair::new(7, 9).unwrap();
@@ -348,20 +343,52 @@ pub(crate) fn a_take_over_gives_root_a_fresh_pair(store: &mut dyn Registry) {
     assert_eq!(store.take_over_guest("absent", &cats).unwrap(), None);
 }
 
-/// One `#[test]` per contract test, each on a fresh registry from `$fresh` (which
-/// returns the registry and whatever must live as long as it, such as its directory).
-macro_rules! contract_tests {
+/// A guest's volumes carry the pair it runs with while it has one.
+pub(crate) fn holders_carry_the_run_pair(store: &mut dyn Registry) {
+    let cats = CategorySet::parse("c0.c3").unwrap();
+    let (a, _) = store.define_guest("a", None, &cats, 0, u32::MAX).unwrap();
+    let run = [(0, 1), (0, 2), (0, 3)]
+        .into_iter()
+        .filter_map(|(l, h)| Pair::new(l, h))
+        .find(|p| *p != a.pair)
+        .unwrap();
+    store.set_run_pair("a", Some(run)).unwrap();
+    store.attach(&att("a", "x.img", Mode::Rw)).unwrap();
+    assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, run);
+    assert_eq!(
+        store.holder_index().unwrap()["p"][&b"x.img".to_vec()][0].pair,
+        run
+    );
+    store.set_run_pair("a", None).unwrap();
+    assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, a.pair);
+}
+
+/// One `#[test]` per contract test of guests and pairs, each on a fresh `Guests` from
+/// `$fresh` (which returns it and whatever must live as long as it).
+macro_rules! guest_contract_tests {
     ($fresh:expr) => {
         $crate::registry::contract::contract_tests!(@each $fresh;
-            attach_detach_release_round_trip,
             exhaustion_is_a_clear_refusal,
             members_never_take_the_pairs_kept_for_root,
             guests_belong_to_who_defined_them_and_users_have_a_quota,
-            attachments_follow_files_not_names,
             a_run_pair_is_taken_while_set_and_every_listing_reads_it,
+            a_take_over_gives_root_a_fresh_pair,
+        );
+    };
+}
+
+/// One `#[test]` per contract test (the guests' and the holds'), each on a fresh
+/// registry from `$fresh` (which returns the registry and whatever must live as long
+/// as it, such as its directory).
+macro_rules! contract_tests {
+    ($fresh:expr) => {
+        $crate::registry::contract::guest_contract_tests!($fresh);
+        $crate::registry::contract::contract_tests!(@each $fresh;
+            attach_detach_release_round_trip,
+            attachments_follow_files_not_names,
+            holders_carry_the_run_pair,
             backing_files_are_held_ro_per_overlay_and_block_rw,
             read_access_never_pins,
-            a_take_over_gives_root_a_fresh_pair,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {
@@ -375,4 +402,4 @@ macro_rules! contract_tests {
     };
 }
 
-pub(crate) use contract_tests;
+pub(crate) use {contract_tests, guest_contract_tests};

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::labels::{FileId, Holder, Mode};
-use crate::error::Result;
+use crate::decide::mcs;
+use crate::error::{Error, Refusal, Result};
 
 #[cfg(test)]
 pub(crate) mod contract;
@@ -70,6 +71,52 @@ impl Guest {
     pub fn may_act(&self, uid: u32) -> bool {
         uid == 0 || self.owner == uid
     }
+}
+
+/// Whether `owner` (0: root) may define a guest that exists already as `guest`: its
+/// owner and root may, but root never takes a member's guest by defining it (a member
+/// may have defined the UUID of a libvirt domain, readable with `virsh -r`, first).
+pub fn may_redefine(guest: &Guest, owner: u32) -> Result<()> {
+    if !guest.may_act(owner) {
+        return Err(Error::Forbidden(format!(
+            "guest {} belongs to another user (uid {})",
+            guest.uuid, guest.owner
+        )));
+    }
+    if owner == 0 && guest.owner != 0 {
+        return Err(Refusal::MembersGuest {
+            uuid: guest.uuid.clone(),
+            owner: guest.owner,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether member `owner`, who has `held` guests, may define one more when `used` pairs
+/// of `categories` are in use (guests' own and the other pairs domains run with): at
+/// most `quota` guests, and never one of the last pairs, kept for root.
+pub fn member_may_define(
+    owner: u32,
+    held: u32,
+    quota: u32,
+    used: usize,
+    categories: &CategorySet,
+) -> Result<()> {
+    if held >= quota {
+        return Err(Refusal::GuestQuota { uid: owner, held }.into());
+    }
+    let total = mcs::pair_count(categories);
+    let reserve = mcs::root_reserve(total);
+    if total.saturating_sub(used) <= reserve {
+        return Err(Refusal::PairsReserved {
+            free: total.saturating_sub(used),
+            total,
+            reserve,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Guests and their pairs.

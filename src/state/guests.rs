@@ -7,7 +7,7 @@ use super::{Guest, Store};
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::mcs;
 use crate::error::{Error, Refusal, Result};
-use crate::registry::Guests;
+use crate::registry::{self, Guests};
 
 impl Guests for Store {
     fn define_guest(
@@ -22,21 +22,7 @@ impl Guests for Store {
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(mut guest) = guest_in(&tx, uuid)? {
-            if !guest.may_act(owner) {
-                return Err(Error::Forbidden(format!(
-                    "guest {uuid} belongs to another user (uid {})",
-                    guest.owner
-                )));
-            }
-            if owner == 0 && guest.owner != 0 {
-                // A member may have defined the UUID of a libvirt domain (readable with
-                // `virsh -r`) first: root's guests never reuse a member's.
-                return Err(Refusal::MembersGuest {
-                    uuid: uuid.to_owned(),
-                    owner: guest.owner,
-                }
-                .into());
-            }
+            registry::may_redefine(&guest, owner)?;
             if let Some(name) = name.filter(|n| *n != guest.name) {
                 tx.execute(
                     "UPDATE guests SET name = ?1 WHERE uuid = ?2",
@@ -53,9 +39,6 @@ impl Guests for Store {
                 [owner],
                 |r| r.get(0),
             )?;
-            if held >= quota {
-                return Err(Refusal::GuestQuota { uid: owner, held }.into());
-            }
             // Pairs in use: every guest's own, and the other pairs domains run with.
             let used: i64 = tx.query_row(
                 "SELECT count(*) + count(CASE WHEN run_low IS NOT NULL
@@ -64,16 +47,7 @@ impl Guests for Store {
                 |r| r.get(0),
             )?;
             let used = usize::try_from(used).unwrap_or(usize::MAX);
-            let total = mcs::pair_count(categories);
-            let reserve = mcs::root_reserve(total);
-            if total.saturating_sub(used) <= reserve {
-                return Err(Refusal::PairsReserved {
-                    free: total.saturating_sub(used),
-                    total,
-                    reserve,
-                }
-                .into());
-            }
+            registry::member_may_define(owner, held, quota, used, categories)?;
         }
         let pair = free_pair(&tx, categories)?;
         let name = name.unwrap_or(uuid);

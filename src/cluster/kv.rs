@@ -1,0 +1,174 @@
+//! A blocking etcd v3 client bounded by a timeout: the registry's calls are blocking
+//! (they run on the agent's batch and blocking threads, and in the CLI), and etcd's
+//! client is async, so each `Kv` drives its own single-threaded runtime.
+
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, ConnectOptions, GetOptions, TxnOp};
+
+use crate::error::{Error, Result};
+
+/// How to reach the cluster, and what this host is called in it.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// etcd's client URLs (`http://HOST:PORT`).
+    pub endpoints: Vec<String>,
+    /// This host's name in the cluster.
+    pub host: String,
+    /// The key prefix every key of this cluster starts with (`/svirt-pool`).
+    pub prefix: String,
+    /// How long one call to etcd may take, connecting included.
+    pub timeout: Duration,
+}
+
+/// A connection to etcd.
+pub struct Kv {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    settings: ClusterSettings,
+}
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A key's value and its revision of last change.
+pub struct Versioned {
+    /// The value.
+    pub value: Vec<u8>,
+    /// Its `mod_revision`.
+    pub revision: i64,
+}
+
+impl Kv {
+    /// Connects to the cluster (within the timeout).
+    pub fn connect(settings: &ClusterSettings) -> Result<Kv> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failed(format!("etcd client runtime: {e}")))?;
+        let options = ConnectOptions::new()
+            .with_connect_timeout(settings.timeout)
+            .with_timeout(settings.timeout);
+        let endpoints = settings.endpoints.clone();
+        let client = bounded(
+            &runtime,
+            settings,
+            "connect",
+            Client::connect(endpoints, Some(options)),
+        )?;
+        Ok(Kv {
+            runtime,
+            client,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The settings it was made with.
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    /// The full key of `parts` below the cluster's prefix.
+    pub fn key(&self, parts: &[&str]) -> Vec<u8> {
+        let mut key = self.settings.prefix.clone();
+        for part in parts {
+            key.push('/');
+            key.push_str(part);
+        }
+        key.into_bytes()
+    }
+
+    /// The value of `key` and its revision, if it exists.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        let mut client = self.client.clone();
+        let response = self.bounded("get", client.get(key, None))?;
+        Ok(response.kvs().first().map(|kv| Versioned {
+            value: kv.value().to_vec(),
+            revision: kv.mod_revision(),
+        }))
+    }
+
+    /// Every key below `prefix` with its value, in key order, from `start` on (a key
+    /// below the prefix) and at most `limit` of them (0: all), and the store's revision
+    /// they were read at.
+    pub fn range(
+        &self,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        limit: i64,
+    ) -> Result<(Vec<Entry>, i64)> {
+        let mut client = self.client.clone();
+        let end = prefix_end(prefix);
+        let options = GetOptions::new().with_range(end).with_limit(limit);
+        let from = start.unwrap_or(prefix).to_vec();
+        let response = self.bounded("range", client.get(from, Some(options)))?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let kvs = response
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect();
+        Ok((kvs, revision))
+    }
+
+    /// How many keys are below `prefix`, and the store's revision it was counted at.
+    pub fn count(&self, prefix: &[u8]) -> Result<(i64, i64)> {
+        let mut client = self.client.clone();
+        let options = GetOptions::new().with_prefix().with_count_only();
+        let response = self.bounded("count", client.get(prefix, Some(options)))?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        Ok((response.count(), revision))
+    }
+
+    /// Runs `then` if every comparison holds, as one transaction; whether it ran.
+    pub fn txn(&self, when: Vec<Compare>, then: Vec<TxnOp>) -> Result<bool> {
+        let mut client = self.client.clone();
+        let txn = etcd_client::Txn::new().when(when).and_then(then);
+        Ok(self.bounded("txn", client.txn(txn))?.succeeded())
+    }
+
+    fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        bounded(&self.runtime, &self.settings, what, call)
+    }
+}
+
+/// Runs `call` on `runtime`, at most the configured timeout; an error names etcd.
+fn bounded<T>(
+    runtime: &tokio::runtime::Runtime,
+    settings: &ClusterSettings,
+    what: &str,
+    call: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    let failed = |why: String| {
+        Error::failed(format!(
+            "etcd ({}): {what}: {why}",
+            settings.endpoints.join(", ")
+        ))
+    };
+    // The timer is made inside the runtime (it needs its clock).
+    match runtime.block_on(async { tokio::time::timeout(settings.timeout, call).await }) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} ms",
+            settings.timeout.as_millis()
+        ))),
+    }
+}
+
+/// The first key after every key that starts with `prefix` (etcd's range end).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Only 0xff bytes: every key after it (etcd reads "\0" as "to the end").
+    vec![0]
+}
