@@ -13,9 +13,11 @@ use libfuzzer_sys::fuzz_target;
 use svirt_pool::api::auth::Peer;
 use svirt_pool::api::service::Api;
 use svirt_pool::config::{Checks, Settings};
+use svirt_pool::ops::volumes::Batcher;
 
 struct Bed {
     settings: Arc<Settings>,
+    batcher: Arc<Batcher>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -37,6 +39,7 @@ fn bed() -> &'static Bed {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Bed {
             settings: Arc::new(settings),
+            batcher: Batcher::new(),
             runtime,
         }
     })
@@ -68,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
         .unwrap();
         let api = Api::new(
             bed.settings.clone(),
+            bed.batcher.clone(),
             Peer { uid, gid: uid, pid: 1 },
             events,
             Arc::new(std::sync::atomic::AtomicBool::new(false)),
