@@ -42,6 +42,12 @@ impl Guest {
     pub fn effective_pair(&self) -> Pair {
         crate::decide::context::effective_pair(self.pair, self.run_pair)
     }
+
+    /// Whether the user `uid` may act for this guest (attach, detach, release,
+    /// undefine, redefine): root, and the user who defined it.
+    pub fn may_act(&self, uid: u32) -> bool {
+        uid == 0 || self.owner == uid
+    }
 }
 
 /// One attachment: a guest holds a volume of a pool in a mode.
@@ -64,14 +70,6 @@ pub struct Attachment {
 
 /// Every attachment: pool name → volume path → holders.
 pub type HolderIndex = HashMap<String, HashMap<Vec<u8>, Vec<Holder>>>;
-
-impl Guest {
-    /// Whether the user `uid` may act for this guest (attach, detach, release,
-    /// undefine, redefine): root, and the user who defined it.
-    pub fn may_act(&self, uid: u32) -> bool {
-        uid == 0 || self.owner == uid
-    }
-}
 
 /// Whether `owner` (0: root) may define a guest that exists already as `guest`: its
 /// owner and root may, but root never takes a member's guest by defining it (a member
