@@ -237,7 +237,11 @@ impl Guests for EtcdGuests {
     }
 
     fn guests_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Guest>> {
-        self.list(after, limit.max(1))
+        // etcd reads a limit of 0 as "no limit".
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.list(after, limit)
     }
 
     fn guests(&self) -> Result<Vec<Guest>> {

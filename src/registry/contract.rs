@@ -343,6 +343,21 @@ pub(crate) fn a_take_over_gives_root_a_fresh_pair(store: &mut dyn Guests) {
     assert_eq!(store.take_over_guest("absent", &cats).unwrap(), None);
 }
 
+/// Guests page in UUID order, each page after the last UUID of the one before.
+pub(crate) fn guests_page_in_uuid_order(store: &mut dyn Guests) {
+    let cats = CategorySet::full();
+    for uuid in ["e", "b", "d", "a", "c"] {
+        store.define_guest(uuid, None, &cats, 0, u32::MAX).unwrap();
+    }
+    let uuids =
+        |page: Vec<crate::registry::Guest>| page.into_iter().map(|g| g.uuid).collect::<Vec<_>>();
+    assert_eq!(uuids(store.guests_page(None, 2).unwrap()), ["a", "b"]);
+    assert_eq!(uuids(store.guests_page(Some("b"), 2).unwrap()), ["c", "d"]);
+    assert_eq!(uuids(store.guests_page(Some("d"), 2).unwrap()), ["e"]);
+    assert!(store.guests_page(Some("e"), 2).unwrap().is_empty());
+    assert!(store.guests_page(None, 0).unwrap().is_empty());
+}
+
 /// A guest's volumes carry the pair it runs with while it has one.
 pub(crate) fn holders_carry_the_run_pair(store: &mut dyn Registry) {
     let cats = CategorySet::parse("c0.c3").unwrap();
@@ -373,6 +388,7 @@ macro_rules! guest_contract_tests {
             guests_belong_to_who_defined_them_and_users_have_a_quota,
             a_run_pair_is_taken_while_set_and_every_listing_reads_it,
             a_take_over_gives_root_a_fresh_pair,
+            guests_page_in_uuid_order,
         );
     };
 }
