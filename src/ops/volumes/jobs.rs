@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::apply::filecon;
 use crate::backend;
-use crate::config::{DirPoolId, Settings};
+use crate::config::Settings;
 use crate::decide::labels::{FileId, Mode};
 use crate::decide::plan::{self, VolumeType};
 use crate::error::{Error, Refusal, Result};
@@ -18,7 +18,7 @@ use crate::ops::file_of;
 use crate::ops::guest_for;
 use crate::ops::locate::Volume;
 use crate::ops::restore::{list, relabel_released, restore_each};
-use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler, SkipReason};
+use crate::reconcile::{Apply, Outcome, Reconciler, SkipReason};
 use crate::registry::{Attachment, Registry};
 
 /// Refuses a file that must not be handed to a guest: anything but a regular file
@@ -56,24 +56,13 @@ fn check_attachable(rec: &mut Reconciler<'_>, vol: &Volume) -> Result<Option<Att
     let owner = rustix::fs::fstat(&node.fd)
         .map_err(|e| refuse(e.to_string()))?
         .st_uid;
-    Ok(Some(Attachable {
-        file: node.file,
-        owner,
-        pool,
-        rel: rel.to_path_buf(),
-        opened,
-    }))
+    Ok(Some(Attachable { owner, opened }))
 }
 
-/// A file of a dir pool that may be attached: which file, and whose, opened once for
-/// its check, its backing chain and its label.
+/// A file of a dir pool that may be attached, and whose it is, opened once for its
+/// check, its backing chain and its label (which file it is: `opened.node.file`).
 struct Attachable {
-    file: FileId,
     owner: u32,
-    /// Its pool.
-    pool: DirPoolId,
-    /// Its path below the pool root.
-    rel: std::path::PathBuf,
     /// The file and the directory holding it.
     opened: fsys::Opened,
 }
@@ -204,7 +193,6 @@ pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
 /// An attach whose attachment is written.
 struct StagedAttach {
     pool_name: String,
-    file: Option<FileId>,
     chain: Vec<crate::observe::chain::Link>,
     att: Attachment,
     holds: Vec<(Vec<u8>, Option<FileId>)>,
@@ -227,7 +215,7 @@ fn stage_attach(
     let pool_name = settings.pools[vol.pool()].name.clone();
     guest_for(store, &job.uuid, job.caller)?;
     let found = check_attachable(rec, vol)?;
-    let file = found.as_ref().map(|f| f.file);
+    let file = found.as_ref().map(|f| f.opened.node.file);
     if let (Some(fd), Some(file)) = (&job.own, file)
         && file_of(fd)? != file
     {
@@ -236,14 +224,14 @@ fn stage_attach(
         }
         .into());
     }
-    let chain = match &found {
-        Some(f) => chain_of(rec, vol, (f.pool, &f.rel), &f.opened.node)?,
-        None => Vec::new(),
+    let chain = match (&found, vol.file()) {
+        (Some(f), Some(at)) => chain_of(rec, vol, at, &f.opened.node)?,
+        _ => Vec::new(),
     };
-    if let Some(f) = &found
+    if let Some((pool, _)) = vol.file()
         && !job.caller.is_root()
     {
-        check_chain_readable(settings, job.caller, (f.pool, vol), &chain)?;
+        check_chain_readable(settings, job.caller, (pool, vol), &chain)?;
     }
     let att = Attachment {
         guest: job.uuid.clone(),
@@ -270,7 +258,6 @@ fn stage_attach(
     let previous = store.attach_overlay(&att, &holds)?;
     Ok(StagedAttach {
         pool_name,
-        file,
         chain,
         att,
         holds,
@@ -303,10 +290,6 @@ fn finish_attach(
         (Outcome::Missing, true) => Ok(None),
         // libvirt labeled it for a running domain: recorded, labeled once libvirt lets go.
         (Outcome::Skipped(SkipReason::HeldByLibvirt), _) => Ok(None),
-        // The name holds another file than the one checked: its label is not this one's.
-        _ if staged.file.is_some() && ex.file != staged.file => {
-            Err(NotLabeled::Skipped(SkipReason::Changed).to_string())
-        }
         _ => match ex.labeled() {
             Ok(label) => label_chain(rec, store, vol.pool(), &staged.chain)?
                 .map(|()| Some(label))
@@ -382,16 +365,19 @@ fn reconcile_attached(
     found: Option<&Attachable>,
     holders: &[crate::decide::labels::Holder],
 ) -> crate::reconcile::Examined {
-    match found {
-        Some(f) => {
+    match (found, vol.file()) {
+        // Labeled through the descriptor the check opened: the file the attachment
+        // records, never another one put under the name since (a label write checks
+        // the name still leads to it; `sole_link`).
+        (Some(f), Some((_, rel))) => {
             let at = crate::reconcile::Found {
                 dir: f.opened.dir.as_fd(),
                 name: &f.opened.name,
                 node: &f.opened.node,
             };
-            rec.reconcile_found(vol.pool(), &f.rel, at, holders)
+            rec.reconcile_found(vol.pool(), rel, at, holders)
         }
-        None => rec.reconcile_volume(vol.pool(), &vol.key, holders),
+        _ => rec.reconcile_volume(vol.pool(), &vol.key, holders),
     }
 }
 
