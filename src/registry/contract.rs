@@ -17,7 +17,8 @@ fn refusal(e: &Error) -> Option<&Refusal> {
     }
 }
 
-fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
+/// An attachment of `volume` of pool `p`, of no recorded file.
+pub(crate) fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
     Attachment {
         guest: guest.into(),
         pool: "p".into(),

@@ -3,18 +3,8 @@
 use super::*;
 use crate::decide::context::CategorySet;
 use crate::decide::labels::Mode;
+use crate::registry::contract::att;
 use crate::registry::{Guests, Holds};
-
-fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
-    Attachment {
-        guest: guest.into(),
-        pool: "p".into(),
-        volume: volume.as_bytes().to_vec(),
-        mode,
-        file: None,
-        via: None,
-    }
-}
 
 #[test]
 fn state_survives_reopening_and_read_only_readers_see_it() {
