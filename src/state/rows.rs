@@ -102,14 +102,17 @@ pub(super) fn holder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Holder> {
     })
 }
 
+/// The holds of one volume (`?1` pool, `?2` volume): [`HOLDS`] filtered, built once
+/// (the udev hook asks it for every event).
+static HOLDERS_OF: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT * FROM ({HOLDS}) WHERE pool = ?1 AND volume = ?2"));
+
 pub(super) fn holders_in(
     conn: &Connection,
     pool: &str,
     volume: &[u8],
 ) -> rusqlite::Result<Vec<Holder>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT * FROM ({HOLDS}) WHERE pool = ?1 AND volume = ?2"
-    ))?;
+    let mut stmt = conn.prepare_cached(&HOLDERS_OF)?;
     let rows = stmt.query_map(params![pool, volume], holder_row)?;
     let mut holders = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     dedup_holders(&mut holders);
