@@ -2,24 +2,12 @@
 //! (they run on the agent's batch and blocking threads, and in the CLI), and etcd's
 //! client is async, so each `Kv` drives its own single-threaded runtime.
 
-use std::time::Duration;
+use etcd_client::{
+    Certificate, Client, Compare, ConnectOptions, GetOptions, Identity, TlsOptions, TxnOp,
+};
 
-use etcd_client::{Client, Compare, ConnectOptions, GetOptions, TxnOp};
-
+use crate::config::{ClusterSettings, ClusterTls};
 use crate::error::{Error, Result};
-
-/// How to reach the cluster, and what this host is called in it.
-#[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    /// etcd's client URLs (`http://HOST:PORT`).
-    pub endpoints: Vec<String>,
-    /// This host's name in the cluster.
-    pub host: String,
-    /// The key prefix every key of this cluster starts with (`/svirt-pool`).
-    pub prefix: String,
-    /// How long one call to etcd may take, connecting included.
-    pub timeout: Duration,
-}
 
 /// A connection to etcd.
 pub struct Kv {
@@ -46,9 +34,12 @@ impl Kv {
             .enable_all()
             .build()
             .map_err(|e| Error::failed(format!("etcd client runtime: {e}")))?;
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(settings.timeout)
             .with_timeout(settings.timeout);
+        if let Some(tls) = &settings.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
         let endpoints = settings.endpoints.clone();
         let client = bounded(
             &runtime,
@@ -134,6 +125,20 @@ impl Kv {
     ) -> Result<T> {
         bounded(&self.runtime, &self.settings, what, call)
     }
+}
+
+/// The client side of TLS: etcd's CA, and this host's certificate and key.
+fn tls_options(tls: &ClusterTls) -> Result<TlsOptions> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| Error::failed(format!("etcd TLS: {what} {}: {e}", path.display())))
+    };
+    Ok(TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read("ca", &tls.ca)?))
+        .identity(Identity::from_pem(
+            read("cert", &tls.cert)?,
+            read("key", &tls.key)?,
+        )))
 }
 
 /// Runs `call` on `runtime`, at most the configured timeout; an error names etcd.

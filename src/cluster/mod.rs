@@ -18,7 +18,7 @@ mod guests;
 mod kv;
 
 pub use guests::EtcdGuests;
-pub use kv::{ClusterSettings, Kv};
+pub use kv::Kv;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ClusterSettings, EtcdGuests, Kv};
+use super::{EtcdGuests, Kv};
+use crate::config::ClusterSettings;
 use crate::decide::context::CategorySet;
 use crate::registry::Guests;
 
@@ -89,6 +90,7 @@ impl Etcd {
             host: host.to_owned(),
             prefix: prefix.to_owned(),
             timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 

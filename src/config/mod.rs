@@ -66,6 +66,36 @@ pub struct Settings {
     /// `[libvirt] qemu_user`: the user QEMU runs as, for `check-path`; `None`: as
     /// libvirt's qemu.conf says (`user`), else `libvirt-qemu`.
     pub qemu_user: Option<String>,
+    /// `[cluster]`: the etcd cluster hosts that share storage keep guests, pairs and
+    /// the holders of shared pools in; `None`: this host alone, on its SQLite state.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// The `[cluster]` section: how to reach etcd, and what this host is called there.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// etcd's client URLs (`http://HOST:PORT`, or `https://` with [`ClusterSettings::tls`]).
+    pub endpoints: Vec<String>,
+    /// This host's name in the cluster (default: its hostname).
+    pub host: String,
+    /// The key prefix every key of this cluster starts with (`/svirt-pool`).
+    pub prefix: String,
+    /// How long one call to etcd may take, connecting included.
+    pub timeout: std::time::Duration,
+    /// TLS: the CA that signed etcd's certificates, and this host's client certificate
+    /// and key (all three, or none).
+    pub tls: Option<ClusterTls>,
+}
+
+/// The files of `[cluster]` TLS.
+#[derive(Debug, Clone)]
+pub struct ClusterTls {
+    /// `ca`: PEM certificate(s) of the CA etcd's server certificates are signed by.
+    pub ca: PathBuf,
+    /// `cert`: this host's PEM client certificate.
+    pub cert: PathBuf,
+    /// `key`: its PEM private key.
+    pub key: PathBuf,
 }
 
 /// The `[api]` section.
@@ -127,6 +157,9 @@ pub struct Pool {
     pub resting_label: Option<Context>,
     /// A directory tree or a volume group.
     pub kind: PoolKind,
+    /// `shared = true`: every host of the cluster sees it at the same place (a dir pool
+    /// on a cluster filesystem, a volume group on a SAN); its holders are kept in etcd.
+    pub shared: bool,
     /// Its file_contexts defaults, once known (shared by clones of the settings).
     pub defaults: std::sync::Arc<crate::decide::uniform::PoolDefaults>,
 }

@@ -18,6 +18,19 @@ pub(super) struct RawConfig {
     pub(super) agent: RawAgent,
     #[serde(default)]
     pub(super) libvirt: RawLibvirt,
+    pub(super) cluster: Option<RawCluster>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub(super) endpoints: Vec<String>,
+    pub(super) host: Option<String>,
+    pub(super) prefix: Option<String>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) ca: Option<PathBuf>,
+    pub(super) cert: Option<PathBuf>,
+    pub(super) key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,4 +85,5 @@ pub(super) struct RawPool {
     pub(super) resting_label: Option<String>,
     pub(super) cross_filesystems: Option<bool>,
     pub(super) lvm_args: Option<Vec<String>>,
+    pub(super) shared: Option<bool>,
 }

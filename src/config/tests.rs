@@ -154,3 +154,49 @@ fn locate_answers_which_pool_a_name_is_in() {
         Path::new("/srv/images")
     );
 }
+
+#[test]
+fn a_cluster_section_gets_its_defaults_and_shared_pools_need_it() {
+    let s = parse(DIR_POOL).unwrap();
+    assert!(s.cluster.is_none() && !s.pools[0].shared);
+    let shared = format!("{DIR_POOL}shared = true\n");
+    let e = refusal(&shared);
+    assert!(e.contains("\"images\"") && e.contains("[cluster]"), "{e}");
+
+    let cluster = "[cluster]\nendpoints = ['http://127.0.0.1:2379']\n";
+    let s = parse(&format!("{shared}{cluster}")).unwrap();
+    let c = s.cluster.unwrap();
+    assert!(s.pools[0].shared);
+    assert_eq!(c.prefix, "/svirt-pool");
+    assert_eq!(c.timeout, std::time::Duration::from_millis(2000));
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(c.host, hostname);
+    assert!(c.tls.is_none());
+}
+
+#[test]
+fn bad_cluster_keys_are_named() {
+    let with = |keys: &str| refusal(&format!("{DIR_POOL}[cluster]\n{keys}\n"));
+    let e = with("endpoints = []");
+    assert!(e.contains("cluster.endpoints"), "{e}");
+    let e = with("endpoints = ['127.0.0.1:2379']");
+    assert!(
+        e.contains("cluster.endpoints") && e.contains("127.0.0.1:2379"),
+        "{e}"
+    );
+    let e = with("endpoints = ['http://a:1']\nhost = 'a/b'");
+    assert!(e.contains("cluster.host") && e.contains("a/b"), "{e}");
+    let e = with("endpoints = ['http://a:1']\nprefix = 'x'");
+    assert!(e.contains("cluster.prefix"), "{e}");
+    let e = with("endpoints = ['http://a:1']\ntimeout_ms = 0");
+    assert!(e.contains("cluster.timeout_ms"), "{e}");
+    let e = with("endpoints = ['https://a:1']\nca = '/ca.pem'");
+    assert!(e.contains("ca, cert and key go together"), "{e}");
+    let e = with("endpoints = ['http://a:1']\nca = '/ca'\ncert = '/c'\nkey = '/k'");
+    assert!(e.contains("https://"), "{e}");
+    let e = with("endpoints = ['http://a:1']\nlease = 5");
+    assert!(e.contains("lease"), "{e}");
+}

@@ -50,6 +50,20 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
     if checks == Checks::Full {
         probe::check_no_overlap_through_mounts(&state_dir, &pools).map_err(|e| err(&e))?;
     }
+    let cluster = raw
+        .cluster
+        .map(validate_cluster)
+        .transpose()
+        .map_err(|e| err(&e))?;
+    if cluster.is_none()
+        && let Some(pool) = pools.iter().find(|p| p.shared)
+    {
+        return Err(err(&format!(
+            "pool {:?}: shared = true needs a [cluster] section (the hosts that share it \
+             must keep its holders in one place)",
+            pool.name
+        )));
+    }
     let api = validate_api(raw.api, checks).map_err(|e| err(&e))?;
     let unwatched_rescan = match raw.agent.unwatched_rescan_secs {
         Some(0) => {
@@ -82,6 +96,93 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
         selinux,
         pools,
         api,
+        cluster,
+    })
+}
+
+/// The key prefix a cluster's keys start with unless `[cluster] prefix` says otherwise.
+pub const DEFAULT_CLUSTER_PREFIX: &str = "/svirt-pool";
+
+fn validate_cluster(raw: RawCluster) -> Result<ClusterSettings, Invalid> {
+    if raw.endpoints.is_empty() {
+        return Err(invalid!(
+            "cluster.endpoints: at least one etcd URL is needed"
+        ));
+    }
+    for url in &raw.endpoints {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+            return Err(invalid!(
+                "cluster.endpoints: {url:?} is not an http:// or https:// URL"
+            ));
+        }
+    }
+    let host = match raw.host {
+        Some(h) => h,
+        None => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(invalid!(
+            "cluster.host {host:?} must be letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let prefix = raw.prefix.unwrap_or_else(|| DEFAULT_CLUSTER_PREFIX.into());
+    if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains(char::is_whitespace) {
+        return Err(invalid!(
+            "cluster.prefix {prefix:?} must start with '/', not end with one, and have no spaces"
+        ));
+    }
+    let timeout = match raw.timeout_ms {
+        Some(0) => return Err(invalid!("cluster.timeout_ms must be greater than 0")),
+        Some(ms) => std::time::Duration::from_millis(ms),
+        None => std::time::Duration::from_millis(2000),
+    };
+    let tls = match (raw.ca, raw.cert, raw.key) {
+        (None, None, None) => None,
+        (Some(ca), Some(cert), Some(key)) => {
+            for (name, path) in [("ca", &ca), ("cert", &cert), ("key", &key)] {
+                if !path.is_absolute() {
+                    return Err(invalid!(
+                        "cluster.{name}: {} is not an absolute path",
+                        path.display()
+                    ));
+                }
+            }
+            Some(ClusterTls { ca, cert, key })
+        }
+        _ => {
+            return Err(invalid!(
+                "cluster: ca, cert and key go together (TLS with a client certificate)"
+            ));
+        }
+    };
+    let https = raw.endpoints.iter().filter(|u| u.starts_with("https://"));
+    if https.count()
+        != if tls.is_some() {
+            raw.endpoints.len()
+        } else {
+            0
+        }
+    {
+        return Err(invalid!(
+            "cluster.endpoints: with ca, cert and key every URL is https://, without them http://"
+        ));
+    }
+    Ok(ClusterSettings {
+        endpoints: raw.endpoints,
+        host,
+        prefix,
+        timeout,
+        tls,
     })
 }
 
@@ -291,6 +392,7 @@ fn validate_pool(
     Ok(Pool {
         name,
         resting_label,
+        shared: raw.shared.unwrap_or(false),
         kind,
         defaults: Default::default(),
     })
