@@ -104,6 +104,7 @@ fn a_restart_converges_on_what_changed_while_the_agent_was_down() {
                 // As rows from before files were recorded: held by name.
                 file: None,
                 via: None,
+                host: None,
             })
             .unwrap();
     }

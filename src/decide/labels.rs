@@ -73,6 +73,9 @@ pub struct Holder {
     /// The file it attached (a dir pool's volume); `None` for LVs and attachments made
     /// before files were recorded.
     pub file: Option<FileId>,
+    /// The host it holds the volume on, when that is another host of the cluster
+    /// (`None`: this one). A shared pool's volume may be held on several hosts.
+    pub host: Option<String>,
 }
 
 impl Holder {
@@ -153,12 +156,15 @@ pub struct Conflict {
 /// - only `ro` → the content label;
 /// - `rw` with anything else → a conflict (it is refused at attach time, so it only
 ///   appears in a state edited by hand; the volume is then left as it is).
+///
+/// One guest holding a volume on two hosts (while it migrates) is one holder.
 pub fn desired_label(holders: &[Holder], contexts: &GuestContexts) -> Result<Target, Conflict> {
     if let Some(rw) = holders.iter().find(|h| h.mode == Mode::Rw) {
-        if holders.len() > 1 {
+        let others = holders.iter().filter(|h| h.guest != rw.guest).count();
+        if others > 0 {
             return Err(Conflict {
                 rw_guest: rw.guest.clone(),
-                others: holders.len() - 1,
+                others,
             });
         }
         return Ok(Target::Label(contexts.image_label(rw.pair)));
@@ -177,19 +183,33 @@ pub fn desired_label(holders: &[Holder], contexts: &GuestContexts) -> Result<Tar
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AttachRefusal {
     /// Another guest holds it rw.
-    #[error("is attached rw to guest {guest}")]
+    #[error("is attached rw to guest {guest}{}", on_host(host))]
     HeldRw {
         /// The holder.
         guest: String,
+        /// The host it holds it on, when another host of the cluster.
+        host: Option<String>,
     },
     /// rw was asked while another guest holds it in `mode`.
-    #[error("is attached {mode} to guest {guest}; rw needs sole use")]
+    #[error(
+        "is attached {mode} to guest {guest}{}; rw needs sole use",
+        on_host(host)
+    )]
     NotSole {
         /// The other holder.
         guest: String,
         /// Its mode.
         mode: Mode,
+        /// The host it holds it on, when another host of the cluster.
+        host: Option<String>,
     },
+}
+
+/// " on host NAME" for a holder on another host, else nothing.
+fn on_host(host: &Option<String>) -> String {
+    host.as_ref()
+        .map(|h| format!(" on host {h}"))
+        .unwrap_or_default()
 }
 
 /// Whether `guest` may hold a volume in `mode` given the other holders.
@@ -201,12 +221,14 @@ pub fn check_attach(existing: &[Holder], guest: &str, mode: Mode) -> Result<(), 
         if other.mode == Mode::Rw {
             return Err(AttachRefusal::HeldRw {
                 guest: other.guest.clone(),
+                host: other.host.clone(),
             });
         }
         if mode == Mode::Rw {
             return Err(AttachRefusal::NotSole {
                 guest: other.guest.clone(),
                 mode: other.mode,
+                host: other.host.clone(),
             });
         }
     }
@@ -237,6 +259,7 @@ mod tests {
             pair: Pair::new(a, b).unwrap(),
             mode,
             file: None,
+            host: None,
         }
     }
 
@@ -298,7 +321,8 @@ mod tests {
             check_attach(&ro, "g2", Mode::Rw),
             Err(AttachRefusal::NotSole {
                 guest: "g1".into(),
-                mode: Mode::Ro
+                mode: Mode::Ro,
+                host: None,
             })
         );
         // The holder itself may change its mode.
@@ -307,6 +331,27 @@ mod tests {
         assert_eq!(
             check_attach(&rw, "g2", Mode::Ro).unwrap_err().to_string(),
             "is attached rw to guest g1"
+        );
+        let mut elsewhere = holder("g1", 1, 2, Mode::Rw);
+        elsewhere.host = Some("b".into());
+        assert_eq!(
+            check_attach(&[elsewhere.clone()], "g2", Mode::Ro)
+                .unwrap_err()
+                .to_string(),
+            "is attached rw to guest g1 on host b"
+        );
+        // The same guest on another host (a migration) is the guest itself.
+        assert!(check_attach(&[elsewhere], "g1", Mode::Rw).is_ok());
+    }
+
+    #[test]
+    fn one_guest_on_two_hosts_is_one_holder() {
+        let here = holder("g1", 1, 2, Mode::Rw);
+        let mut there = here.clone();
+        there.host = Some("b".into());
+        assert_eq!(
+            label(desired_label(&[here, there], &contexts())),
+            "system_u:object_r:svirt_image_t:s0:c1,c2"
         );
     }
 }

@@ -181,6 +181,7 @@ mod tests {
             pair: Pair::new(1, 2).unwrap(),
             mode: Mode::Rw,
             file: None,
+            host: None,
         }];
         let c = contexts();
         let files = VolumeType::Files;

@@ -258,6 +258,7 @@ pub fn create_save_image(
         mode: AttachMode::Rw,
         file: Some(id),
         via: None,
+        host: None,
     });
     if let Err(e) = recorded {
         // Only while the name still holds our file: never remove someone else's.

@@ -215,6 +215,10 @@ impl<'s> Reconciler<'s> {
 
     /// Reconciles the node of an LV of lvm pool `idx` given its holders.
     ///
+    /// Only this host's holders count: every host has its own node of an LV of a
+    /// shared volume group, labeled for the guests that host runs (its label is not
+    /// on the shared storage, as a dir pool's is).
+    ///
     /// The node is opened `O_PATH | O_NOFOLLOW` and must be the block device udev
     /// named (same device number), so neither a `/dev/VG/LV` symlink nor a node
     /// replaced in between is ever labeled.
@@ -234,6 +238,17 @@ impl<'s> Reconciler<'s> {
         }
         let path = node.devnode.clone();
         let entry = Entry::direct(NodeKind::BlockDevice, node_fd.fd.as_fd());
+        let here: Vec<Holder>;
+        let holders = if holders.iter().any(|h| h.host.is_some()) {
+            here = holders
+                .iter()
+                .filter(|h| h.host.is_none())
+                .cloned()
+                .collect();
+            &here
+        } else {
+            holders
+        };
         self.entries.reconcile(idx, &path, entry, holders)
     }
 

@@ -26,6 +26,7 @@ pub(crate) fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
         mode,
         file: None,
         via: None,
+        host: None,
     }
 }
 
@@ -44,7 +45,7 @@ pub(crate) fn attach_detach_release_round_trip(store: &mut dyn Registry) {
     assert_eq!(store.attach(&att("g2", "a.img", Mode::Ro)).unwrap(), None);
     let refused = store.attach(&att("g2", "a.img", Mode::Rw)).unwrap_err();
     assert!(
-        matches!(refusal(&refused), Some(Refusal::Held { why: AttachRefusal::NotSole { guest, mode: Mode::Ro }, .. }) if guest == "g1"),
+        matches!(refusal(&refused), Some(Refusal::Held { why: AttachRefusal::NotSole { guest, mode: Mode::Ro, .. }, .. }) if guest == "g1"),
         "{refused}"
     );
     assert_eq!(store.holders("p", b"a.img").unwrap().len(), 2);

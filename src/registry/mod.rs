@@ -66,6 +66,9 @@ pub struct Attachment {
     /// Held read-only as the backing file of this overlay (below the same pool root),
     /// not attached by itself.
     pub via: Option<Vec<u8>>,
+    /// The host of the cluster it is held on, when not this one (read back from a
+    /// shared pool); `None` for this host's. A new attachment is always this host's.
+    pub host: Option<String>,
 }
 
 /// Every attachment: pool name → volume path → holders.

@@ -131,6 +131,7 @@ impl Holds for Store {
                     mode,
                     file: None,
                     via: None,
+                    host: None,
                 });
             }
         }
@@ -304,6 +305,7 @@ fn backing_of(
             mode: labels::BACKING_MODE,
             file: file_of(r.get(4)?, r.get(5)?),
             via: Some(r.get(2)?),
+            host: None,
         })
     };
     let columns = "SELECT guest, pool, overlay, volume, file_ino, file_btime FROM backing";

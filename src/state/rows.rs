@@ -99,6 +99,7 @@ pub(super) fn holder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Holder> {
         pair: context::effective_pair(pair, run_pair),
         mode,
         file: file_of(r.get(8)?, r.get(9)?),
+        host: None,
     })
 }
 
@@ -137,6 +138,7 @@ pub(super) fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachme
         mode: mode_of(&r.get::<_, String>(3)?)?,
         file: file_of(r.get(4)?, r.get(5)?),
         via: None,
+        host: None,
     })
 }
 

@@ -240,6 +240,7 @@ fn stage_attach(
         mode: job.mode,
         file,
         via: None,
+        host: None,
     };
     // State first, label second: after a crash in between, a rescan converges. The
     // backing files of an overlay are read by the guest whatever its mode: held `ro`.
