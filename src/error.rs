@@ -97,6 +97,20 @@ pub enum Refusal {
         /// The guest holding the overlay.
         guest: String,
     },
+    /// The guest holds the volume `rw` on another host of the cluster (or asks `rw`
+    /// where it holds it there), and is not migrating here.
+    #[error(
+        "volume {volume} is attached to guest {guest} on host {host}: a guest holds a \
+         private volume on a second host only while it migrates there"
+    )]
+    OnOtherHost {
+        /// The volume.
+        volume: String,
+        /// The guest.
+        guest: String,
+        /// The host that holds it.
+        host: String,
+    },
     /// A backing file of the overlay being attached is held `rw`.
     #[error("backing file {volume} of {overlay} is attached rw to guest {guest}")]
     BackingWritten {

@@ -9,7 +9,10 @@
 use etcd_client::{Compare, CompareOp, TxnOp};
 use serde::{Deserialize, Serialize};
 
-use super::kv::{Kv, Versioned};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::kv::{Entry, Kv, Versioned};
 use crate::decide::context::{CategorySet, Pair};
 use crate::decide::mcs;
 use crate::error::{Error, Refusal, Result};
@@ -30,16 +33,60 @@ struct Record {
 
 /// The guests of a cluster.
 pub struct EtcdGuests {
-    kv: Kv,
+    kv: Arc<Kv>,
 }
 
 impl EtcdGuests {
     /// The guests kept by the cluster `kv` is connected to.
-    pub fn new(kv: Kv) -> EtcdGuests {
+    pub fn new(kv: Arc<Kv>) -> EtcdGuests {
         EtcdGuests { kv }
     }
 
-    fn guest_key(&self, uuid: &str) -> Vec<u8> {
+    /// The guest whose key is among `entries` (read with its key as a prefix, which
+    /// also finds the keys of longer UUIDs).
+    pub(super) fn decode_exact(&self, uuid: &str, entries: &[Entry]) -> Result<Option<Guest>> {
+        let key = self.guest_key(uuid);
+        entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, value)| decode(uuid, value))
+            .transpose()
+    }
+
+    /// The guests of every key of `entries` (read below `guests/`), by UUID.
+    pub(super) fn decode_all(&self, entries: &[Entry]) -> Result<HashMap<String, Guest>> {
+        let prefix = self.kv.key(&["guests", ""]);
+        entries
+            .iter()
+            .map(|(key, value)| {
+                let uuid = std::str::from_utf8(&key[prefix.len()..])
+                    .map_err(|_| corrupt("a guest key"))?;
+                Ok((uuid.to_owned(), decode(uuid, value)?))
+            })
+            .collect()
+    }
+
+    /// The guests of these UUIDs that exist, in one round trip.
+    pub(super) fn read_many<'a>(
+        &self,
+        uuids: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Guest>> {
+        let uuids: Vec<&str> = uuids.collect();
+        if uuids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<Vec<u8>> = uuids.iter().map(|u| self.guest_key(u)).collect();
+        let (got, _) = self.kv.read_prefixes(&keys)?;
+        let mut guests = HashMap::new();
+        for (uuid, entries) in uuids.iter().zip(&got) {
+            if let Some(g) = self.decode_exact(uuid, entries)? {
+                guests.insert((*uuid).to_owned(), g);
+            }
+        }
+        Ok(guests)
+    }
+
+    pub(super) fn guest_key(&self, uuid: &str) -> Vec<u8> {
         self.kv.key(&["guests", uuid])
     }
 
@@ -305,16 +352,26 @@ impl Guests for EtcdGuests {
     }
 
     fn forget_guest(&mut self, uuid: &str) -> Result<()> {
-        // What a guest holds is not kept here yet: the caller checks it (docs/cluster.md).
+        // Its holds of shared volumes, on any host (`held/UUID/…`, see `holds`); the
+        // caller checks its holds of this host's own pools.
+        let held = self.kv.key(&["held", uuid, ""]);
         for _ in 0..TRIES {
             let (guest, revision) = self
                 .read(uuid)?
                 .ok_or_else(|| Error::NoSuchGuest(uuid.to_owned()))?;
-            let when = vec![Compare::mod_revision(
-                self.guest_key(uuid),
-                CompareOp::Equal,
-                revision,
-            )];
+            let (count, _) = self.kv.count(&held)?;
+            if count > 0 {
+                return Err(Refusal::GuestHolds {
+                    uuid: uuid.to_owned(),
+                    count: usize::try_from(count).unwrap_or(usize::MAX),
+                }
+                .into());
+            }
+            let when = vec![
+                Compare::mod_revision(self.guest_key(uuid), CompareOp::Equal, revision),
+                // Still nothing held (a key there has a version above 0).
+                Compare::version(held.clone(), CompareOp::Equal, 0).with_prefix(),
+            ];
             let mut then = vec![TxnOp::delete(self.guest_key(uuid), None)];
             for pair in [Some(guest.pair), guest.run_pair].into_iter().flatten() {
                 then.push(TxnOp::delete(self.pair_key(pair), None));
@@ -357,11 +414,11 @@ fn decode(uuid: &str, value: &[u8]) -> Result<Guest> {
     })
 }
 
-fn corrupt(what: &str) -> Error {
+pub(super) fn corrupt(what: &str) -> Error {
     Error::failed(format!("etcd: {what} is not svirt-pool's"))
 }
 
-fn contended(what: &str, uuid: &str) -> Error {
+pub(super) fn contended(what: &str, uuid: &str) -> Error {
     Error::failed(format!(
         "etcd: {what} {uuid}: the store kept changing under {TRIES} tries; try again"
     ))

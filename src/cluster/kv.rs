@@ -111,6 +111,32 @@ impl Kv {
         Ok((response.count(), revision))
     }
 
+    /// Reads every key below each of `prefixes` at one revision, in one round trip: the
+    /// entries of each prefix, in key order, and that revision.
+    pub fn read_prefixes(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
+        let mut client = self.client.clone();
+        let gets = prefixes
+            .iter()
+            .map(|p| TxnOp::get(p.clone(), Some(GetOptions::new().with_prefix())))
+            .collect::<Vec<_>>();
+        let txn = etcd_client::Txn::new().and_then(gets);
+        let response = self.bounded("read", client.txn(txn))?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let entries = response
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                etcd_client::TxnOpResponse::Get(got) => got
+                    .kvs()
+                    .iter()
+                    .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        Ok((entries, revision))
+    }
+
     /// Runs `then` if every comparison holds, as one transaction; whether it ran.
     pub fn txn(&self, when: Vec<Compare>, then: Vec<TxnOp>) -> Result<bool> {
         let mut client = self.client.clone();

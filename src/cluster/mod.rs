@@ -15,10 +15,12 @@
 //! endpoints; nothing waits for etcd longer.
 
 mod guests;
+mod holds;
 mod kv;
 
 pub use guests::EtcdGuests;
+pub use holds::EtcdHolds;
 pub use kv::Kv;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{EtcdGuests, Kv};
@@ -113,7 +114,7 @@ impl Drop for Etcd {
 fn fresh() -> (Etcd, Box<dyn Guests>) {
     let etcd = Etcd::start(3);
     let kv = Kv::connect(&etcd.settings("a", "/svirt-pool")).unwrap();
-    (etcd, Box::new(EtcdGuests::new(kv)))
+    (etcd, Box::new(EtcdGuests::new(Arc::new(kv))))
 }
 
 /// The contract every backend of guests keeps (`registry/contract.rs`).
@@ -140,7 +141,7 @@ fn three_hosts_defining_at_once_never_share_a_pair() {
                 settings.endpoints = vec![etcd.endpoints[h].clone()];
                 let cats = &cats;
                 s.spawn(move || {
-                    let mut guests = EtcdGuests::new(Kv::connect(&settings).unwrap());
+                    let mut guests = EtcdGuests::new(Arc::new(Kv::connect(&settings).unwrap()));
                     (0..per_thread)
                         .map(|i| {
                             let uuid = format!("{host}-{t}-{i:04}");
@@ -164,7 +165,9 @@ fn three_hosts_defining_at_once_never_share_a_pair() {
     pairs.dedup();
     assert_eq!(pairs.len(), defined.len(), "two guests got one pair");
     // Every host reads the same guests with the same pairs.
-    let reader = EtcdGuests::new(Kv::connect(&etcd.settings("c", "/svirt-pool")).unwrap());
+    let reader = EtcdGuests::new(Arc::new(
+        Kv::connect(&etcd.settings("c", "/svirt-pool")).unwrap(),
+    ));
     let listed = reader.guests().unwrap();
     assert_eq!(listed.len(), defined.len());
     for (uuid, pair) in &defined {
@@ -178,7 +181,7 @@ fn a_define_that_cannot_reach_etcd_fails_within_the_timeout_naming_it() {
     let mut etcd = Etcd::start(3);
     let mut settings = etcd.settings("a", "/svirt-pool");
     settings.timeout = Duration::from_millis(500);
-    let mut guests = EtcdGuests::new(Kv::connect(&settings).unwrap());
+    let mut guests = EtcdGuests::new(Arc::new(Kv::connect(&settings).unwrap()));
     guests
         .define_guest("before", None, &CategorySet::full(), 0, u32::MAX)
         .unwrap();

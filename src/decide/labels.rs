@@ -11,7 +11,9 @@ use std::str::FromStr;
 use crate::decide::context::{Context, Pair};
 
 /// How a guest uses a volume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Private read/write: the image context with the guest's categories.

@@ -195,3 +195,76 @@ pub(super) fn pair_holder(conn: &Connection, pair: Pair) -> rusqlite::Result<Opt
     )
     .optional()
 }
+
+impl Store {
+    /// Keeps a copy of a guest the cluster's registry holds (docs/cluster.md): this
+    /// host's own pools record their attachments here, against it, and still find it
+    /// while etcd cannot be reached. Another guest's copy with one of its pairs is
+    /// stale (the cluster gave the pair to this guest) and goes, unless it holds
+    /// something here, which is refused naming it.
+    pub fn mirror_guest(&mut self, guest: &Guest) -> Result<()> {
+        let tx = self.conn_mut().savepoint()?;
+        let run = guest.run_pair.map(|p| (p.low(), p.high()));
+        let stale: Vec<String> = tx
+            .prepare_cached(
+                "SELECT uuid FROM guests WHERE uuid != ?1 AND (
+                    (cat_low = ?2 AND cat_high = ?3) OR (run_low = ?2 AND run_high = ?3)
+                    OR (cat_low = ?4 AND cat_high = ?5) OR (run_low = ?4 AND run_high = ?5))",
+            )?
+            .query_map(
+                params![
+                    guest.uuid,
+                    guest.pair.low(),
+                    guest.pair.high(),
+                    run.map(|r| r.0),
+                    run.map(|r| r.1)
+                ],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        for other in stale {
+            let held: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM attachments WHERE guest = ?1)
+                      + (SELECT count(*) FROM backing WHERE guest = ?1)",
+                [&other],
+                |r| r.get(0),
+            )?;
+            if held > 0 {
+                return Err(Error::failed(format!(
+                    "guest {other} of this host's state holds {held} volume(s) with a pair the \
+                     cluster gives guest {}: import this host's guests first \
+                     (svirt-pool cluster import)",
+                    guest.uuid
+                )));
+            }
+            tx.execute("DELETE FROM guests WHERE uuid = ?1", [&other])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO guests (uuid, name, cat_low, cat_high, owner, run_low, run_high, via_libvirt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, cat_low = excluded.cat_low,
+                 cat_high = excluded.cat_high, owner = excluded.owner, run_low = excluded.run_low,
+                 run_high = excluded.run_high, via_libvirt = excluded.via_libvirt",
+        )?
+        .execute(params![
+            guest.uuid,
+            guest.name,
+            guest.pair.low(),
+            guest.pair.high(),
+            guest.owner,
+            run.map(|r| r.0),
+            run.map(|r| r.1),
+            guest.via_libvirt
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops the copy of a guest the cluster forgot, if it holds nothing here.
+    pub fn unmirror_guest(&mut self, uuid: &str) -> Result<()> {
+        match Guests::forget_guest(self, uuid) {
+            Ok(()) | Err(Error::NoSuchGuest(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! The holders of shared pools' volumes in etcd, with the host each holds on: every
+//! host sees who holds a shared volume anywhere, so the rules of one host (one `rw`
+//! guest of a private volume, a backing file never written) hold across hosts.
+//!
+//! Keys below the prefix (a volume's path is hex: it may hold any byte, `/` too):
+//!
+//! | key | value |
+//! |---|---|
+//! | `volumes/POOL/VOLUME/a/GUEST/HOST` | an attachment: `{"mode":…, "file":[ino, btime]}` |
+//! | `volumes/POOL/VOLUME/b/GUEST/HOST/OVERLAY` | a backing-file hold: `{"file":…}` |
+//! | `held/GUEST/HOST/a/POOL/VOLUME` | the same attachment, found by guest |
+//! | `held/GUEST/HOST/b/POOL/OVERLAY/VOLUME` | the same backing hold, found by guest |
+//! | `migrating/GUEST/HOST` | the guest is migrating to HOST (libvirt's hook) |
+//!
+//! A change is one transaction comparing what it read: no key below each volume it
+//! checked changed since (a key added there has a later revision). A hold has no lease:
+//! a host that dies keeps its holds until it comes back, or an admin evicts it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use etcd_client::{Compare, CompareOp, TxnOp};
+use serde::{Deserialize, Serialize};
+
+use super::guests::{self, EtcdGuests};
+use super::kv::{Entry, Kv};
+use crate::decide::labels::{self, FileId, Holder, Mode};
+use crate::error::{Error, Refusal, Result};
+use crate::registry::{Attachment, Guest, HolderIndex, Holds};
+
+/// How many times a change is tried against a store that others change meanwhile.
+const TRIES: usize = 32;
+
+/// A hold's value.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// The attachment's mode; absent for a backing-file hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<Mode>,
+    /// The file held (inode, birth time in ns); absent for LVs.
+    file: Option<(u64, i64)>,
+}
+
+/// One hold as read back.
+#[derive(Clone, Debug)]
+struct Hold {
+    guest: String,
+    host: String,
+    pool: String,
+    volume: Vec<u8>,
+    /// `None`: an attachment; `Some(overlay)`: a backing-file hold for that overlay.
+    via: Option<Vec<u8>>,
+    mode: Mode,
+    file: Option<FileId>,
+}
+
+impl Hold {
+    fn attachment(&self, me: &str) -> Attachment {
+        Attachment {
+            guest: self.guest.clone(),
+            pool: self.pool.clone(),
+            volume: self.volume.clone(),
+            mode: self.mode,
+            file: self.file,
+            via: self.via.clone(),
+            host: (self.host != me).then(|| self.host.clone()),
+        }
+    }
+
+    fn holder(&self, guest: &Guest, me: &str) -> Holder {
+        Holder {
+            guest: self.guest.clone(),
+            pair: guest.effective_pair(),
+            mode: self.mode,
+            file: self.file,
+            host: (self.host != me).then(|| self.host.clone()),
+        }
+    }
+}
+
+/// The holders of the shared pools of a cluster, as this host sees and changes them.
+pub struct EtcdHolds {
+    kv: Arc<Kv>,
+    guests: EtcdGuests,
+}
+
+impl EtcdHolds {
+    /// The holds kept by the cluster `kv` is connected to; this host is
+    /// `kv.settings().host`.
+    pub fn new(kv: Arc<Kv>) -> EtcdHolds {
+        EtcdHolds {
+            guests: EtcdGuests::new(kv.clone()),
+            kv,
+        }
+    }
+
+    fn me(&self) -> &str {
+        &self.kv.settings().host
+    }
+
+    /// `volumes/POOL/VOLUME/`: every hold of a volume.
+    fn volume_prefix(&self, pool: &str, volume: &[u8]) -> Vec<u8> {
+        self.kv.key(&["volumes", pool, &hex(volume), ""])
+    }
+
+    /// The two keys of an attachment (by volume, by guest) on `host`.
+    fn attach_keys(&self, guest: &str, host: &str, pool: &str, volume: &[u8]) -> [Vec<u8>; 2] {
+        let v = hex(volume);
+        [
+            self.kv.key(&["volumes", pool, &v, "a", guest, host]),
+            self.kv.key(&["held", guest, host, "a", pool, &v]),
+        ]
+    }
+
+    /// The two keys of a backing hold of `volume` for `overlay` on `host`.
+    fn backing_keys(
+        &self,
+        guest: &str,
+        host: &str,
+        pool: &str,
+        overlay: &[u8],
+        volume: &[u8],
+    ) -> [Vec<u8>; 2] {
+        let (o, v) = (hex(overlay), hex(volume));
+        [
+            self.kv.key(&["volumes", pool, &v, "b", guest, host, &o]),
+            self.kv.key(&["held", guest, host, "b", pool, &o, &v]),
+        ]
+    }
+
+    /// Every hold of `guest` on `host` (`None`: on every host).
+    fn guest_prefix(&self, guest: &str, host: Option<&str>) -> Vec<u8> {
+        match host {
+            Some(host) => self.kv.key(&["held", guest, host, ""]),
+            None => self.kv.key(&["held", guest, ""]),
+        }
+    }
+
+    /// The backing holds `guest` has on `host` for `overlay`.
+    fn backing_prefix(&self, guest: &str, host: &str, pool: &str, overlay: &[u8]) -> Vec<u8> {
+        self.kv
+            .key(&["held", guest, host, "b", pool, &hex(overlay), ""])
+    }
+
+    fn migrating_key(&self, guest: &str, host: &str) -> Vec<u8> {
+        self.kv.key(&["migrating", guest, host])
+    }
+
+    /// The holds below a `volumes/` key range.
+    fn parse_volume_keys(&self, entries: &[Entry]) -> Result<Vec<Hold>> {
+        let base = self.kv.key(&["volumes", ""]);
+        entries
+            .iter()
+            .map(|(key, value)| {
+                let parts = split(&key[base.len()..])?;
+                match parts.as_slice() {
+                    [pool, v, "a", guest, host] => hold(pool, v, guest, host, None, value),
+                    [pool, v, "b", guest, host, o] => hold(pool, v, guest, host, Some(o), value),
+                    _ => Err(corrupt("a volume key")),
+                }
+            })
+            .collect()
+    }
+
+    /// The holds below a `held/` key range.
+    fn parse_guest_keys(&self, entries: &[Entry]) -> Result<Vec<Hold>> {
+        let base = self.kv.key(&["held", ""]);
+        entries
+            .iter()
+            .map(|(key, value)| {
+                let parts = split(&key[base.len()..])?;
+                match parts.as_slice() {
+                    [guest, host, "a", pool, v] => hold(pool, v, guest, host, None, value),
+                    [guest, host, "b", pool, o, v] => hold(pool, v, guest, host, Some(o), value),
+                    _ => Err(corrupt("a guest's hold key")),
+                }
+            })
+            .collect()
+    }
+
+    /// The guests of `holds`, by UUID (one round trip).
+    fn guests_of(&self, holds: &[Hold]) -> Result<HashMap<String, Guest>> {
+        let uuids: HashSet<&str> = holds.iter().map(|h| h.guest.as_str()).collect();
+        self.guests.read_many(uuids.into_iter())
+    }
+
+    fn holders_of(&self, holds: &[Hold]) -> Result<Vec<Holder>> {
+        let guests = self.guests_of(holds)?;
+        let me = self.me();
+        // A hold whose guest is gone (forgotten on another host meanwhile) holds nothing.
+        let mut holders: Vec<Holder> = holds
+            .iter()
+            .filter_map(|h| guests.get(&h.guest).map(|g| h.holder(g, me)))
+            .collect();
+        dedup(&mut holders);
+        Ok(holders)
+    }
+
+    /// Deletes every key of `hold`.
+    fn delete(&self, writes: &mut Writes, hold: &Hold) {
+        let keys = match &hold.via {
+            None => self.attach_keys(&hold.guest, &hold.host, &hold.pool, &hold.volume),
+            Some(overlay) => {
+                self.backing_keys(&hold.guest, &hold.host, &hold.pool, overlay, &hold.volume)
+            }
+        };
+        for key in keys {
+            writes.delete(key);
+        }
+    }
+
+    /// Puts both keys of `att` (a backing hold for `overlay`, when given) on this host.
+    fn put(&self, writes: &mut Writes, att: &Attachment, overlay: Option<&[u8]>) -> Result<()> {
+        let me = self.me();
+        let (keys, record) = match overlay {
+            None => (
+                self.attach_keys(&att.guest, me, &att.pool, &att.volume),
+                Record {
+                    mode: Some(att.mode),
+                    file: att.file.map(|f| (f.ino, f.btime_ns)),
+                },
+            ),
+            Some(overlay) => (
+                self.backing_keys(&att.guest, me, &att.pool, overlay, &att.volume),
+                Record {
+                    mode: None,
+                    file: att.file.map(|f| (f.ino, f.btime_ns)),
+                },
+            ),
+        };
+        let value = serde_json::to_vec(&record)
+            .map_err(|e| Error::failed(format!("etcd: a hold's record: {e}")))?;
+        for key in keys {
+            writes.put(key, value.clone());
+        }
+        Ok(())
+    }
+
+    /// What attaching `att` (not an overlay's backing file) needs, from the holds of its
+    /// volume read at one revision: the refusal, or the holds to drop first (of files
+    /// gone from under the name) and the guest's previous mode.
+    fn check_attach(
+        &self,
+        att: &Attachment,
+        holds: Vec<Hold>,
+        migrating: bool,
+    ) -> Result<(Vec<Hold>, Option<Mode>)> {
+        let (stale, live): (Vec<Hold>, Vec<Hold>) = holds
+            .into_iter()
+            .partition(|h| att.file.is_some() && h.file.is_some() && h.file != att.file);
+        let me = self.me();
+        if att.mode == Mode::Rw
+            && let Some(b) = live.iter().find(|h| h.via.is_some())
+        {
+            return Err(Refusal::BackingOfOverlay {
+                volume: att.volume.escape_ascii().to_string(),
+                overlay: b
+                    .via
+                    .as_deref()
+                    .unwrap_or_default()
+                    .escape_ascii()
+                    .to_string(),
+                guest: b.guest.clone(),
+            }
+            .into());
+        }
+        // The guest itself on another host: a migration, or refused when either side
+        // writes (two QEMUs writing one disk).
+        if !migrating
+            && let Some(there) = live.iter().find(|h| {
+                h.guest == att.guest
+                    && h.host != me
+                    && h.via.is_none()
+                    && (h.mode == Mode::Rw || att.mode == Mode::Rw)
+            })
+        {
+            return Err(Refusal::OnOtherHost {
+                volume: att.volume.escape_ascii().to_string(),
+                guest: att.guest.clone(),
+                host: there.host.clone(),
+            }
+            .into());
+        }
+        let holders = self.holders_of(&live)?;
+        labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| Refusal::Held {
+            volume: att.volume.escape_ascii().to_string(),
+            why,
+        })?;
+        let previous = live
+            .iter()
+            .find(|h| h.guest == att.guest && h.host == me)
+            .map(|h| h.mode);
+        Ok((stale, previous))
+    }
+
+    /// Refuses a backing hold of `att.volume` for `overlay` while anyone writes it.
+    fn check_backing(&self, att: &Attachment, overlay: &[u8], holds: &[Hold]) -> Result<()> {
+        let writer = holds.iter().find(|h| {
+            h.mode == Mode::Rw
+                && h.via.is_none()
+                && (h.file.is_none() || att.file.is_none() || h.file == att.file)
+        });
+        match writer {
+            Some(w) => Err(Refusal::BackingWritten {
+                volume: att.volume.escape_ascii().to_string(),
+                overlay: overlay.escape_ascii().to_string(),
+                guest: w.guest.clone(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The comparisons that a guest's key is the one read, and no key below each of
+    /// `prefixes` changed after `revision`.
+    fn unchanged(&self, guest: &Guest, prefixes: &[Vec<u8>], revision: i64) -> Vec<Compare> {
+        let mut when = vec![Compare::version(
+            self.guests.guest_key(&guest.uuid),
+            CompareOp::Greater,
+            0,
+        )];
+        when.extend(prefixes.iter().map(|p| {
+            Compare::mod_revision(p.clone(), CompareOp::Less, revision + 1).with_prefix()
+        }));
+        when
+    }
+
+    /// Attaches `att` and, when `chain` is given, holds its backing files for it, in
+    /// one transaction.
+    fn attach_with(
+        &mut self,
+        att: &Attachment,
+        chain: Option<&[(Vec<u8>, Option<FileId>)]>,
+    ) -> Result<Option<Mode>> {
+        let me = self.me().to_owned();
+        for _ in 0..TRIES {
+            let mut prefixes = vec![
+                self.volume_prefix(&att.pool, &att.volume),
+                self.backing_prefix(&att.guest, &me, &att.pool, &att.volume),
+            ];
+            for (volume, _) in chain.unwrap_or_default() {
+                prefixes.push(self.volume_prefix(&att.pool, volume));
+            }
+            let mut reads = prefixes.clone();
+            reads.push(self.guests.guest_key(&att.guest));
+            reads.push(self.migrating_key(&att.guest, &me));
+            let (mut got, revision) = self.kv.read_prefixes(&reads)?;
+            let migrating_key = self.migrating_key(&att.guest, &me);
+            let migrating = got
+                .pop()
+                .unwrap_or_default()
+                .iter()
+                .any(|(k, _)| *k == migrating_key);
+            let guest = self
+                .guests
+                .decode_exact(&att.guest, &got.pop().unwrap_or_default())?
+                .ok_or_else(|| Error::NoSuchGuest(att.guest.clone()))?;
+            let holds = self.parse_volume_keys(&got[0])?;
+            let (stale, previous) = self.check_attach(att, holds, migrating)?;
+            let mut writes = Writes::default();
+            for h in &stale {
+                tracing::info!(guest = %h.guest, host = %h.host, pool = %att.pool,
+                    volume = %att.volume.escape_ascii(), "dropped the hold of a file that is gone");
+                self.delete(&mut writes, h);
+            }
+            if let Some(chain) = chain {
+                // The backing holds of the overlay's previous chain go; the new ones come.
+                for old in self.parse_guest_keys(&got[1])? {
+                    self.delete(&mut writes, &old);
+                }
+                for ((volume, file), entries) in chain.iter().zip(&got[2..]) {
+                    let held = Attachment {
+                        volume: volume.clone(),
+                        mode: labels::BACKING_MODE,
+                        file: *file,
+                        via: Some(att.volume.clone()),
+                        ..att.clone()
+                    };
+                    self.check_backing(&held, &att.volume, &self.parse_volume_keys(entries)?)?;
+                    self.put(&mut writes, &held, Some(&att.volume))?;
+                }
+            }
+            self.put(&mut writes, att, None)?;
+            if self
+                .kv
+                .txn(self.unchanged(&guest, &prefixes, revision), writes.ops())?
+            {
+                return Ok(previous);
+            }
+        }
+        Err(contended("attach", &att.guest))
+    }
+
+    /// A backing hold alone (an attachment `via` an overlay).
+    fn hold_backing(&mut self, att: &Attachment, overlay: &[u8]) -> Result<()> {
+        for _ in 0..TRIES {
+            let prefix = self.volume_prefix(&att.pool, &att.volume);
+            let (got, revision) = self
+                .kv
+                .read_prefixes(&[prefix.clone(), self.guests.guest_key(&att.guest)])?;
+            let guest = self
+                .guests
+                .decode_exact(&att.guest, &got[1])?
+                .ok_or_else(|| Error::NoSuchGuest(att.guest.clone()))?;
+            self.check_backing(att, overlay, &self.parse_volume_keys(&got[0])?)?;
+            let mut writes = Writes::default();
+            self.put(&mut writes, att, Some(overlay))?;
+            if self
+                .kv
+                .txn(self.unchanged(&guest, &[prefix], revision), writes.ops())?
+            {
+                return Ok(());
+            }
+        }
+        Err(contended("hold a backing file for", &att.guest))
+    }
+
+    /// Removes the holds of `guest` on `host` that `select` picks among all it has
+    /// there, in one transaction; returns them.
+    fn remove(
+        &mut self,
+        guest: &str,
+        host: &str,
+        select: &dyn Fn(&Hold) -> bool,
+    ) -> Result<Vec<Hold>> {
+        for _ in 0..TRIES {
+            let prefix = self.guest_prefix(guest, Some(host));
+            let (got, revision) = self.kv.read_prefixes(std::slice::from_ref(&prefix))?;
+            let held: Vec<Hold> = self
+                .parse_guest_keys(&got[0])?
+                .into_iter()
+                .filter(|h| select(h))
+                .collect();
+            let mut writes = Writes::default();
+            for h in &held {
+                self.delete(&mut writes, h);
+            }
+            if writes.is_empty() {
+                return Ok(held);
+            }
+            let when =
+                vec![Compare::mod_revision(prefix, CompareOp::Less, revision + 1).with_prefix()];
+            if self.kv.txn(when, writes.ops())? {
+                return Ok(held);
+            }
+        }
+        Err(contended("release holds of", guest))
+    }
+
+    /// Detaches `volume` from `guest` on `host`, with the backing holds it brings.
+    fn detach_on(
+        &mut self,
+        guest: &str,
+        host: &str,
+        pool: &str,
+        volume: &[u8],
+    ) -> Result<(Option<Mode>, Vec<Attachment>)> {
+        let removed = self.remove(guest, host, &|h| {
+            h.pool == pool
+                && match &h.via {
+                    None => h.volume == volume,
+                    Some(overlay) => overlay == volume,
+                }
+        })?;
+        let me = self.me().to_owned();
+        let mode = removed.iter().find(|h| h.via.is_none()).map(|h| h.mode);
+        let backing = removed
+            .iter()
+            .filter(|h| h.via.is_some())
+            .map(|h| h.attachment(&me))
+            .collect();
+        Ok((mode, backing))
+    }
+
+    /// Marks `guest` as migrating to this host: its holds here may then join the ones it
+    /// has on the source host until the migration ends.
+    pub fn begin_migration(&mut self, guest: &str) -> Result<()> {
+        let key = self.migrating_key(guest, self.me());
+        self.kv.txn(vec![], vec![TxnOp::put(key, "1", None)])?;
+        Ok(())
+    }
+
+    /// Ends what [`EtcdHolds::begin_migration`] began (the guest runs here now, or the
+    /// migration failed).
+    pub fn end_migration(&mut self, guest: &str) -> Result<()> {
+        let key = self.migrating_key(guest, self.me());
+        self.kv.txn(vec![], vec![TxnOp::delete(key, None)])?;
+        Ok(())
+    }
+}
+
+impl Holds for EtcdHolds {
+    fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
+        let (got, _) = self.kv.read_prefixes(&[self.volume_prefix(pool, volume)])?;
+        self.holders_of(&self.parse_volume_keys(&got[0])?)
+    }
+
+    fn holder_index(&self) -> Result<HolderIndex> {
+        let (got, _) = self
+            .kv
+            .read_prefixes(&[self.kv.key(&["volumes", ""]), self.kv.key(&["guests", ""])])?;
+        let guests = self.guests.decode_all(&got[1])?;
+        let me = self.me();
+        let mut index = HolderIndex::new();
+        for h in self.parse_volume_keys(&got[0])? {
+            if let Some(g) = guests.get(&h.guest) {
+                index
+                    .entry(h.pool.clone())
+                    .or_default()
+                    .entry(h.volume.clone())
+                    .or_default()
+                    .push(h.holder(g, me));
+            }
+        }
+        for holders in index.values_mut().flat_map(|v| v.values_mut()) {
+            dedup(holders);
+        }
+        Ok(index)
+    }
+
+    fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>> {
+        let me = self.me();
+        let holds = match guest {
+            Some(uuid) => {
+                let (got, _) = self.kv.read_prefixes(&[self.guest_prefix(uuid, None)])?;
+                self.parse_guest_keys(&got[0])?
+            }
+            None => {
+                let (got, _) = self.kv.read_prefixes(&[self.kv.key(&["volumes", ""])])?;
+                self.parse_volume_keys(&got[0])?
+            }
+        };
+        let mut atts: Vec<Attachment> = holds
+            .iter()
+            .filter(|h| h.via.is_none())
+            .map(|h| h.attachment(me))
+            .collect();
+        atts.sort_by(|a, b| (&a.pool, &a.volume, &a.guest).cmp(&(&b.pool, &b.volume, &b.guest)));
+        Ok(atts)
+    }
+
+    fn attach(&mut self, att: &Attachment) -> Result<Option<Mode>> {
+        match &att.via {
+            Some(overlay) => self.hold_backing(att, overlay).map(|()| None),
+            None => self.attach_with(att, None),
+        }
+    }
+
+    fn attach_overlay(
+        &mut self,
+        att: &Attachment,
+        chain: &[(Vec<u8>, Option<FileId>)],
+    ) -> Result<Option<Mode>> {
+        self.attach_with(att, Some(chain))
+    }
+
+    fn detach(
+        &mut self,
+        guest: &str,
+        pool: &str,
+        volume: &[u8],
+    ) -> Result<(Option<Mode>, Vec<Attachment>)> {
+        let me = self.me().to_owned();
+        self.detach_on(guest, &me, pool, volume)
+    }
+
+    fn release_pins(&mut self, pool: &str, volume: &[u8], owner: u32) -> Result<Vec<Attachment>> {
+        let (got, _) = self.kv.read_prefixes(&[self.volume_prefix(pool, volume)])?;
+        let holds = self.parse_volume_keys(&got[0])?;
+        let guests = self.guests_of(&holds)?;
+        // (guest, host, the volume of its own that holds this one: itself or an overlay)
+        let mut pins: Vec<(String, String, Vec<u8>)> = holds
+            .iter()
+            .filter(|h| h.via.is_some() || h.mode == Mode::Ro)
+            .filter(|h| {
+                guests
+                    .get(&h.guest)
+                    .is_some_and(|g| g.owner != 0 && g.owner != owner)
+            })
+            .map(|h| {
+                let held = h.via.clone().unwrap_or_else(|| h.volume.clone());
+                (h.guest.clone(), h.host.clone(), held)
+            })
+            .collect();
+        pins.sort();
+        pins.dedup();
+        let me = self.me().to_owned();
+        let mut released = Vec::new();
+        for (guest, host, held) in pins {
+            let (mode, backing) = self.detach_on(&guest, &host, pool, &held)?;
+            released.extend(backing);
+            if let Some(mode) = mode {
+                released.push(Attachment {
+                    guest,
+                    pool: pool.to_owned(),
+                    volume: held,
+                    mode,
+                    file: None,
+                    via: None,
+                    host: (host != me).then_some(host),
+                });
+            }
+        }
+        Ok(released)
+    }
+
+    fn release(&mut self, guest: &str) -> Result<Vec<Attachment>> {
+        if self.guests.read_many(std::iter::once(guest))?.is_empty() {
+            return Err(Error::NoSuchGuest(guest.to_owned()));
+        }
+        let me = self.me().to_owned();
+        let mut removed = self.remove(guest, &me, &|_| true)?;
+        // Attachments first, backing holds last (as the trait says).
+        removed.sort_by_key(|h| h.via.is_some());
+        Ok(removed.iter().map(|h| h.attachment(&me)).collect())
+    }
+}
+
+/// A key's parts after a base, split at `/`.
+fn split(rest: &[u8]) -> Result<Vec<&str>> {
+    std::str::from_utf8(rest)
+        .map(|s| s.split('/').collect())
+        .map_err(|_| corrupt("a hold key"))
+}
+
+fn hold(
+    pool: &str,
+    volume: &str,
+    guest: &str,
+    host: &str,
+    overlay: Option<&str>,
+    value: &[u8],
+) -> Result<Hold> {
+    let record: Record = serde_json::from_slice(value)
+        .map_err(|e| corrupt(&format!("the hold of {guest} on {host} ({e})")))?;
+    Ok(Hold {
+        guest: guest.to_owned(),
+        host: host.to_owned(),
+        pool: pool.to_owned(),
+        volume: unhex(volume)?,
+        via: overlay.map(unhex).transpose()?,
+        mode: record.mode.unwrap_or(labels::BACKING_MODE),
+        file: record.file.map(|(ino, btime_ns)| FileId { ino, btime_ns }),
+    })
+}
+
+/// Each hold once: a guest may hold a file both as an attachment and as a backing
+/// file, or on two hosts while it migrates (the label counts the guest once; the
+/// holder on this host is kept before another host's).
+fn dedup(holders: &mut Vec<Holder>) {
+    holders.sort_by(|a, b| {
+        let key = |h: &Holder| {
+            (
+                h.guest.clone(),
+                h.mode,
+                h.file.map(|f| (f.ino, f.btime_ns)),
+                h.host.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    holders.dedup_by(|later, earlier| {
+        later.guest == earlier.guest && later.mode == earlier.mode && later.file == earlier.file
+    });
+}
+
+/// The writes of one transaction, each key once (etcd refuses a transaction that names
+/// a key twice): a later put or delete of a key replaces an earlier one.
+#[derive(Default)]
+struct Writes(std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>);
+
+impl Writes {
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.0.insert(key, None);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn ops(self) -> Vec<TxnOp> {
+        self.0
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(v) => TxnOp::put(key, v, None),
+                None => TxnOp::delete(key, None),
+            })
+            .collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Result<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return Err(corrupt("a volume name in a key"));
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| corrupt("a volume name")))
+        .collect()
+}
+
+fn corrupt(what: &str) -> Error {
+    guests::corrupt(what)
+}
+
+fn contended(what: &str, uuid: &str) -> Error {
+    guests::contended(what, uuid)
+}
