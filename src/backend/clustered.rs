@@ -99,16 +99,6 @@ impl Clustered {
             other => other,
         }
     }
-
-    /// Marks `guest` as migrating to this host (libvirt's hook, on the destination).
-    pub fn begin_migration(&mut self, guest: &str) -> Result<()> {
-        self.etcd_mut()?.holds.begin_migration(guest)
-    }
-
-    /// Ends a migration to this host, succeeded or failed.
-    pub fn end_migration(&mut self, guest: &str) -> Result<()> {
-        self.etcd_mut()?.holds.end_migration(guest)
-    }
 }
 
 /// A read from etcd, or this host's copy while etcd does not answer.
@@ -270,6 +260,14 @@ impl Holds for Clustered {
         }
         released.sort_by_key(|a| a.via.is_some());
         Ok(released)
+    }
+
+    fn begin_migration(&mut self, guest: &str) -> Result<()> {
+        self.etcd_mut()?.holds.begin_migration(guest)
+    }
+
+    fn end_migration(&mut self, guest: &str) -> Result<()> {
+        self.etcd_mut()?.holds.end_migration(guest)
     }
 }
 

@@ -83,7 +83,7 @@ fn import(s: &Settings, file: &Path, pool: &str, name: Option<&str>) -> Result<L
 /// through the agent when one answers, else here; gives up after the deadline.
 fn libvirt_hook(s: &Settings, op: &str, subop: &str) -> Result<String> {
     use crate::libvirt::{domain, hook};
-    if hook::action(op, subop) == hook::Action::Nothing {
+    if hook::action(op, subop, s.cluster.is_some()) == hook::Action::Nothing {
         return Ok(format!("{op} {subop}: nothing to do"));
     }
     let mut xml = String::new();

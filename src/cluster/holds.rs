@@ -31,6 +31,9 @@ use crate::registry::{Attachment, Guest, HolderIndex, Holds};
 /// How many times a change is tried against a store that others change meanwhile.
 const TRIES: usize = 32;
 
+/// How long a guest's mark "migrating here" lasts at most.
+pub const MIGRATION_MARK: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// A hold's value.
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -474,10 +477,13 @@ impl EtcdHolds {
 
     /// Marks `guest` as migrating to this host: its holds here may then join the ones it
     /// has on the source host until the migration ends.
+    ///
+    /// The mark is leased ([`MIGRATION_MARK`]): it is needed from libvirt's `migrate
+    /// begin` to `start begin` on the destination, and a destination that dies
+    /// meanwhile must not leave it for good.
     pub fn begin_migration(&mut self, guest: &str) -> Result<()> {
         let key = self.migrating_key(guest, self.me());
-        self.kv.txn(vec![], vec![TxnOp::put(key, "1", None)])?;
-        Ok(())
+        self.kv.put_leased(&key, b"1", MIGRATION_MARK)
     }
 
     /// Ends what [`EtcdHolds::begin_migration`] began (the guest runs here now, or the

@@ -137,6 +137,17 @@ impl Kv {
         Ok((entries, revision))
     }
 
+    /// Puts `key` under a lease of `ttl`: etcd deletes it when the lease runs out
+    /// (nothing keeps it alive).
+    pub fn put_leased(&self, key: &[u8], value: &[u8], ttl: std::time::Duration) -> Result<()> {
+        let mut client = self.client.clone();
+        let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let lease = self.bounded("lease grant", client.lease_grant(secs, None))?;
+        let options = etcd_client::PutOptions::new().with_lease(lease.id());
+        self.bounded("put", client.put(key, value, Some(options)))?;
+        Ok(())
+    }
+
     /// Runs `then` if every comparison holds, as one transaction; whether it ran.
     pub fn txn(&self, when: Vec<Compare>, then: Vec<TxnOp>) -> Result<bool> {
         let mut client = self.client.clone();

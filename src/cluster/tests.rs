@@ -1,9 +1,6 @@
 //! The cluster registry against a real etcd: a 3-member cluster on loopback ports,
 //! started by each test (Debian's `etcd-server`) and stopped when it ends.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,79 +9,15 @@ use crate::config::ClusterSettings;
 use crate::decide::context::CategorySet;
 use crate::registry::Guests;
 
-/// A running etcd cluster of real `etcd` processes, killed on drop.
-pub(crate) struct Etcd {
-    members: Vec<Child>,
-    /// Each member's client URL.
-    pub(crate) endpoints: Vec<String>,
-    _dir: tempfile::TempDir,
-}
+// The integration tests use more of it than these.
+#[allow(dead_code)]
+#[path = "../../tests/common/etcd.rs"]
+mod etcd;
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
+pub(crate) use etcd::Etcd;
 
 impl Etcd {
-    /// Starts `n` members and waits until the cluster answers (at most 30 s).
-    pub(crate) fn start(n: usize) -> Etcd {
-        let dir = tempfile::tempdir().expect("a directory for etcd's data");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let peers = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members = Vec::new();
-        let mut endpoints = Vec::new();
-        for (i, (client, peer)) in ports.iter().enumerate() {
-            let data: PathBuf = dir.path().join(format!("m{i}"));
-            let log = std::fs::File::create(dir.path().join(format!("m{i}.log"))).unwrap();
-            let client_url = format!("http://127.0.0.1:{client}");
-            let peer_url = format!("http://127.0.0.1:{peer}");
-            let child = Command::new("etcd")
-                .args(["--name", &format!("m{i}")])
-                .arg("--data-dir")
-                .arg(&data)
-                .args(["--listen-client-urls", &client_url])
-                .args(["--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url])
-                .args(["--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &peers])
-                .args(["--initial-cluster-token", "svirt-pool-test"])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--logger", "zap", "--log-outputs", "stderr"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("run etcd (the etcd-server package)");
-            members.push(child);
-            endpoints.push(client_url);
-        }
-        let etcd = Etcd {
-            members,
-            endpoints,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let settings = etcd.settings("host", "/ready");
-        loop {
-            if let Ok(kv) = Kv::connect(&settings)
-                && kv.count(b"/ready").is_ok()
-            {
-                return etcd;
-            }
-            assert!(Instant::now() < deadline, "etcd did not answer within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// How host `host` reaches this cluster, below `prefix` (all members).
+    /// Settings for host `host` of this cluster, its keys below `prefix`.
     pub(crate) fn settings(&self, host: &str, prefix: &str) -> ClusterSettings {
         ClusterSettings {
             endpoints: self.endpoints.clone(),
@@ -92,20 +25,6 @@ impl Etcd {
             prefix: prefix.to_owned(),
             timeout: Duration::from_secs(5),
             tls: None,
-        }
-    }
-
-    /// Kills member `i` at once (SIGKILL).
-    pub(crate) fn kill(&mut self, i: usize) {
-        let _ = self.members[i].kill();
-        let _ = self.members[i].wait();
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            self.kill(i);
         }
     }
 }

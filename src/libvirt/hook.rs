@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::ops::{Caller, guests, locate, volumes};
+use crate::registry::Registry;
 
 /// How long one hook call may take before it refuses (libvirt waits for it).
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -20,24 +21,37 @@ pub enum Action {
     /// `prepare begin`, `start begin` (attach, with the pair in the XML once libvirt
     /// chose it) and `reconnect begin` (libvirtd restarted: assert them again).
     Attach,
-    /// `release end`: the domain is gone; its disks go back to rest.
+    /// `release end`: the domain is gone from this host; its disks here go back to
+    /// rest (those it holds on another host of a cluster stay as they are).
     Release,
+    /// `migrate begin` in a cluster, on the destination: the guest comes from another
+    /// host, and may hold here what it holds there until it runs here.
+    Incoming,
+    /// `started begin` in a cluster: the guest runs here; a migration here is over.
+    Started,
     /// Anything else: nothing to do.
     Nothing,
 }
 
-/// The pure decision: what `OP SUBOP` asks for.
-pub fn action(op: &str, subop: &str) -> Action {
+/// The pure decision: what `OP SUBOP` asks for, on a host alone or in a cluster.
+///
+/// libvirt's live migration calls, in order: on the destination `migrate begin`,
+/// `prepare begin`, `start begin`, `started begin`; then on the source `stopped end`,
+/// `release end`. A failed one ends with `stopped end`, `release end` on the
+/// destination instead (docs/cluster.md, "Migration").
+pub fn action(op: &str, subop: &str, clustered: bool) -> Action {
     match (op, subop) {
         ("prepare" | "start" | "reconnect", "begin") => Action::Attach,
         ("release", "end") => Action::Release,
+        ("migrate", "begin") if clustered => Action::Incoming,
+        ("started", "begin") if clustered => Action::Started,
         _ => Action::Nothing,
     }
 }
 
 /// Runs one hook call on the domain XML `xml`; returns a one-line summary.
 pub fn run(settings: &Settings, op: &str, subop: &str, xml: &str) -> Result<String> {
-    let act = action(op, subop);
+    let act = action(op, subop, settings.cluster.is_some());
     if act == Action::Nothing {
         return Ok(format!("{op} {subop}: nothing to do"));
     }
@@ -49,8 +63,36 @@ pub fn run(settings: &Settings, op: &str, subop: &str, xml: &str) -> Result<Stri
     match act {
         Action::Attach => attach(settings, &domain),
         Action::Release => release(settings, &domain),
+        Action::Incoming => {
+            backend::open(settings)?.begin_migration(&domain.uuid)?;
+            Ok(format!("domain {}: migrating here", domain.name))
+        }
+        Action::Started => {
+            backend::open(settings)?.end_migration(&domain.uuid)?;
+            Ok(format!("domain {}: runs here", domain.name))
+        }
         Action::Nothing => unreachable!("returned above"),
     }
+}
+
+/// Whether `uuid` holds something on another host of the cluster (it runs there, or
+/// is migrating to or from there).
+fn held_elsewhere(store: &dyn Registry, uuid: &str) -> Result<bool> {
+    Ok(store
+        .attachments(Some(uuid))?
+        .iter()
+        .any(|a| a.host.is_some()))
+}
+
+/// After its holds here were released: the guest runs with its own pair again, unless
+/// it still holds volumes on another host (the source or destination of a migration),
+/// which carry the pair it runs with there.
+fn end_run_here(store: &mut dyn Registry, uuid: &str) -> Result<()> {
+    store.end_migration(uuid)?;
+    if !held_elsewhere(store, uuid)? {
+        store.set_run_pair(uuid, None)?;
+    }
+    Ok(())
 }
 
 /// Defines the domain's guest, adopts the pair libvirt runs it with (refused when
@@ -145,7 +187,7 @@ fn release(settings: &Settings, d: &Domain) -> Result<String> {
     }
     let released = volumes::release(settings, Caller::ROOT, &d.uuid)?;
     let _lock = lock::acquire(&settings.state_dir)?;
-    backend::open(settings)?.set_run_pair(&d.uuid, None)?;
+    end_run_here(&mut *backend::open(settings)?, &d.uuid)?;
     Ok(format!("domain {}: {released} volume(s) released", d.name))
 }
 
@@ -172,8 +214,12 @@ pub fn release_dead(settings: &Settings) -> Result<Vec<String>> {
     let store = backend::open(settings)?;
     // Only guests that still hold something (volumes, or libvirt's pair) need a look.
     let mut holding = Vec::new();
+    // In a cluster: only what they hold on this host (guests run on other hosts too).
     for g in store.libvirt_guests()? {
-        if g.run_pair.is_some() || !store.attachments(Some(&g.uuid))?.is_empty() {
+        let here = store.attachments(Some(&g.uuid))?;
+        let holds_here = here.iter().any(|a| a.host.is_none());
+        let runs_elsewhere = here.iter().any(|a| a.host.is_some());
+        if holds_here || (g.run_pair.is_some() && !runs_elsewhere) {
             holding.push(g);
         }
     }
@@ -186,7 +232,7 @@ pub fn release_dead(settings: &Settings) -> Result<Vec<String>> {
     for g in holding.iter().filter(|g| !running.contains(&g.uuid)) {
         let n = volumes::release(settings, Caller::ROOT, &g.uuid)?;
         let _lock = lock::acquire(&settings.state_dir)?;
-        backend::open(settings)?.set_run_pair(&g.uuid, None)?;
+        end_run_here(&mut *backend::open(settings)?, &g.uuid)?;
         tracing::warn!(guest = %g.uuid, name = %g.name.escape_debug(), released = n,
             "libvirt domain is not running (no release hook came): released its volumes");
         released.push(g.uuid.clone());
@@ -200,17 +246,19 @@ mod tests {
 
     #[test]
     fn which_calls_do_what() {
-        assert_eq!(action("prepare", "begin"), Action::Attach);
-        assert_eq!(action("start", "begin"), Action::Attach);
-        assert_eq!(action("reconnect", "begin"), Action::Attach);
-        assert_eq!(action("release", "end"), Action::Release);
-        for (op, sub) in [
-            ("started", "begin"),
-            ("stopped", "end"),
-            ("migrate", "begin"),
-            ("start", "end"),
-        ] {
-            assert_eq!(action(op, sub), Action::Nothing, "{op} {sub}");
+        for clustered in [false, true] {
+            assert_eq!(action("prepare", "begin", clustered), Action::Attach);
+            assert_eq!(action("start", "begin", clustered), Action::Attach);
+            assert_eq!(action("reconnect", "begin", clustered), Action::Attach);
+            assert_eq!(action("release", "end", clustered), Action::Release);
+            for (op, sub) in [("stopped", "end"), ("start", "end"), ("migrate", "end")] {
+                assert_eq!(action(op, sub, clustered), Action::Nothing, "{op} {sub}");
+            }
         }
+        // A host alone has no migration to mark (its disks are its own).
+        assert_eq!(action("migrate", "begin", false), Action::Nothing);
+        assert_eq!(action("started", "begin", false), Action::Nothing);
+        assert_eq!(action("migrate", "begin", true), Action::Incoming);
+        assert_eq!(action("started", "begin", true), Action::Started);
     }
 }

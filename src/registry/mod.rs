@@ -215,9 +215,23 @@ pub trait Holds {
     /// overlay's backing-file holds with it (docs/api.md, "Read access never pins").
     fn release_pins(&mut self, pool: &str, volume: &[u8], owner: u32) -> Result<Vec<Attachment>>;
 
-    /// Removes every attachment of `guest`; returns them, its backing-file holds last
-    /// (with `via` set).
+    /// Removes every attachment of `guest` on this host; returns them, its backing-file
+    /// holds last (with `via` set). Its holds on other hosts of a cluster stay.
     fn release(&mut self, guest: &str) -> Result<Vec<Attachment>>;
+
+    /// Marks `guest` as migrating to this host (libvirt's `migrate begin` on the
+    /// destination): until [`Holds::end_migration`], it may hold here the private
+    /// volumes of shared pools it holds on the source. A host alone has nothing to mark.
+    fn begin_migration(&mut self, guest: &str) -> Result<()> {
+        let _ = guest;
+        Ok(())
+    }
+
+    /// Ends a migration of `guest` to this host, succeeded or failed.
+    fn end_migration(&mut self, guest: &str) -> Result<()> {
+        let _ = guest;
+        Ok(())
+    }
 }
 
 /// Several changes committed together: attach and detach calls that wait together

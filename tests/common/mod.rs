@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod images;
 pub mod libvirt;
 pub mod lvm;

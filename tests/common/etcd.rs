@@ -1,0 +1,188 @@
+//! A real etcd cluster for tests: `n` members of Debian's `etcd` (etcd-server) on free
+//! loopback ports, data in a temporary directory, killed when dropped. Shared by the
+//! integration tests and the library's own (`src/cluster/tests.rs` includes this file).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running etcd cluster of real `etcd` processes, killed on drop.
+pub struct Etcd {
+    members: Vec<Option<Child>>,
+    /// How each member was started, to start it again.
+    commands: Vec<Vec<String>>,
+    /// Each member's client URL.
+    pub endpoints: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+impl Etcd {
+    /// Starts `n` members and waits until the cluster answers (at most 30 s).
+    pub fn start(n: usize) -> Etcd {
+        Etcd::start_with(n, &[])
+    }
+
+    /// The same, every member started with `extra` arguments too (TLS: the test's
+    /// certificates; the client URLs are then `https://`).
+    pub fn start_with(n: usize, extra: &[String]) -> Etcd {
+        let dir = tempfile::tempdir().expect("a directory for etcd's data");
+        let scheme = if extra.iter().any(|a| a == "--client-cert-auth") {
+            "https"
+        } else {
+            "http"
+        };
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let peers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut commands = Vec::new();
+        let mut endpoints = Vec::new();
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let data: PathBuf = dir.path().join(format!("m{i}"));
+            let client_url = format!("{scheme}://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            let mut args: Vec<String> = [
+                "--name",
+                &format!("m{i}"),
+                "--data-dir",
+                &data.display().to_string(),
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &peers,
+                "--initial-cluster-token",
+                "svirt-pool-test",
+                "--initial-cluster-state",
+                "new",
+                "--logger",
+                "zap",
+                "--log-outputs",
+                "stderr",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().cloned());
+            commands.push(args);
+            endpoints.push(client_url);
+        }
+        let mut etcd = Etcd {
+            members: (0..n).map(|_| None).collect(),
+            commands,
+            endpoints,
+            dir,
+        };
+        for i in 0..n {
+            etcd.run(i);
+        }
+        if scheme == "http" {
+            etcd.wait_ready(Duration::from_secs(30));
+        }
+        etcd
+    }
+
+    fn run(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("m{i}.log")))
+            .unwrap();
+        let child = Command::new("etcd")
+            .args(&self.commands[i])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run etcd (the etcd-server package)");
+        self.members[i] = Some(child);
+    }
+
+    /// Waits until a write commits (the cluster has a leader and quorum).
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let ok = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", self.endpoints.join(",")))
+                .args(["--command-timeout=2s", "put", "/ready", "1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run etcdctl (the etcd-client package)")
+                .success();
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not answer within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills member `i` at once (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again (on its data, as after a crash).
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.run(i);
+    }
+
+    /// The member that leads now, by `etcdctl endpoint status`.
+    pub fn leader(&self) -> Option<usize> {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints.join(",")))
+            .args(["--command-timeout=2s", "endpoint", "status", "-w", "json"])
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let entries = status.as_array()?;
+        entries.iter().find_map(|e| {
+            let leader = e["Status"]["leader"].as_u64()?;
+            let member = e["Status"]["header"]["member_id"].as_u64()?;
+            let endpoint = e["Endpoint"].as_str()?;
+            (leader == member)
+                .then(|| self.endpoints.iter().position(|u| u == endpoint))
+                .flatten()
+        })
+    }
+
+    /// The directory its data and logs are in.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
