@@ -37,6 +37,20 @@ pub struct Holder {
     pub name: String,
     /// `rw`, `ro` or `shared`.
     pub mode: String,
+    /// The host of the cluster that holds it, when not this one (a shared pool's
+    /// volume); null on this host and on a host alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl Holder {
+    /// Its guest's name, with the host when that is another (`web on host b`).
+    pub fn shown(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{} on host {host}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// A volume of a pool, as the picker shows it.

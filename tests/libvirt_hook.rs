@@ -5,69 +5,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::libvirt::{domain_xml, hook, hook_ok};
 use common::*;
-
-/// A domain XML with `disks` (`(source, extra elements)`) and an optional SELinux label.
-fn domain_xml(name: &str, uuid: &str, label: Option<&str>, disks: &[(&Path, &str)]) -> String {
-    let mut xml = format!(
-        "<domain type='qemu' id='1'>\n<name>{name}</name>\n<uuid>{uuid}</uuid>\n<devices>\n"
-    );
-    for (i, (source, extra)) in disks.iter().enumerate() {
-        let device = if extra.contains("cdrom") {
-            "cdrom"
-        } else {
-            "disk"
-        };
-        xml.push_str(&format!(
-            "<disk type='file' device='{device}'><source file='{}'/><target dev='vd{}'/>{}</disk>\n",
-            source.display(),
-            char::from(b'a' + u8::try_from(i).unwrap()),
-            extra.replace("cdrom", "")
-        ));
-    }
-    xml.push_str("</devices>\n<seclabel type='dynamic' model='dac' relabel='yes'/>\n");
-    if let Some(label) = label {
-        xml.push_str(&format!(
-            "<seclabel type='dynamic' model='selinux' relabel='yes'><label>{label}</label></seclabel>\n"
-        ));
-    }
-    xml.push_str("</domain>\n");
-    xml
-}
-
-/// Runs `svirt-pool libvirt-hook NAME OP SUBOP -` with `xml` on stdin, as libvirtd does.
-fn hook(config: &Path, name: &str, op: &str, subop: &str, xml: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
-        .arg("--config")
-        .arg(config)
-        .args(["libvirt-hook", name, op, subop, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(xml.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn hook_ok(config: &Path, name: &str, op: &str, subop: &str, xml: &str) {
-    let out = hook(config, name, op, subop, xml);
-    assert!(
-        out.status.success(),
-        "{op} {subop}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 const PROCESS: &str = "system_u:system_r:svirt_t:s0";
 

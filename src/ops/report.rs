@@ -123,11 +123,11 @@ pub(super) fn state_of(holders: &[Holder]) -> String {
     if holders.is_empty() {
         return "free".into();
     }
-    let names = |mode: &str| -> Vec<&str> {
+    let names = |mode: &str| -> Vec<String> {
         holders
             .iter()
             .filter(|h| h.mode == mode)
-            .map(|h| h.name.as_str())
+            .map(Holder::shown)
             .collect()
     };
     ["rw", "shared", "ro"]
@@ -157,6 +157,7 @@ pub(super) fn shown_holders(
             name: names.get(&h.guest).cloned().unwrap_or_default(),
             guest: h.guest.clone(),
             mode: h.mode.as_str().to_owned(),
+            host: h.host.clone(),
         })
         .collect()
 }

@@ -1,7 +1,9 @@
 //! libvirt from the tests: `virsh` on `qemu:///system`, and libvirtd started if none
 //! runs (scripts/start-libvirtd).
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 /// Runs `virsh -c qemu:///system args...`.
 pub fn virsh(args: &[&str]) -> Output {
@@ -91,4 +93,61 @@ pub fn install_hook(path: &std::path::Path, script: &str) {
             restart_libvirtd();
         }
     }
+}
+
+/// A domain XML with `disks` (`(source, extra elements)`) and an optional SELinux label.
+pub fn domain_xml(name: &str, uuid: &str, label: Option<&str>, disks: &[(&Path, &str)]) -> String {
+    let mut xml = format!(
+        "<domain type='qemu' id='1'>\n<name>{name}</name>\n<uuid>{uuid}</uuid>\n<devices>\n"
+    );
+    for (i, (source, extra)) in disks.iter().enumerate() {
+        let device = if extra.contains("cdrom") {
+            "cdrom"
+        } else {
+            "disk"
+        };
+        xml.push_str(&format!(
+            "<disk type='file' device='{device}'><source file='{}'/><target dev='vd{}'/>{}</disk>\n",
+            source.display(),
+            char::from(b'a' + u8::try_from(i).unwrap()),
+            extra.replace("cdrom", "")
+        ));
+    }
+    xml.push_str("</devices>\n<seclabel type='dynamic' model='dac' relabel='yes'/>\n");
+    if let Some(label) = label {
+        xml.push_str(&format!(
+            "<seclabel type='dynamic' model='selinux' relabel='yes'><label>{label}</label></seclabel>\n"
+        ));
+    }
+    xml.push_str("</domain>\n");
+    xml
+}
+
+/// Runs `svirt-pool libvirt-hook NAME OP SUBOP -` with `xml` on stdin, as libvirtd does.
+pub fn hook(config: &Path, name: &str, op: &str, subop: &str, xml: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_svirt-pool"))
+        .arg("--config")
+        .arg(config)
+        .args(["libvirt-hook", name, op, subop, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn hook_ok(config: &Path, name: &str, op: &str, subop: &str, xml: &str) {
+    let out = hook(config, name, op, subop, xml);
+    assert!(
+        out.status.success(),
+        "{op} {subop}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

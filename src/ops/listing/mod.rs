@@ -305,7 +305,7 @@ fn inactive(name: &str, holders: Vec<crate::model::Holder>) -> Volume {
 
 /// A volume named `name` (also its address: `VG/LV`) as the reconciler found it.
 fn describe_lv(name: &str, ex: &Examined, holders: Vec<crate::model::Holder>) -> Volume {
-    let mut used_by: Vec<String> = holders.iter().map(|h| h.name.clone()).collect();
+    let mut used_by: Vec<String> = holders.iter().map(crate::model::Holder::shown).collect();
     used_by.dedup();
     Volume {
         name: name.to_owned(),
