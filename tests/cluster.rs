@@ -122,3 +122,40 @@ fn hosts_share_guests_pairs_and_the_rule_of_one_writer() {
     assert!(err.contains(&g1) && err.contains("on host a"), "{err}");
     assert_eq!(label(&disk), Some(image_label(&cats1)), "unchanged");
 }
+
+#[test]
+fn hosts_labeling_one_shared_file_at_once_leave_the_label_its_holders_give() {
+    // Host a attaches its guest `shared` and detaches it, over and over, while host b
+    // does the same `ro` with its own guest, on one file: each writes the label from the
+    // holders it read, and a write from an older read can land last. Every round ends
+    // with b's guest alone (ro): the label must be the content label, whatever the order.
+    let bed = ClusterBed::new(2, "");
+    let iso = bed.file("shared.iso");
+    let (g1, _) = bed.hosts[0].define_guest("one");
+    let (g2, _) = bed.hosts[1].define_guest("two");
+    for round in 0..6 {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    bed.hosts[0].attach_ok(&g1, &iso, "shared");
+                    bed.hosts[0].ok(&["detach", "--guest", &g1, "--volume", iso.to_str().unwrap()]);
+                }
+            });
+            s.spawn(|| {
+                for i in 0..5 {
+                    bed.hosts[1].attach_ok(&g2, &iso, "ro");
+                    if i < 4 {
+                        bed.hosts[1].ok(&[
+                            "detach",
+                            "--guest",
+                            &g2,
+                            "--volume",
+                            iso.to_str().unwrap(),
+                        ]);
+                    }
+                }
+            });
+        });
+        assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT), "round {round}");
+    }
+}

@@ -13,6 +13,7 @@ pub mod locate;
 pub mod quota;
 pub mod report;
 pub mod restore;
+mod settle;
 pub mod volumes;
 
 use std::path::Path;

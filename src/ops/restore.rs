@@ -1,6 +1,7 @@
 //! Putting labels back after holds are removed: released volumes and backing files go
 //! to the label their remaining holders (or none) give them; every failure is reported.
 
+use super::settle::label_settled;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::reconcile::{Apply, NotLabeled, Outcome, Reconciler};
@@ -32,7 +33,9 @@ pub fn restore_each<'a>(
             tracing::warn!(pool = %att.pool, "released a volume of a pool that is no longer configured");
             continue;
         };
-        let ex = rec.reconcile_volume(idx, &att.volume, &store.holders(&att.pool, &att.volume)?);
+        let ex = label_settled(settings, store, idx, &att.volume, &mut |holders| {
+            rec.reconcile_volume(idx, &att.volume, holders)
+        })?;
         if let (false, Err(why)) = (ex.outcome == Outcome::Missing, ex.labeled()) {
             failures.push(Unrestored {
                 attachment: att,

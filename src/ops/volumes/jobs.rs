@@ -18,6 +18,7 @@ use crate::ops::file_of;
 use crate::ops::guest_for;
 use crate::ops::locate::Volume;
 use crate::ops::restore::{list, relabel_released, restore_each};
+use crate::ops::settle::label_settled;
 use crate::reconcile::{Apply, Outcome, Reconciler, SkipReason};
 use crate::registry::{Attachment, Registry};
 
@@ -284,8 +285,10 @@ fn finish_attach(
         own,
     } = job;
     relabel_released(store, rec, vol.pool(), &vol.key, &staged.released);
-    let holders = store.holders(&staged.pool_name, &vol.key)?;
-    let ex = reconcile_attached(rec, &vol, staged.found.as_ref(), &holders);
+    let settings = rec.settings();
+    let ex = label_settled(settings, store, vol.pool(), &vol.key, &mut |holders| {
+        reconcile_attached(rec, &vol, staged.found.as_ref(), holders)
+    })?;
     let result = match (&ex.outcome, vol.file().is_none()) {
         // An inactive LV keeps its attachment; the node is labeled when it appears.
         (Outcome::Missing, true) => Ok(None),
@@ -417,8 +420,9 @@ fn finish_detach(
     staged: StagedDetach,
 ) -> Result<Labeled> {
     let DetachJob { uuid, vol, .. } = job;
-    let pool_name = &settings.pools[vol.pool()].name;
-    let ex = rec.reconcile_volume(vol.pool(), &vol.key, &store.holders(pool_name, &vol.key)?);
+    let ex = label_settled(settings, store, vol.pool(), &vol.key, &mut |holders| {
+        rec.reconcile_volume(vol.pool(), &vol.key, holders)
+    })?;
     tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
     // The backing files it read go back to rest unless another overlay still uses them.
     let unrestored = restore_each(settings, store, &staged.backing)?;
