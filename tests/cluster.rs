@@ -159,3 +159,173 @@ fn hosts_labeling_one_shared_file_at_once_leave_the_label_its_holders_give() {
         assert_eq!(label(&iso).as_deref(), Some(VIRT_CONTENT), "round {round}");
     }
 }
+
+#[test]
+fn without_quorum_cluster_calls_fail_in_time_local_pools_work_labels_stay_then_converge() {
+    let mut bed = ClusterBed::new(1, "");
+    let a = &bed.hosts[0];
+    let agent = a.agent();
+    let (g1, cats) = a.define_guest("one");
+    let disk = bed.file("disk.img");
+    a.attach_ok(&g1, &disk, "rw");
+    let other = bed.file("other.img");
+    let local = a.local.join("local.img");
+    std::fs::write(&local, b"local").unwrap();
+
+    // The agent has seen the new file.
+    assert_label_within_1s(&other, VIRT_IMAGE);
+    // Two of three members gone: no quorum.
+    bed.etcd.kill(1);
+    bed.etcd.kill(2);
+    let a = &bed.hosts[0];
+    let started = std::time::Instant::now();
+    let out = a.attach(&g1, &other, "rw");
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("etcd (http://127.0.0.1:"), "{err}");
+    // timeout_ms = 2000: one call to etcd is bounded by it; the CLI's own try of the
+    // agent and its fallback add one more at most.
+    assert!(
+        took < std::time::Duration::from_secs(7),
+        "took {took:?}: {err}"
+    );
+    assert_eq!(
+        label(&other).as_deref(),
+        Some(VIRT_IMAGE),
+        "nothing changed"
+    );
+
+    // A libvirt start with a shared disk is refused within the hook's bound.
+    let xml = domain_xml("db", &new_uuid(), None, &[(&other, "")]);
+    let started = std::time::Instant::now();
+    let out = hook(&a.config, "db", "prepare", "begin", &xml);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(11));
+
+    // This host's own pool keeps working, on its copy of the guest.
+    a.attach_ok(&g1, &local, "rw");
+    assert_eq!(label(&local), Some(image_label(&cats)));
+
+    // The running guest's disk keeps its label: events on it change nothing, and a
+    // label set by hand meanwhile is left (the holders cannot be read).
+    std::fs::write(&disk, b"written by the guest").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+    set_label(&disk, VIRT_IMAGE);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+
+    // Healed: the agent reads the cluster again and puts the label back.
+    bed.etcd.restart(1);
+    bed.etcd.restart(2);
+    bed.etcd.wait_ready(std::time::Duration::from_secs(30));
+    assert!(
+        wait_for(std::time::Duration::from_secs(20), || label(&disk)
+            == Some(image_label(&cats))),
+        "the agent did not converge after etcd came back: {:?}",
+        label(&disk)
+    );
+    drop(agent);
+}
+
+#[test]
+fn a_dead_hosts_holds_stay_until_an_admin_evicts_it() {
+    let bed = ClusterBed::new(2, "");
+    let (a, b) = (&bed.hosts[0], &bed.hosts[1]);
+    let agent_b = b.agent();
+    let disk = bed.file("disk.img");
+    let (g2, cats2) = b.define_guest("two");
+    b.attach_ok(&g2, &disk, "rw");
+    let (g1, _) = a.define_guest("one");
+
+    let status: serde_json::Value =
+        serde_json::from_str(&a.ok(&["cluster", "status", "--json"])).unwrap();
+    let hosts = status["hosts"].as_array().unwrap();
+    let host_b = hosts.iter().find(|h| h["host"] == "b").unwrap();
+    assert_eq!(host_b["alive"], true, "{status:#}");
+    assert_eq!(host_b["attachments"], 1, "{status:#}");
+    assert_eq!(status["pairs_in_use"], 2, "{status:#}");
+
+    // b's agent dies: its holds stay (no lease on holds), a is still refused.
+    agent_b.kill();
+    let out = a.attach(&g1, &disk, "rw");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on host b"));
+    // While b's key lives, evict is refused: b may still be running.
+    let out = a.cli(&["cluster", "evict", "b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("host b is alive") && err.contains("fence"),
+        "{err}"
+    );
+    assert_eq!(label(&disk), Some(image_label(&cats2)));
+
+    // Once its key ran out (15 s), the admin who fenced it evicts it.
+    assert!(
+        wait_for(std::time::Duration::from_secs(30), || {
+            a.cli(&["cluster", "evict", "b"]).status.success()
+        }),
+        "evict still refused after b's key should have run out"
+    );
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE), "relabeled by a");
+    let text = a.ok(&["cluster", "status"]);
+    assert!(
+        text.contains("1 host(s)") || !text.contains("\nb "),
+        "{text}"
+    );
+    a.attach_ok(&g1, &disk, "rw");
+}
+
+#[test]
+fn import_brings_a_single_hosts_guests_and_refuses_a_collision_naming_it() {
+    // One pair in all (c0,c1): the cluster's guest and b's own guest get the same.
+    let bed = ClusterBed::new(2, "\n[selinux]\ncategories = \"c0.c1\"\n");
+    let (a, b) = (&bed.hosts[0], &bed.hosts[1]);
+    let disk = bed.file("disk.img");
+    // b alone (no [cluster]) defines a guest and attaches a file of the pool.
+    let alone = b.alone_config();
+    let uuid = new_uuid();
+    let out = run_cli(
+        &alone,
+        &["guest", "define", "--uuid", &uuid, "--name", "old"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_attach(&alone, &uuid, &disk, "rw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The cluster gives the only pair to another guest: b's import is refused, naming it.
+    let (taker, _) = a.define_guest("taker");
+    let out = b.cli(&["cluster", "import"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("c0,c1") && err.contains(&taker) && err.contains(&uuid),
+        "{err}"
+    );
+    assert!(
+        a.cli(&["guest", "show", &uuid]).status.code() != Some(0),
+        "nothing imported"
+    );
+
+    // Without the collision it goes in, its hold of the now shared pool with it.
+    a.ok(&["guest", "undefine", &taker]);
+    b.ok(&["cluster", "import"]);
+    let shown: serde_json::Value = serde_json::from_str(&a.ok(&["guest", "show", &uuid])).unwrap();
+    assert_eq!(shown["categories"], "c0,c1");
+    let (other, _) = (new_uuid(), ());
+    let out = a.cli(&["guest", "define", "--uuid", &other]);
+    assert!(!out.status.success(), "the one pair is taken");
+    let out = a.attach(&uuid, &disk, "ro");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on host b"));
+}

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use tokio::sync::broadcast;
 
 use crate::api::types::Event;
+use crate::cluster::presence::{self, Presence};
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::model::EventKind;
@@ -53,7 +54,19 @@ pub(super) struct Engine<'s> {
     /// Pools not fully watched (watch limit reached): rescanned periodically instead.
     degraded: Vec<bool>,
     last_degraded_rescan: Instant,
+    /// Shared pools whose holders cannot be read (etcd does not answer): left as they
+    /// are, and scanned again once etcd answers.
+    unreachable: Vec<bool>,
+    last_etcd_try: Instant,
+    /// This host's liveness key in the cluster (`cluster status`), when in one.
+    presence: Option<Presence>,
+    last_presence: Option<Instant>,
+    /// Whether the last renewal failed (said once, and once when it works again).
+    presence_failing: bool,
 }
+
+/// How often the holders of shared pools are asked for again while etcd does not answer.
+const ETCD_RETRY: Duration = Duration::from_secs(5);
 
 impl<'s> Engine<'s> {
     pub(super) fn new(settings: &'s Settings, events: broadcast::Sender<Event>) -> Result<Self> {
@@ -76,6 +89,11 @@ impl<'s> Engine<'s> {
             missing: vec![false; n],
             degraded: vec![false; n],
             last_degraded_rescan: Instant::now(),
+            unreachable: vec![false; n],
+            last_etcd_try: Instant::now(),
+            presence: settings.cluster.as_ref().map(Presence::new).transpose()?,
+            last_presence: None,
+            presence_failing: false,
         })
     }
 
@@ -86,6 +104,8 @@ impl<'s> Engine<'s> {
             self.scan_all()?
         };
         tracing::info!(%total, elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "initial scan done");
+        // Alive in the cluster before it says it is ready.
+        self.renew_presence();
         let status = format!(
             "watching {} directories; initial scan: {total}",
             self.watcher.len()
@@ -172,9 +192,12 @@ impl<'s> Engine<'s> {
 
     /// Scans every pool (the lock must be held). Returns the totals.
     fn scan_all(&mut self) -> Result<Summary> {
-        let index = self.store.holder_index()?;
+        let index = self.holder_index()?;
         let mut total = Summary::default();
         for idx in 0..self.settings.pools.len() {
+            if self.unreachable[idx] {
+                continue;
+            }
             if let Some(summary) = self.scan_tree(idx, Path::new(""), &index) {
                 total.merge(&summary);
             }
@@ -182,6 +205,43 @@ impl<'s> Engine<'s> {
         drop(index);
         give_back_memory();
         Ok(total)
+    }
+
+    /// Every holder of the pools whose holders can be read; the shared pools whose
+    /// cannot are marked unreachable (and said so once).
+    fn holder_index(&mut self) -> Result<HolderIndex> {
+        let (index, unknown) = self.store.holder_index_available()?;
+        for (idx, pool) in self.settings.pools.iter().enumerate() {
+            let now = unknown.contains(&pool.name);
+            if now && !self.unreachable[idx] {
+                tracing::warn!(pool = %pool.name,
+                    "etcd does not answer: the shared pool's labels are left as they are until it does");
+            }
+            self.unreachable[idx] = now;
+        }
+        Ok(index)
+    }
+
+    /// The holders of one volume of pool `idx`; `None` when they cannot be read now (a
+    /// shared pool while etcd does not answer: the pool is marked unreachable).
+    fn holders_of(
+        &mut self,
+        idx: usize,
+        key: &[u8],
+    ) -> Result<Option<Vec<crate::decide::labels::Holder>>> {
+        let pool = &self.settings.pools[idx];
+        match self.store.holders(&pool.name, key) {
+            Ok(holders) => Ok(Some(holders)),
+            Err(e) if pool.shared => {
+                if !self.unreachable[idx] {
+                    tracing::warn!(pool = %pool.name, error = %e,
+                        "the shared pool's holders cannot be read: its labels are left as they are until they can");
+                }
+                self.unreachable[idx] = true;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Watches and reconciles everything below `rel` of pool `idx` (the lock must be held).
@@ -259,7 +319,10 @@ impl<'s> Engine<'s> {
                 }
                 Change::NewTree { pool, rel } => {
                     if index.is_none() {
-                        index = Some(self.store.holder_index()?);
+                        index = Some(self.holder_index()?);
+                    }
+                    if self.unreachable[pool] {
+                        continue;
                     }
                     let index = index.as_ref().expect("just loaded");
                     self.scan_tree(pool, &rel, index);
@@ -275,11 +338,11 @@ impl<'s> Engine<'s> {
         let index = match index {
             Some(index) => Some(index),
             None if entries.is_empty() => return Ok(()),
-            None if entries.len() > QUERIES_PER_BATCH => Some(self.store.holder_index()?),
+            None if entries.len() > QUERIES_PER_BATCH => Some(self.holder_index()?),
             None => None,
         };
         for ((idx, rel), appeared) in entries {
-            if self.missing[idx] {
+            if self.missing[idx] || self.unreachable[idx] {
                 continue;
             }
             let pool = &self.settings.pools[idx];
@@ -290,10 +353,13 @@ impl<'s> Engine<'s> {
                     .get(&pool.name)
                     .and_then(|m| m.get(key))
                     .map_or(&[][..], Vec::as_slice),
-                None => {
-                    queried = self.store.holders(&pool.name, key)?;
-                    &queried
-                }
+                None => match self.holders_of(idx, key)? {
+                    Some(holders) => {
+                        queried = holders;
+                        &queried
+                    }
+                    None => continue,
+                },
             };
             let ex = self.reconciler.reconcile_path(idx, &rel, holders);
             log_outcome(&pool.name, &rel, &ex, tracing::Level::INFO);
@@ -324,7 +390,9 @@ impl<'s> Engine<'s> {
                 continue;
             };
             let pool = &settings.pools[idx];
-            let holders = self.store.holders(&pool.name, node.lv_uuid.as_bytes())?;
+            let Some(holders) = self.holders_of(idx, node.lv_uuid.as_bytes())? else {
+                continue;
+            };
             let ex = self.reconciler.reconcile_lv_node(idx, &node, &holders);
             let name = format!("{}/{} ({})", node.vg, node.lv, node.devnode.display());
             log_outcome(&pool.name, Path::new(&name), &ex, tracing::Level::INFO);
@@ -366,11 +434,16 @@ impl<'s> Engine<'s> {
     /// Periodic work: pools removed or replaced, pools that came back, and pools that
     /// cannot be watched fully.
     fn tick(&mut self) -> Result<()> {
+        self.renew_presence();
         for idx in 0..self.settings.pools.len() {
             let is_dir = self.settings.pools[idx].dir().is_some();
             if is_dir && !self.missing[idx] && !self.reconciler.root_is_current(idx) {
                 self.root_gone(idx);
             }
+        }
+        if self.unreachable.contains(&true) && self.last_etcd_try.elapsed() >= ETCD_RETRY {
+            self.last_etcd_try = Instant::now();
+            self.rescan_reachable()?;
         }
         let rescan_degraded = self.last_degraded_rescan.elapsed() >= self.settings.unwatched_rescan;
         let due: Vec<usize> = (0..self.settings.pools.len())
@@ -390,12 +463,64 @@ impl<'s> Engine<'s> {
             return Ok(());
         }
         let _lock = lock::acquire(&self.settings.state_dir)?;
-        let index = self.store.holder_index()?;
+        let index = self.holder_index()?;
         for idx in due {
+            if self.unreachable[idx] {
+                continue;
+            }
             if self.missing[idx] {
                 tracing::info!(pool = %self.settings.pools[idx].name, "pool directory is back");
             }
             self.scan_tree(idx, Path::new(""), &index);
+        }
+        Ok(())
+    }
+}
+
+impl Engine<'_> {
+    /// Renews this host's liveness key every third of its lease.
+    fn renew_presence(&mut self) {
+        let Some(presence) = self.presence.as_mut() else {
+            return;
+        };
+        if self
+            .last_presence
+            .is_some_and(|t| t.elapsed() < presence::TTL / 3)
+        {
+            return;
+        }
+        self.last_presence = Some(Instant::now());
+        match presence.renew() {
+            Ok(anew) => {
+                if anew || self.presence_failing {
+                    tracing::info!("this host is alive in the cluster (its key is renewed)");
+                }
+                self.presence_failing = false;
+            }
+            Err(e) => {
+                if !self.presence_failing {
+                    tracing::warn!(error = %e, "cannot renew this host's key in the cluster");
+                }
+                self.presence_failing = true;
+            }
+        }
+    }
+
+    /// Asks for the holders of the shared pools left alone while etcd did not answer;
+    /// scans those it now can (their labels converge to the cluster's holders) and
+    /// says what changed.
+    fn rescan_reachable(&mut self) -> Result<()> {
+        let _lock = lock::acquire(&self.settings.state_dir)?;
+        let before = self.unreachable.clone();
+        let index = self.holder_index()?;
+        let back: Vec<usize> = (0..before.len())
+            .filter(|i| before[*i] && !self.unreachable[*i])
+            .collect();
+        for idx in back {
+            if let Some(summary) = self.scan_tree(idx, Path::new(""), &index) {
+                tracing::info!(pool = %self.settings.pools[idx].name, %summary,
+                    "etcd answers again: the shared pool is reconciled with the cluster's holders");
+            }
         }
         Ok(())
     }

@@ -199,6 +199,27 @@ impl Holds for Clustered {
         Ok(index)
     }
 
+    fn holder_index_available(&self) -> Result<(HolderIndex, Vec<String>)> {
+        let mut index = self.local.holder_index()?;
+        index.retain(|pool, _| !self.is_shared(pool));
+        if self.shared.is_empty() {
+            return Ok((index, Vec::new()));
+        }
+        match self.etcd().and_then(|e| e.holds.holder_index()) {
+            Ok(shared) => {
+                index.extend(shared);
+                Ok((index, Vec::new()))
+            }
+            Err(Error::Failed(why)) => {
+                tracing::warn!(%why, "etcd: the shared pools' holders cannot be read: their labels are left as they are");
+                let mut unknown: Vec<String> = self.shared.iter().cloned().collect();
+                unknown.sort();
+                Ok((index, unknown))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>> {
         let mut all = self.local.attachments(guest)?;
         if !self.shared.is_empty() {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::show;
 use crate::api::client::{SvirtPoolProxy, through_agent};
-use crate::cli::{Command, GuestCommand, LibvirtCommand, VolumeCommand};
+use crate::cli::{ClusterCommand, Command, GuestCommand, LibvirtCommand, VolumeCommand};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::model::{Guest, Labeled};
@@ -128,6 +128,32 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                 true => Ok(()),
                 false => Err(Error::failed(r.errors.join("\n"))),
             }
+        }
+        Command::Cluster(ClusterCommand::Status { json }) => {
+            let status = crate::ops::cluster::status(s)?;
+            if json {
+                return show::print_json(&status);
+            }
+            super::show::print_cluster(&status);
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Evict { host }) => {
+            let e = crate::ops::cluster::evict(s, &host)?;
+            println!(
+                "evicted host {}: {} hold(s) removed, {} shared file(s) relabeled",
+                e.host,
+                e.holds,
+                e.relabeled.len()
+            );
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Import) => {
+            let i = crate::ops::cluster::import(s)?;
+            println!(
+                "imported {} guest(s) and {} hold(s) of shared pools into the cluster",
+                i.guests, i.holds
+            );
+            Ok(())
         }
         Command::Status { json, all } => {
             let pools = report::status(s)?;

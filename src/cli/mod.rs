@@ -112,6 +112,10 @@ pub enum Command {
     /// Work with libvirt's domains.
     #[command(subcommand)]
     Libvirt(LibvirtCommand),
+    /// Hosts sharing storage through etcd ([cluster] in the config): see them, evict a
+    /// fenced one, import this host's guests.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Show each pool's volumes, attachments, current and desired labels, and drift.
     Status {
         /// Print JSON (every volume).
@@ -121,6 +125,27 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `cluster` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Hosts with their liveness and holds, guests and pairs in use.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every hold of HOST, whose agent is not alive, once you have fenced it
+    /// (powered off, or cut from the shared storage); relabels the shared files it held.
+    Evict {
+        /// The host's name in the cluster.
+        host: String,
+    },
+    /// Bring this host's guests (with their pairs) and its holds of pools now marked
+    /// `shared` into the cluster; refused before any change when a pair or UUID
+    /// collides, naming each.
+    Import,
 }
 
 /// `libvirt` subcommands.

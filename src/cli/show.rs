@@ -104,3 +104,42 @@ pub fn print_check(check: &PathCheck) {
         _ => println!("reachable"),
     }
 }
+
+/// Prints `cluster status`: a line for the cluster, then one per host.
+pub fn print_cluster(status: &crate::cluster::admin::ClusterStatus) {
+    println!(
+        "cluster: {} host(s), {} guest(s), {} pair(s) in use (etcd {}, revision {}; this host: {})",
+        status.hosts.len(),
+        status.guests,
+        status.pairs_in_use,
+        status.endpoints.join(", "),
+        status.revision,
+        status.this_host
+    );
+    println!(
+        "{:<24} {:<6} {:<12} {:>11} {:>8}",
+        "HOST", "ALIVE", "AGENT", "ATTACHMENTS", "BACKING"
+    );
+    for h in &status.hosts {
+        let agent = h
+            .agent
+            .as_ref()
+            .map_or("-".to_string(), |a| format!("pid {}", a.pid));
+        let note = if !h.alive && h.attachments + h.backing > 0 {
+            format!(
+                "  holds without a live agent: once fenced, `svirt-pool cluster evict {}`",
+                h.host
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<24} {:<6} {:<12} {:>11} {:>8}{note}",
+            h.host,
+            if h.alive { "yes" } else { "no" },
+            agent,
+            h.attachments,
+            h.backing
+        );
+    }
+}

@@ -108,7 +108,7 @@ impl EtcdGuests {
     }
 
     /// The guest holding `pair`, as its own or as the one it runs with.
-    fn pair_holder(&self, pair: Pair) -> Result<Option<String>> {
+    pub(super) fn pair_holder(&self, pair: Pair) -> Result<Option<String>> {
         self.kv
             .get(&self.pair_key(pair))?
             .map(|v| String::from_utf8(v.value).map_err(|_| corrupt("a pair key's UUID")))
@@ -156,6 +156,33 @@ impl EtcdGuests {
             Compare::mod_revision(mine, CompareOp::Less, at + 1).with_prefix(),
             Compare::mod_revision(pairs, CompareOp::Less, at + 1).with_prefix(),
         ])
+    }
+
+    /// Creates `guest` as it is (pair, run pair, owner) if neither its UUID nor any of
+    /// its pairs is in the cluster; whether it was.
+    pub(super) fn create(&self, guest: &Guest) -> Result<bool> {
+        let mut when = vec![Compare::version(
+            self.guest_key(&guest.uuid),
+            CompareOp::Equal,
+            0,
+        )];
+        let mut then = vec![TxnOp::put(
+            self.guest_key(&guest.uuid),
+            encode(guest)?,
+            None,
+        )];
+        for pair in [Some(guest.pair), guest.run_pair].into_iter().flatten() {
+            when.push(Compare::version(self.pair_key(pair), CompareOp::Equal, 0));
+            then.push(TxnOp::put(self.pair_key(pair), guest.uuid.clone(), None));
+        }
+        if guest.owner != 0 {
+            then.push(TxnOp::put(
+                self.owner_key(guest.owner, &guest.uuid),
+                "",
+                None,
+            ));
+        }
+        self.kv.txn(when, then)
     }
 
     /// Writes `guest` over the version read at `revision`: the pair keys it gives up

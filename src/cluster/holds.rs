@@ -46,19 +46,20 @@ struct Record {
 
 /// One hold as read back.
 #[derive(Clone, Debug)]
-struct Hold {
-    guest: String,
-    host: String,
-    pool: String,
-    volume: Vec<u8>,
+pub(super) struct Hold {
+    pub(super) guest: String,
+    pub(super) host: String,
+    pub(super) pool: String,
+    pub(super) volume: Vec<u8>,
     /// `None`: an attachment; `Some(overlay)`: a backing-file hold for that overlay.
-    via: Option<Vec<u8>>,
-    mode: Mode,
-    file: Option<FileId>,
+    pub(super) via: Option<Vec<u8>>,
+    pub(super) mode: Mode,
+    pub(super) file: Option<FileId>,
 }
 
 impl Hold {
-    fn attachment(&self, me: &str) -> Attachment {
+    /// The hold as an attachment, its host named when it is not `me`.
+    pub(super) fn attachment(&self, me: &str) -> Attachment {
         Attachment {
             guest: self.guest.clone(),
             pool: self.pool.clone(),
@@ -199,16 +200,26 @@ impl EtcdHolds {
         Ok(holders)
     }
 
+    /// Every hold of every host.
+    pub(super) fn all(&self) -> Result<Vec<Hold>> {
+        let (got, _) = self.kv.read_prefixes(&[self.kv.key(&["volumes", ""])])?;
+        self.parse_volume_keys(&got[0])
+    }
+
     /// Deletes every key of `hold`.
     fn delete(&self, writes: &mut Writes, hold: &Hold) {
-        let keys = match &hold.via {
+        for key in self.keys_of(hold) {
+            writes.delete(key);
+        }
+    }
+
+    /// The two keys of `hold` (by volume, by guest).
+    pub(super) fn keys_of(&self, hold: &Hold) -> [Vec<u8>; 2] {
+        match &hold.via {
             None => self.attach_keys(&hold.guest, &hold.host, &hold.pool, &hold.volume),
             Some(overlay) => {
                 self.backing_keys(&hold.guest, &hold.host, &hold.pool, overlay, &hold.volume)
             }
-        };
-        for key in keys {
-            writes.delete(key);
         }
     }
 
@@ -483,7 +494,7 @@ impl EtcdHolds {
     /// meanwhile must not leave it for good.
     pub fn begin_migration(&mut self, guest: &str) -> Result<()> {
         let key = self.migrating_key(guest, self.me());
-        self.kv.put_leased(&key, b"1", MIGRATION_MARK)
+        self.kv.put_leased(&key, b"1", MIGRATION_MARK).map(drop)
     }
 
     /// Ends what [`EtcdHolds::begin_migration`] began (the guest runs here now, or the

@@ -137,15 +137,26 @@ impl Kv {
         Ok((entries, revision))
     }
 
-    /// Puts `key` under a lease of `ttl`: etcd deletes it when the lease runs out
-    /// (nothing keeps it alive).
-    pub fn put_leased(&self, key: &[u8], value: &[u8], ttl: std::time::Duration) -> Result<()> {
+    /// Puts `key` under a new lease of `ttl`: etcd deletes it when the lease runs out
+    /// unless [`Kv::keep_alive`] renews it. Returns the lease.
+    pub fn put_leased(&self, key: &[u8], value: &[u8], ttl: std::time::Duration) -> Result<i64> {
         let mut client = self.client.clone();
         let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let lease = self.bounded("lease grant", client.lease_grant(secs, None))?;
         let options = etcd_client::PutOptions::new().with_lease(lease.id());
         self.bounded("put", client.put(key, value, Some(options)))?;
-        Ok(())
+        Ok(lease.id())
+    }
+
+    /// Renews `lease` once; whether it was still alive (an expired lease's keys are gone).
+    pub fn keep_alive(&self, lease: i64) -> Result<bool> {
+        let mut client = self.client.clone();
+        let ttl = self.bounded("lease keep-alive", async move {
+            let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+            keeper.keep_alive().await?;
+            Ok(stream.message().await?.map_or(0, |r| r.ttl()))
+        })?;
+        Ok(ttl > 0)
     }
 
     /// Runs `then` if every comparison holds, as one transaction; whether it ran.

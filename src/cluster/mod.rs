@@ -14,9 +14,11 @@
 //! Every call is bounded by the configured timeout and fails naming etcd and its
 //! endpoints; nothing waits for etcd longer.
 
+pub mod admin;
 mod guests;
 mod holds;
 mod kv;
+pub mod presence;
 
 pub use guests::EtcdGuests;
 pub use holds::EtcdHolds;

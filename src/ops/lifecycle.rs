@@ -223,25 +223,20 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
     let mut store = backend::open(settings)?;
     let key = rel.as_os_str().as_encoded_bytes();
     // Read access never pins a file: root and its owner delete it over members'
-    // read-only holds (docs/api.md). They are released in a transaction that is kept
-    // only when nothing else holds the file.
-    store.begin_batch()?;
-    let released = if caller.is_root() || caller.uid == owner {
-        store.release_pins(pool, key, owner)
-    } else {
-        Ok(Vec::new())
-    };
-    let held = released.and_then(|released| {
-        let holder = store
-            .holders(pool, key)?
-            .into_iter()
-            .find(|h| h.holds(Some(node.file)));
-        Ok((released, holder))
-    });
-    let released = match held {
-        Ok((released, None)) => released,
-        Ok((_, Some(h))) => {
-            store.rollback_batch();
+    // read-only holds (docs/api.md). Checked first, then the file goes, then those
+    // holds: nothing is released for a delete that is refused, and no transaction spans
+    // the unlink (a shared pool's holds are in etcd, committed call by call).
+    let may_unpin = caller.is_root() || caller.uid == owner;
+    for h in store.holders(pool, key)? {
+        if !h.holds(Some(node.file)) {
+            continue;
+        }
+        let pin = may_unpin
+            && h.mode == crate::decide::labels::Mode::Ro
+            && store
+                .guest(&h.guest)?
+                .is_some_and(|g| g.owner != 0 && g.owner != owner);
+        if !pin {
             return Err(Refusal::InUse {
                 path: shown_path,
                 guest: h.guest,
@@ -249,16 +244,13 @@ pub fn delete(settings: &Settings, caller: Caller, pool: &str, name: &str) -> Re
             }
             .into());
         }
-        Err(e) => {
-            store.rollback_batch();
-            return Err(e);
-        }
-    };
-    if let Err(e) = access::unlink_as(caller, &dir.path, &rel, node.file) {
-        store.rollback_batch();
-        return Err(e);
     }
-    store.commit_batch()?;
+    access::unlink_as(caller, &dir.path, &rel, node.file)?;
+    let released = if may_unpin {
+        store.release_pins(pool, key, owner)?
+    } else {
+        Vec::new()
+    };
     tracing::info!(pool, name = %shown_path.escape_debug(), uid = caller.uid, "volume deleted");
     // The overlays released with it go back to rest.
     let mut rec = Reconciler::new(settings, Apply::Write);

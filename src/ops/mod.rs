@@ -5,6 +5,7 @@
 pub mod access;
 mod chains;
 pub mod check_path;
+pub mod cluster;
 pub mod files;
 pub mod guests;
 pub mod lifecycle;

@@ -179,6 +179,14 @@ pub trait Holds {
     /// Every attachment of every volume, for a scan.
     fn holder_index(&self) -> Result<HolderIndex>;
 
+    /// Every attachment of every volume of the pools whose holders can be read now,
+    /// and the names of the pools whose holders cannot (a cluster's shared pools while
+    /// etcd does not answer): their volumes must be left as they are, never taken for
+    /// unheld (that would strip the labels of running guests).
+    fn holder_index_available(&self) -> Result<(HolderIndex, Vec<String>)> {
+        Ok((self.holder_index()?, Vec::new()))
+    }
+
     /// Every attachment, optionally of one guest only.
     fn attachments(&self, guest: Option<&str>) -> Result<Vec<Attachment>>;
 

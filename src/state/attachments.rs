@@ -330,3 +330,37 @@ fn backing_of(
 fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
 }
+
+impl Store {
+    /// Every hold on volumes of `pool`: attachments, then backing-file holds (with
+    /// `via`), as `cluster import` moves them into the cluster.
+    pub fn holds_of_pool(&self, pool: &str) -> Result<Vec<Attachment>> {
+        let mut held: Vec<Attachment> = self
+            .conn()
+            .prepare(
+                "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
+                 WHERE pool = ?1 ORDER BY guest, volume",
+            )?
+            .query_map([pool], super::rows::attachment_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let guests: Vec<String> = self
+            .conn()
+            .prepare("SELECT DISTINCT guest FROM backing WHERE pool = ?1 ORDER BY guest")?
+            .query_map([pool], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for guest in guests {
+            let backing = backing_of(self.conn(), &guest, None)?;
+            held.extend(backing.into_iter().filter(|a| a.pool == pool));
+        }
+        Ok(held)
+    }
+
+    /// Forgets every hold on volumes of `pool` (once the cluster keeps them).
+    pub fn forget_pool_holds(&mut self, pool: &str) -> Result<()> {
+        let tx = self.conn_mut().transaction()?;
+        tx.execute("DELETE FROM backing WHERE pool = ?1", [pool])?;
+        tx.execute("DELETE FROM attachments WHERE pool = ?1", [pool])?;
+        tx.commit()?;
+        Ok(())
+    }
+}

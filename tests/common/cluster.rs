@@ -16,6 +16,8 @@ pub struct Host {
     pub state: TempDir,
     /// Its libvirt status directory (a domain "runs" here while its XML is there).
     pub status: TempDir,
+    /// Its own (not shared) dir pool, named `local`.
+    pub local: TempDir,
     /// Its config file.
     pub config: PathBuf,
 }
@@ -30,6 +32,20 @@ impl Host {
     /// Its API socket.
     pub fn socket(&self) -> PathBuf {
         self.state.join("api.sock")
+    }
+
+    /// A config of this host alone (no `[cluster]`, the pool not shared), on the same
+    /// state: as it was before it joined the cluster.
+    pub fn alone_config(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let start = text.find("[cluster]").unwrap();
+        let rest = &text[start..];
+        // The [cluster] table ends at the next table (the test's extra), if any.
+        let end = rest[1..].find("\n[").map_or(rest.len(), |i| i + 2);
+        let alone = format!("{}{}", &text[..start], &rest[end..]).replace("shared = true\n", "");
+        let path = self.state.join("alone.toml");
+        std::fs::write(&path, alone).unwrap();
+        path
     }
 }
 
@@ -70,6 +86,7 @@ impl ClusterBed {
 fn host(etcd: &Etcd, pool: &TempDir, name: &str, extra: &str) -> Host {
     let state = TempDir::new("/tmp", &format!("svirt-pool-host-{name}"));
     let status = TempDir::new("/tmp", &format!("svirt-pool-status-{name}"));
+    let local = TempDir::new(IMAGES, &format!("svirt-pool-local-{name}"));
     let config = state.join("svirt-pool.toml");
     let endpoints = etcd
         .endpoints
@@ -83,10 +100,12 @@ fn host(etcd: &Etcd, pool: &TempDir, name: &str, extra: &str) -> Host {
             "state_dir = \"{state}\"\n\n[api]\nsocket = \"{state}/api.sock\"\n\n\
              [libvirt]\nstatus_dir = \"{status}\"\n\n\
              [[pool]]\nname = \"shared\"\ntype = \"dir\"\npath = \"{pool}\"\nshared = true\n\n\
+             [[pool]]\nname = \"local\"\ntype = \"dir\"\npath = \"{local}\"\n\n\
              [cluster]\nendpoints = [{endpoints}]\nhost = \"{name}\"\ntimeout_ms = 2000\n{extra}",
             state = state.0.display(),
             status = status.0.display(),
             pool = pool.0.display(),
+            local = local.0.display(),
         ),
     )
     .unwrap();
@@ -94,6 +113,7 @@ fn host(etcd: &Etcd, pool: &TempDir, name: &str, extra: &str) -> Host {
         name: name.to_owned(),
         state,
         status,
+        local,
         config,
     }
 }
