@@ -329,3 +329,134 @@ fn import_brings_a_single_hosts_guests_and_refuses_a_collision_naming_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("on host b"));
 }
+
+#[test]
+fn three_agents_define_3000_guests_at_once_with_the_leader_killed_midway() {
+    let mut bed = ClusterBed::new(3, "");
+    // A guest of a host that was alone, brought in first: its pair is the cluster's now.
+    let c = &bed.hosts[2];
+    let old = new_uuid();
+    let out = run_cli(&c.alone_config(), &["guest", "define", "--uuid", &old]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let old_pair = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["categories"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.ok(&["cluster", "import"]);
+    let agents: Vec<Agent> = bed.hosts.iter().map(|h| h.agent()).collect();
+
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let per_thread = 250;
+    let (acked, failed): (Vec<(String, String)>, usize) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..12)
+            .map(|t| {
+                let (host, done) = (&bed.hosts[t % 3], &done);
+                s.spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut failed = 0;
+                    for _ in 0..per_thread {
+                        let uuid = new_uuid();
+                        let out = host.cli(&["guest", "define", "--uuid", &uuid]);
+                        if out.status.success() {
+                            let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                            acked.push((uuid, g["categories"].as_str().unwrap().to_owned()));
+                        } else {
+                            // Refused while etcd elects a new leader: said, not hung.
+                            let err = String::from_utf8_lossy(&out.stderr);
+                            assert!(err.contains("etcd"), "{err}");
+                            failed += 1;
+                        }
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (acked, failed)
+                })
+            })
+            .collect();
+        // Midway, the leader dies (SIGKILL) and comes back a little later.
+        while done.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let leader = bed.etcd.leader().expect("a leader");
+        bed.etcd.kill(leader);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        bed.etcd.restart(leader);
+        workers.into_iter().map(|w| w.join().unwrap()).fold(
+            (Vec::new(), 0),
+            |(mut all, f), (acked, failed)| {
+                all.extend(acked);
+                (all, f + failed)
+            },
+        )
+    });
+    assert_eq!(acked.len() + failed, 3000);
+    assert!(acked.len() >= 2900, "{failed} of 3000 refused");
+    let mut pairs: Vec<&str> = acked.iter().map(|(_, p)| p.as_str()).collect();
+    pairs.push(&old_pair);
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), acked.len() + 1, "two guests got one pair");
+    // Every acknowledged define is there, with its pair, seen from every host.
+    bed.etcd.wait_ready(std::time::Duration::from_secs(30));
+    for h in &bed.hosts {
+        let listed: Vec<serde_json::Value> =
+            serde_json::from_str(&h.ok(&["guest", "list"])).unwrap();
+        let by_uuid: std::collections::HashMap<&str, &str> = listed
+            .iter()
+            .map(|g| {
+                (
+                    g["uuid"].as_str().unwrap(),
+                    g["categories"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for (uuid, pair) in &acked {
+            assert_eq!(
+                by_uuid.get(uuid.as_str()),
+                Some(&pair.as_str()),
+                "{uuid} on {}",
+                h.name
+            );
+        }
+        assert_eq!(by_uuid.get(old.as_str()), Some(&old_pair.as_str()));
+    }
+    drop(agents);
+}
+
+#[test]
+fn etcd_with_tls_client_certificates() {
+    let tls = common::etcd::Tls::make();
+    let etcd = common::etcd::Etcd::start_with(3, Some(&tls));
+    let keys = |cert: &str, key: &str| {
+        format!(
+            "ca = {:?}\ncert = {:?}\nkey = {:?}\n",
+            tls.file("ca.pem"),
+            tls.file(cert),
+            tls.file(key)
+        )
+    };
+    let bed = ClusterBed::on(etcd, 2, &keys("client.pem", "client.key"));
+    assert!(bed.etcd.endpoints[0].starts_with("https://"));
+    let disk = bed.file("disk.img");
+    let (g1, cats) = bed.hosts[0].define_guest("one");
+    bed.hosts[0].attach_ok(&g1, &disk, "rw");
+    assert_eq!(label(&disk), Some(image_label(&cats)));
+    let (g2, _) = bed.hosts[1].define_guest("two");
+    let out = bed.hosts[1].attach(&g2, &disk, "rw");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on host a"));
+
+    // A client certificate of another CA: refused by etcd, said naming it.
+    let text = std::fs::read_to_string(&bed.hosts[1].config).unwrap();
+    let stranger = text.replace(
+        &keys("client.pem", "client.key"),
+        &keys("stranger.pem", "stranger.key"),
+    );
+    std::fs::write(&bed.hosts[1].config, stranger).unwrap();
+    let out = bed.hosts[1].cli(&["guest", "define", "--uuid", &new_uuid()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("etcd (https://127.0.0.1:"), "{err}");
+}

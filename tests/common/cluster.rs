@@ -63,8 +63,12 @@ impl ClusterBed {
     /// `n` hosts named `a`, `b`, … on a fresh 3-member etcd; `extra` TOML is added to
     /// each host's config (after its `[cluster]` table: keys of that table, or tables).
     pub fn new(n: usize, extra: &str) -> ClusterBed {
+        ClusterBed::on(Etcd::start(3), n, extra)
+    }
+
+    /// The same on a given etcd.
+    pub fn on(etcd: Etcd, n: usize, extra: &str) -> ClusterBed {
         require_root_and_policy();
-        let etcd = Etcd::start(3);
         let pool = TempDir::new(IMAGES, "svirt-pool-shared");
         let hosts = (0..n)
             .map(|i| {

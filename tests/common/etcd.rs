@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// A running etcd cluster of real `etcd` processes, killed on drop.
 pub struct Etcd {
     members: Vec<Option<Child>>,
+    /// What `etcdctl` needs besides the endpoints (TLS: the client's files).
+    ctl: Vec<String>,
     /// How each member was started, to start it again.
     commands: Vec<Vec<String>>,
     /// Each member's client URL.
@@ -28,18 +30,16 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts `n` members and waits until the cluster answers (at most 30 s).
     pub fn start(n: usize) -> Etcd {
-        Etcd::start_with(n, &[])
+        Etcd::start_with(n, None)
     }
 
-    /// The same, every member started with `extra` arguments too (TLS: the test's
-    /// certificates; the client URLs are then `https://`).
-    pub fn start_with(n: usize, extra: &[String]) -> Etcd {
+    /// The same, its clients served over TLS with client certificates when `tls` is
+    /// given (`https://` URLs).
+    pub fn start_with(n: usize, tls: Option<&Tls>) -> Etcd {
         let dir = tempfile::tempdir().expect("a directory for etcd's data");
-        let scheme = if extra.iter().any(|a| a == "--client-cert-auth") {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let extra: Vec<String> = tls.map_or_else(Vec::new, Tls::server_args);
+        let ctl: Vec<String> = tls.map_or_else(Vec::new, Tls::client_args);
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let peers = ports
             .iter()
@@ -86,6 +86,7 @@ impl Etcd {
         }
         let mut etcd = Etcd {
             members: (0..n).map(|_| None).collect(),
+            ctl,
             commands,
             endpoints,
             dir,
@@ -93,9 +94,7 @@ impl Etcd {
         for i in 0..n {
             etcd.run(i);
         }
-        if scheme == "http" {
-            etcd.wait_ready(Duration::from_secs(30));
-        }
+        etcd.wait_ready(Duration::from_secs(30));
         etcd
     }
 
@@ -122,6 +121,7 @@ impl Etcd {
             let ok = Command::new("etcdctl")
                 .env("ETCDCTL_API", "3")
                 .arg(format!("--endpoints={}", self.endpoints.join(",")))
+                .args(&self.ctl)
                 .args(["--command-timeout=2s", "put", "/ready", "1"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -158,6 +158,7 @@ impl Etcd {
         let out = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoints.join(",")))
+            .args(&self.ctl)
             .args(["--command-timeout=2s", "endpoint", "status", "-w", "json"])
             .output()
             .ok()?;
@@ -184,5 +185,119 @@ impl Drop for Etcd {
         for i in 0..self.members.len() {
             self.kill(i);
         }
+    }
+}
+
+/// Certificates made with `openssl` for a test: a CA, etcd's server certificate for
+/// 127.0.0.1, a client certificate signed by the CA, and one signed by another CA.
+pub struct Tls {
+    dir: tempfile::TempDir,
+}
+
+impl Tls {
+    /// Makes them in a new temporary directory.
+    pub fn make() -> Tls {
+        let dir = tempfile::tempdir().expect("a directory for certificates");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("client.ext"),
+            "extendedKeyUsage = clientAuth\n",
+        )
+        .unwrap();
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=svirt-pool test {ca}"),
+            ]);
+        }
+        for (name, ca, ext) in [
+            ("server", "ca", "server.ext"),
+            ("client", "ca", "client.ext"),
+            ("stranger", "other-ca", "client.ext"),
+        ] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ]);
+        }
+        Tls { dir }
+    }
+
+    /// A file of it (`ca.pem`, `client.pem`, `client.key`, `stranger.pem`, …).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn server_args(&self) -> Vec<String> {
+        vec![
+            "--client-cert-auth".into(),
+            format!("--trusted-ca-file={}", self.file("ca.pem").display()),
+            format!("--cert-file={}", self.file("server.pem").display()),
+            format!("--key-file={}", self.file("server.key").display()),
+        ]
+    }
+
+    fn client_args(&self) -> Vec<String> {
+        vec![
+            format!("--cacert={}", self.file("ca.pem").display()),
+            format!("--cert={}", self.file("client.pem").display()),
+            format!("--key={}", self.file("client.key").display()),
+        ]
     }
 }
