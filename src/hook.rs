@@ -61,7 +61,23 @@ pub fn run(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> HookResult {
     };
     let idx = settings.lvm_pool_of(&node.vg).expect("managed").index();
     let pool = &settings.pools[idx];
-    let holders = if settings.state_dir.join(DB_FILE).exists() {
+    let holders = if let (true, Some(cluster)) = (pool.shared, &settings.cluster) {
+        // A shared volume group's holders are the cluster's (this host's count for its
+        // node); while etcd does not answer the node is left as it is, never taken
+        // for unheld: the agent labels it once etcd answers again.
+        match crate::cluster::Kv::connect(cluster).and_then(|kv| {
+            crate::cluster::EtcdHolds::new(std::sync::Arc::new(kv))
+                .holders(&pool.name, node.lv_uuid.as_bytes())
+        }) {
+            Ok(h) => h,
+            Err(e) => {
+                return HookResult::Error(format!(
+                    "{}: left as it is: {e}",
+                    node.devnode.display()
+                ));
+            }
+        }
+    } else if settings.state_dir.join(DB_FILE).exists() {
         match Store::open_read_only(&settings.state_dir)
             .and_then(|s| s.holders(&pool.name, node.lv_uuid.as_bytes()))
         {

@@ -460,3 +460,83 @@ fn etcd_with_tls_client_certificates() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("etcd (https://127.0.0.1:"), "{err}");
 }
+
+#[test]
+fn a_shared_volume_group_has_one_rw_guest_across_hosts() {
+    use common::lvm::LvmBed;
+    // One VG on a loop device seen by hosts a and b (a SAN's in real life). On this one
+    // machine both hosts have the same LV node; on real hosts each labels its own, for
+    // the guests it runs (the registry's tests check that rule).
+    let bed = LvmBed::new(true);
+    let etcd = common::etcd::Etcd::start(3);
+    let base = std::fs::read_to_string(&bed.config).unwrap();
+    let config_of = |host: &str, state: &std::path::Path| {
+        let endpoints: Vec<String> = etcd.endpoints.iter().map(|e| format!("{e:?}")).collect();
+        let text = base.replace(
+            &bed.state.0.display().to_string(),
+            &state.display().to_string(),
+        ) + &format!(
+            "shared = true\n\n[cluster]\nendpoints = [{}]\nhost = \"{host}\"\n",
+            endpoints.join(", ")
+        );
+        let path = state.join("svirt-pool.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // a keeps the bed's own state (the udev hook reads that config).
+    let a = config_of("a", &bed.state.0);
+    let b_state = TempDir::new("/tmp", "svirt-pool-host-b");
+    let b = config_of("b", &b_state.0);
+    let node = bed.node("lv1");
+    let volume = bed.volume("lv1");
+    let define = |config: &std::path::Path, name: &str| {
+        let uuid = new_uuid();
+        let out = run_cli(
+            config,
+            &["guest", "define", "--uuid", &uuid, "--name", name],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (uuid, g["categories"].as_str().unwrap().to_owned())
+    };
+    let (g1, cats1) = define(&a, "one");
+    let (g2, cats2) = define(&b, "two");
+    let out = run_attach(&a, &g1, &volume, "rw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(label(&node.devnode()), Some(image_label(&cats1)));
+
+    let out = run_attach(&b, &g2, &volume, "rw");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&g1) && err.contains("on host a"), "{err}");
+    let out = run_attach(&b, &g2, &volume, "ro");
+    assert!(!out.status.success(), "ro beside a's rw");
+    // udev resets the node (a refresh): a's udev hook asks the cluster and puts a's
+    // guest's label back.
+    set_label(&node.devnode(), VIRT_IMAGE);
+    node.change();
+    assert_eq!(label(&node.devnode()), Some(image_label(&cats1)));
+
+    // a lets go: b's guest may have it.
+    let out = run_cli(&a, &["detach", "--guest", &g1, "--volume", &volume]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_attach(&b, &g2, &volume, "rw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(label(&node.devnode()), Some(image_label(&cats2)));
+}
