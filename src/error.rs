@@ -33,6 +33,10 @@ pub enum Error {
     /// The request failed while being carried out (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// Another host changed what a batch of changes read before the batch committed;
+    /// nothing of it was written, and it may be tried again from the start (exit 1).
+    #[error("{0}")]
+    Conflict(String),
     /// The state database failed (exit 1); the SQLite error is kept as the source.
     #[error("state database: {0}")]
     State(#[from] rusqlite::Error),
@@ -49,6 +53,7 @@ impl Error {
             | Error::NoSuchPool(_)
             | Error::Forbidden(_)
             | Error::Failed(_)
+            | Error::Conflict(_)
             | Error::State(_) => 1,
         }
     }

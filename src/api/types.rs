@@ -70,7 +70,7 @@ impl From<Error> for ApiError {
                 method: String::new(),
                 reason,
             },
-            Error::Failed(reason) => ApiError::Failed { reason },
+            Error::Failed(reason) | Error::Conflict(reason) => ApiError::Failed { reason },
             e @ Error::State(_) => ApiError::Failed {
                 reason: e.to_string(),
             },

@@ -7,7 +7,6 @@
 //! read falls back to the copy only when etcd does not answer.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use crate::cluster::{EtcdGuests, EtcdHolds, Kv};
 use crate::config::{ClusterSettings, Settings};
@@ -51,13 +50,10 @@ impl Clustered {
         cluster: &ClusterSettings,
         shared: HashSet<String>,
     ) -> Clustered {
-        let etcd = Kv::connect(cluster)
-            .map(|kv| {
-                let kv = Arc::new(kv);
-                Etcd {
-                    guests: EtcdGuests::new(kv.clone()),
-                    holds: EtcdHolds::new(kv),
-                }
+        let etcd = Kv::shared(cluster)
+            .map(|kv| Etcd {
+                guests: EtcdGuests::new(kv.clone()),
+                holds: EtcdHolds::new(kv),
             })
             .map_err(|e| e.to_string());
         Clustered {
@@ -136,6 +132,15 @@ impl Guests for Clustered {
     }
 
     fn guest(&self, uuid: &str) -> Result<Option<Guest>> {
+        // A batch's guests were read with it (`prefetch`).
+        if let Some(g) = self
+            .etcd
+            .as_ref()
+            .ok()
+            .and_then(|e| e.holds.kept_guest(uuid))
+        {
+            return Ok(Some(g));
+        }
         let cluster = self.etcd().and_then(|e| e.guests.guest(uuid));
         or_local("a guest", cluster, || self.local.guest(uuid))
     }
@@ -283,6 +288,18 @@ impl Holds for Clustered {
         Ok(released)
     }
 
+    fn prefetch(&mut self, guests: &[&str], volumes: &[(&str, &[u8])]) -> Result<()> {
+        let shared: Vec<(&str, &[u8])> = volumes
+            .iter()
+            .filter(|(pool, _)| self.is_shared(pool))
+            .copied()
+            .collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        self.etcd_mut()?.holds.prefetch(guests, &shared)
+    }
+
     fn begin_migration(&mut self, guest: &str) -> Result<()> {
         self.etcd_mut()?.holds.begin_migration(guest)
     }
@@ -292,15 +309,27 @@ impl Holds for Clustered {
     }
 }
 
-/// A batch is this host's state's: the holds of shared pools are each committed to
-/// etcd at once (etcd's transactions do not span calls), so a batch rolled back keeps
-/// them; they hold nothing more than the calls asked.
+/// A batch is one transaction of this host's state and one of etcd: the holds of
+/// shared pools are checked call by call, each against what the batch wrote before it,
+/// and committed together, every comparison the calls made in one transaction.
 impl Batches for Clustered {
     fn begin_batch(&mut self) -> Result<()> {
+        if let Ok(etcd) = self.etcd.as_mut() {
+            etcd.holds.keep_guests();
+            etcd.holds.begin();
+        }
         self.local.begin_batch()
     }
 
     fn commit_batch(&mut self) -> Result<()> {
+        // The cluster's part first: when another host changed what the batch read,
+        // neither part is kept and the batch is tried again ([`Error::Conflict`]).
+        if let Ok(etcd) = self.etcd.as_mut()
+            && let Err(e) = etcd.holds.finish()
+        {
+            self.local.rollback_batch();
+            return Err(e);
+        }
         self.local.commit_batch()
     }
 
@@ -309,6 +338,9 @@ impl Batches for Clustered {
     }
 
     fn rollback_batch(&mut self) {
+        if let Ok(etcd) = self.etcd.as_mut() {
+            etcd.holds.discard();
+        }
         self.local.rollback_batch()
     }
 }

@@ -227,3 +227,47 @@ fn hosts_racing_for_one_volume_rw_leave_one_holder() {
         assert_eq!(holders[0].guest, winners[0].1);
     }
 }
+
+#[test]
+fn a_batch_is_one_transaction_checked_against_its_own_writes_and_other_hosts() {
+    use crate::registry::Batches;
+    let mut t = three(true);
+    let cats = CategorySet::full();
+    for (i, g) in ["g1", "g2", "g3"].iter().enumerate() {
+        t.hosts[i]
+            .define_guest(g, None, &cats, 0, u32::MAX)
+            .unwrap();
+    }
+    // Within one batch, a later call sees the earlier ones' writes.
+    t.hosts[0].begin_batch().unwrap();
+    t.hosts[0].attach(&att("g1", "v", Mode::Rw)).unwrap();
+    let e = t.hosts[0].attach(&att("g3", "v", Mode::Ro)).unwrap_err();
+    assert!(matches!(refusal(&e), Refusal::Held { .. }), "{e}");
+    // Nothing is in etcd before the commit.
+    assert!(t.hosts[1].holders("p", b"v").unwrap().is_empty());
+    // Host b's batch reads v free too, and is staged.
+    t.hosts[1].begin_batch().unwrap();
+    t.hosts[1].attach(&att("g2", "v", Mode::Rw)).unwrap();
+    t.hosts[1].attach(&att("g2", "w", Mode::Rw)).unwrap();
+    t.hosts[0].commit_batch().unwrap();
+    // b's batch read what a then changed: none of it is written.
+    let e = t.hosts[1].commit_batch().unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    assert!(
+        t.hosts[2].holders("p", b"w").unwrap().is_empty(),
+        "nothing of b's batch"
+    );
+    // Staged again, b's attach of v is refused naming a; w goes through.
+    t.hosts[1].begin_batch().unwrap();
+    let e = t.hosts[1].attach(&att("g2", "v", Mode::Rw)).unwrap_err();
+    assert!(e.to_string().contains("on host a"), "{e}");
+    t.hosts[1].attach(&att("g2", "w", Mode::Rw)).unwrap();
+    t.hosts[1].commit_batch().unwrap();
+    assert_eq!(t.hosts[2].holders("p", b"v").unwrap()[0].guest, "g1");
+    assert_eq!(t.hosts[2].holders("p", b"w").unwrap()[0].guest, "g2");
+    // A batch rolled back writes nothing.
+    t.hosts[2].begin_batch().unwrap();
+    t.hosts[2].attach(&att("g3", "x", Mode::Rw)).unwrap();
+    t.hosts[2].rollback_batch();
+    assert!(t.hosts[0].holders("p", b"x").unwrap().is_empty());
+}

@@ -118,8 +118,10 @@ impl EtcdGuests {
     /// A random pair of `categories` no guest holds (only a commit that takes it
     /// proves it still free).
     fn free_pair(&self, categories: &CategorySet) -> Result<Pair> {
+        // Guarded: the define's transaction compares the pair key as absent.
         mcs::pick_pair(categories, &mut rand::rng(), |p| {
-            self.kv.get(&self.pair_key(p)).map(|v| v.is_some())
+            let (got, _) = self.kv.read_guarded(&[self.pair_key(p)])?;
+            Ok::<_, Error>(!got[0].is_empty())
         })?
         .ok_or_else(|| {
             Refusal::PairsExhausted {

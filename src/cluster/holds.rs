@@ -86,7 +86,50 @@ impl Hold {
 pub struct EtcdHolds {
     kv: Arc<Kv>,
     guests: EtcdGuests,
+    /// The guests read, kept for the life of this object once [`EtcdHolds::keep_guests`]
+    /// asked for it (a batch of attach and detach calls reads each guest's pair once).
+    kept: Option<std::cell::RefCell<HashMap<String, Guest>>>,
+    /// A batch's one transaction, while [`EtcdHolds::begin`] has opened it.
+    pending: Option<Pending>,
+    /// What [`EtcdHolds::prefetch`] read at once, and the revision it was read at.
+    snapshot: std::cell::RefCell<Option<Snapshot>>,
 }
+
+/// Key ranges read together in one round trip: the reads a transaction guards are
+/// served from it (their comparisons use its revision); a read of the latest state
+/// takes a range from it once (so a second read of a volume's holders, the check
+/// after a label write, asks etcd again).
+struct Snapshot {
+    ranges: Vec<(Vec<u8>, Vec<Entry>)>,
+    revision: i64,
+}
+
+impl Snapshot {
+    /// The entries below `prefix`, if a range read holds it.
+    fn lookup(&self, prefix: &[u8]) -> Option<(usize, Vec<Entry>)> {
+        self.ranges
+            .iter()
+            .enumerate()
+            .find_map(|(i, (range, entries))| {
+                prefix.starts_with(range).then(|| {
+                    let below = entries.iter().filter(|(k, _)| k.starts_with(prefix));
+                    (i, below.cloned().collect())
+                })
+            })
+    }
+}
+
+/// The writes and comparisons of a batch of calls, committed as one transaction: a
+/// batch of attaches costs one round of consensus, not one each.
+#[derive(Default)]
+struct Pending {
+    writes: Writes,
+    when: Vec<Compare>,
+}
+
+/// A pending transaction is committed early once it holds this many writes or
+/// comparisons (etcd refuses more than 128 of either by default, `--max-txn-ops`).
+const PENDING_MAX: usize = 96;
 
 impl EtcdHolds {
     /// The holds kept by the cluster `kv` is connected to; this host is
@@ -95,7 +138,164 @@ impl EtcdHolds {
         EtcdHolds {
             guests: EtcdGuests::new(kv.clone()),
             kv,
+            kept: None,
+            pending: None,
+            snapshot: Default::default(),
         }
+    }
+
+    /// Reads at once, at one revision, what calls about these guests and volumes will
+    /// read: the guests, their holds on this host and their marks of migrating here,
+    /// and the volumes' holds. The guests are kept ([`EtcdHolds::keep_guests`]).
+    pub fn prefetch(&mut self, guests: &[&str], volumes: &[(&str, &[u8])]) -> Result<()> {
+        let me = self.me().to_owned();
+        let mut ranges: Vec<Vec<u8>> = Vec::new();
+        let mut add = |range: Vec<u8>| {
+            if !ranges.contains(&range) {
+                ranges.push(range);
+            }
+        };
+        for guest in guests {
+            add(self.guests.guest_key(guest));
+            add(self.guest_prefix(guest, Some(&me)));
+            add(self.migrating_key(guest, &me));
+        }
+        for (pool, volume) in volumes {
+            add(self.volume_prefix(pool, volume));
+        }
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let (got, revision) = self.kv.read_prefixes(&ranges)?;
+        for guest in guests {
+            let at = ranges
+                .iter()
+                .position(|r| *r == self.guests.guest_key(guest));
+            if let Some(g) = at
+                .map(|i| self.guests.decode_exact(guest, &got[i]))
+                .transpose()?
+                .flatten()
+            {
+                self.keep_guests();
+                self.keep(&g);
+            }
+        }
+        *self.snapshot.borrow_mut() = Some(Snapshot {
+            ranges: ranges.into_iter().zip(got).collect(),
+            revision,
+        });
+        Ok(())
+    }
+
+    /// A kept guest (see [`EtcdHolds::keep_guests`]).
+    pub fn kept_guest(&self, uuid: &str) -> Option<Guest> {
+        self.kept.as_ref()?.borrow().get(uuid).cloned()
+    }
+
+    /// The ranges of the snapshot that hold every one of `prefixes`, with its revision;
+    /// `take`: those ranges are used up.
+    fn read_snapshot(&self, prefixes: &[Vec<u8>], take: bool) -> Option<(Vec<Vec<Entry>>, i64)> {
+        let mut snapshot = self.snapshot.borrow_mut();
+        let snap = snapshot.as_mut()?;
+        let found: Vec<(usize, Vec<Entry>)> = prefixes
+            .iter()
+            .map(|p| snap.lookup(p))
+            .collect::<Option<_>>()?;
+        let revision = snap.revision;
+        if take {
+            let mut used: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
+            used.sort_unstable();
+            used.dedup();
+            for i in used.into_iter().rev() {
+                snap.ranges.remove(i);
+            }
+        }
+        Some((found.into_iter().map(|(_, e)| e).collect(), revision))
+    }
+
+    /// Opens a batch: until [`EtcdHolds::finish`], changes are checked as they come
+    /// (each against what the batch wrote before it) and committed together.
+    pub fn begin(&mut self) {
+        self.pending = Some(Pending::default());
+    }
+
+    /// Commits the batch's changes in one transaction; [`Error::Conflict`] when another
+    /// host changed something one of them read (nothing of the batch is written: it
+    /// is tried again from the start).
+    pub fn finish(&mut self) -> Result<()> {
+        self.snapshot.borrow_mut().take();
+        let ok = match self.pending.take() {
+            Some(p) => self.flush(p)?,
+            None => true,
+        };
+        if ok { Ok(()) } else { Err(conflict()) }
+    }
+
+    /// Drops the batch's changes.
+    pub fn discard(&mut self) {
+        self.pending = None;
+        self.snapshot.borrow_mut().take();
+    }
+
+    fn flush(&self, p: Pending) -> Result<bool> {
+        if p.writes.is_empty() {
+            return Ok(true);
+        }
+        self.kv.txn(p.when, p.writes.ops())
+    }
+
+    /// Commits `writes` if `when` holds, or adds both to the open batch (committed
+    /// early when it grows too big). Whether they were committed or added.
+    fn commit(&mut self, when: Vec<Compare>, writes: Writes) -> Result<bool> {
+        let Some(pending) = self.pending.as_mut() else {
+            self.snapshot.borrow_mut().take();
+            return self.kv.txn(when, writes.ops());
+        };
+        pending.when.extend(when);
+        pending.writes.0.extend(writes.0);
+        if pending.writes.0.len() >= PENDING_MAX || pending.when.len() >= PENDING_MAX {
+            let full = std::mem::take(pending);
+            // What was read no longer shows these writes once they leave the batch.
+            self.snapshot.borrow_mut().take();
+            if !self.flush(full)? {
+                return Err(conflict());
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads for a change that a transaction guards: from the member asked alone, and
+    /// within a batch as the batch's own writes left it.
+    fn read_view(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
+        let (mut got, revision) = match self.read_snapshot(prefixes, false) {
+            Some(read) => read,
+            None => self.kv.read_guarded(prefixes)?,
+        };
+        if let Some(pending) = &self.pending {
+            for (prefix, entries) in prefixes.iter().zip(got.iter_mut()) {
+                pending.writes.overlay(prefix, entries);
+            }
+        }
+        Ok((got, revision))
+    }
+
+    /// Reads the latest state (linearizable), within a batch as its writes left it.
+    fn read_latest(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
+        if self.pending.is_some() {
+            return self.read_view(prefixes);
+        }
+        if let Some(read) = self.read_snapshot(prefixes, true) {
+            return Ok(read);
+        }
+        self.kv.read_prefixes(prefixes)
+    }
+
+    /// Keeps the guests this object reads (their pairs) until it is dropped: for a
+    /// batch of calls that lasts milliseconds, where a guest's pair changing meanwhile
+    /// is the race any label written a moment before a change already runs (the next
+    /// change or rescan labels it again).
+    pub fn keep_guests(&mut self) {
+        self.kept.get_or_insert_with(Default::default);
     }
 
     fn me(&self) -> &str {
@@ -183,9 +383,32 @@ impl EtcdHolds {
     }
 
     /// The guests of `holds`, by UUID (one round trip).
+    /// Keeps a guest just read, when guests are kept.
+    fn keep(&self, guest: &Guest) {
+        if let Some(kept) = &self.kept {
+            kept.borrow_mut().insert(guest.uuid.clone(), guest.clone());
+        }
+    }
+
     fn guests_of(&self, holds: &[Hold]) -> Result<HashMap<String, Guest>> {
         let uuids: HashSet<&str> = holds.iter().map(|h| h.guest.as_str()).collect();
-        self.guests.read_many(uuids.into_iter())
+        let Some(kept) = &self.kept else {
+            return self.guests.read_many(uuids.into_iter());
+        };
+        let missing: Vec<&str> = uuids
+            .iter()
+            .copied()
+            .filter(|u| !kept.borrow().contains_key(*u))
+            .collect();
+        if !missing.is_empty() {
+            let read = self.guests.read_many(missing.into_iter())?;
+            kept.borrow_mut().extend(read);
+        }
+        let kept = kept.borrow();
+        Ok(uuids
+            .into_iter()
+            .filter_map(|u| kept.get(u).map(|g| (u.to_owned(), g.clone())))
+            .collect())
     }
 
     fn holders_of(&self, holds: &[Hold]) -> Result<Vec<Holder>> {
@@ -358,7 +581,7 @@ impl EtcdHolds {
             let mut reads = prefixes.clone();
             reads.push(self.guests.guest_key(&att.guest));
             reads.push(self.migrating_key(&att.guest, &me));
-            let (mut got, revision) = self.kv.read_prefixes(&reads)?;
+            let (mut got, revision) = self.read_view(&reads)?;
             let migrating_key = self.migrating_key(&att.guest, &me);
             let migrating = got
                 .pop()
@@ -369,6 +592,7 @@ impl EtcdHolds {
                 .guests
                 .decode_exact(&att.guest, &got.pop().unwrap_or_default())?
                 .ok_or_else(|| Error::NoSuchGuest(att.guest.clone()))?;
+            self.keep(&guest);
             let holds = self.parse_volume_keys(&got[0])?;
             let (stale, previous) = self.check_attach(att, holds, migrating)?;
             let mut writes = Writes::default();
@@ -395,10 +619,16 @@ impl EtcdHolds {
                 }
             }
             self.put(&mut writes, att, None)?;
-            if self
-                .kv
-                .txn(self.unchanged(&guest, &prefixes, revision), writes.ops())?
-            {
+            let mut when = self.unchanged(&guest, &prefixes, revision);
+            if migrating {
+                // The mark read (perhaps from a stale member) is still there.
+                when.push(Compare::version(
+                    migrating_key.clone(),
+                    CompareOp::Greater,
+                    0,
+                ));
+            }
+            if self.commit(when, writes)? {
                 return Ok(previous);
             }
         }
@@ -409,9 +639,8 @@ impl EtcdHolds {
     fn hold_backing(&mut self, att: &Attachment, overlay: &[u8]) -> Result<()> {
         for _ in 0..TRIES {
             let prefix = self.volume_prefix(&att.pool, &att.volume);
-            let (got, revision) = self
-                .kv
-                .read_prefixes(&[prefix.clone(), self.guests.guest_key(&att.guest)])?;
+            let (got, revision) =
+                self.read_view(&[prefix.clone(), self.guests.guest_key(&att.guest)])?;
             let guest = self
                 .guests
                 .decode_exact(&att.guest, &got[1])?
@@ -419,10 +648,7 @@ impl EtcdHolds {
             self.check_backing(att, overlay, &self.parse_volume_keys(&got[0])?)?;
             let mut writes = Writes::default();
             self.put(&mut writes, att, Some(overlay))?;
-            if self
-                .kv
-                .txn(self.unchanged(&guest, &[prefix], revision), writes.ops())?
-            {
+            if self.commit(self.unchanged(&guest, &[prefix], revision), writes)? {
                 return Ok(());
             }
         }
@@ -439,7 +665,7 @@ impl EtcdHolds {
     ) -> Result<Vec<Hold>> {
         for _ in 0..TRIES {
             let prefix = self.guest_prefix(guest, Some(host));
-            let (got, revision) = self.kv.read_prefixes(std::slice::from_ref(&prefix))?;
+            let (got, revision) = self.read_view(std::slice::from_ref(&prefix))?;
             let held: Vec<Hold> = self
                 .parse_guest_keys(&got[0])?
                 .into_iter()
@@ -454,7 +680,7 @@ impl EtcdHolds {
             }
             let when =
                 vec![Compare::mod_revision(prefix, CompareOp::Less, revision + 1).with_prefix()];
-            if self.kv.txn(when, writes.ops())? {
+            if self.commit(when, writes)? {
                 return Ok(held);
             }
         }
@@ -508,7 +734,7 @@ impl EtcdHolds {
 
 impl Holds for EtcdHolds {
     fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
-        let (got, _) = self.kv.read_prefixes(&[self.volume_prefix(pool, volume)])?;
+        let (got, _) = self.read_latest(&[self.volume_prefix(pool, volume)])?;
         self.holders_of(&self.parse_volume_keys(&got[0])?)
     }
 
@@ -539,11 +765,11 @@ impl Holds for EtcdHolds {
         let me = self.me();
         let holds = match guest {
             Some(uuid) => {
-                let (got, _) = self.kv.read_prefixes(&[self.guest_prefix(uuid, None)])?;
+                let (got, _) = self.read_latest(&[self.guest_prefix(uuid, None)])?;
                 self.parse_guest_keys(&got[0])?
             }
             None => {
-                let (got, _) = self.kv.read_prefixes(&[self.kv.key(&["volumes", ""])])?;
+                let (got, _) = self.read_latest(&[self.kv.key(&["volumes", ""])])?;
                 self.parse_volume_keys(&got[0])?
             }
         };
@@ -582,7 +808,7 @@ impl Holds for EtcdHolds {
     }
 
     fn release_pins(&mut self, pool: &str, volume: &[u8], owner: u32) -> Result<Vec<Attachment>> {
-        let (got, _) = self.kv.read_prefixes(&[self.volume_prefix(pool, volume)])?;
+        let (got, _) = self.read_latest(&[self.volume_prefix(pool, volume)])?;
         let holds = self.parse_volume_keys(&got[0])?;
         let guests = self.guests_of(&holds)?;
         // (guest, host, the volume of its own that holds this one: itself or an overlay)
@@ -699,6 +925,25 @@ impl Writes {
         self.0.is_empty()
     }
 
+    /// `entries` (every key below `prefix`, in key order) as these writes leave them.
+    fn overlay(&self, prefix: &[u8], entries: &mut Vec<Entry>) {
+        let mine = self
+            .0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        let mut changed = false;
+        for (key, value) in mine {
+            entries.retain(|(k, _)| k != key);
+            if let Some(v) = value {
+                entries.push((key.clone(), v.clone()));
+            }
+            changed = true;
+        }
+        if changed {
+            entries.sort();
+        }
+    }
+
     fn ops(self) -> Vec<TxnOp> {
         self.0
             .into_iter()
@@ -726,6 +971,10 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
 
 fn corrupt(what: &str) -> Error {
     guests::corrupt(what)
+}
+
+fn conflict() -> Error {
+    Error::Conflict("etcd: another host changed the volumes this batch read".into())
 }
 
 fn contended(what: &str, uuid: &str) -> Error {

@@ -1,6 +1,10 @@
 //! A blocking etcd v3 client bounded by a timeout: the registry's calls are blocking
 //! (they run on the agent's batch and blocking threads, and in the CLI), and etcd's
-//! client is async, so each `Kv` drives its own single-threaded runtime.
+//! client is async, so a `Kv` drives its own runtime (one thread), which every thread
+//! of the process that talks to the same cluster shares ([`Kv::shared`]): one
+//! connection, not one per call.
+
+use std::sync::{Arc, Mutex};
 
 use etcd_client::{
     Certificate, Client, Compare, ConnectOptions, GetOptions, Identity, TlsOptions, TxnOp,
@@ -30,7 +34,10 @@ pub struct Versioned {
 impl Kv {
     /// Connects to the cluster (within the timeout).
     pub fn connect(settings: &ClusterSettings) -> Result<Kv> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Its own worker drives the connection, so several threads' calls run at once.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd-client")
             .enable_all()
             .build()
             .map_err(|e| Error::failed(format!("etcd client runtime: {e}")))?;
@@ -52,6 +59,19 @@ impl Kv {
             client,
             settings: settings.clone(),
         })
+    }
+
+    /// The process's connection to the cluster `settings` names, made on first use.
+    pub fn shared(settings: &ClusterSettings) -> Result<Arc<Kv>> {
+        static OPEN: Mutex<Vec<(String, Arc<Kv>)>> = Mutex::new(Vec::new());
+        let key = format!("{settings:?}");
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, kv)) = open.iter().find(|(k, _)| *k == key) {
+            return Ok(kv.clone());
+        }
+        let kv = Arc::new(Kv::connect(settings)?);
+        open.push((key, kv.clone()));
+        Ok(kv)
     }
 
     /// The settings it was made with.
@@ -112,12 +132,32 @@ impl Kv {
     }
 
     /// Reads every key below each of `prefixes` at one revision, in one round trip: the
-    /// entries of each prefix, in key order, and that revision.
+    /// entries of each prefix, in key order, and that revision. The read is
+    /// linearizable: it sees every write acknowledged before it.
     pub fn read_prefixes(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
+        self.read(prefixes, false)
+    }
+
+    /// The same from the member asked alone (serializable: it may miss the latest
+    /// writes), only for a read a transaction then guards: one that compares every key
+    /// it read as unchanged since the revision returned fails if the read was stale.
+    pub fn read_guarded(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
+        self.read(prefixes, true)
+    }
+
+    fn read(&self, prefixes: &[Vec<u8>], serializable: bool) -> Result<(Vec<Vec<Entry>>, i64)> {
         let mut client = self.client.clone();
+        let options = || {
+            let o = GetOptions::new().with_prefix();
+            if serializable {
+                o.with_serializable()
+            } else {
+                o
+            }
+        };
         let gets = prefixes
             .iter()
-            .map(|p| TxnOp::get(p.clone(), Some(GetOptions::new().with_prefix())))
+            .map(|p| TxnOp::get(p.clone(), Some(options())))
             .collect::<Vec<_>>();
         let txn = etcd_client::Txn::new().and_then(gets);
         let response = self.bounded("read", client.txn(txn))?;
@@ -203,7 +243,10 @@ fn bounded<T>(
         ))
     };
     // The timer is made inside the runtime (it needs its clock).
-    match runtime.block_on(async { tokio::time::timeout(settings.timeout, call).await }) {
+    let started = std::time::Instant::now();
+    let result = runtime.block_on(async { tokio::time::timeout(settings.timeout, call).await });
+    tracing::trace!(what, us = started.elapsed().as_micros(), "etcd call");
+    match result {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed(format!(

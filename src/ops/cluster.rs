@@ -24,7 +24,7 @@ fn cluster(settings: &Settings) -> Result<&ClusterSettings> {
 }
 
 fn connect(settings: &Settings) -> Result<Arc<Kv>> {
-    Ok(Arc::new(Kv::connect(cluster(settings)?)?))
+    Kv::shared(cluster(settings)?)
 }
 
 /// Hosts, their liveness and holds, guests and pairs in use.

@@ -227,6 +227,16 @@ pub trait Holds {
     /// holds last (with `via` set). Its holds on other hosts of a cluster stay.
     fn release(&mut self, guest: &str) -> Result<Vec<Attachment>>;
 
+    /// Reads at once what calls about these guests and `(pool, volume)`s are about to
+    /// read, so that a batch of them costs one round trip to a store that is far (a
+    /// cluster's etcd), not one per call: later reads are served from it, and a read of
+    /// a volume's holders takes it once (the next one asks again). A store on this
+    /// host has nothing to gain.
+    fn prefetch(&mut self, guests: &[&str], volumes: &[(&str, &[u8])]) -> Result<()> {
+        let _ = (guests, volumes);
+        Ok(())
+    }
+
     /// Marks `guest` as migrating to this host (libvirt's `migrate begin` on the
     /// destination): until [`Holds::end_migration`], it may hold here the private
     /// volumes of shared pools it holds on the source. A host alone has nothing to mark.

@@ -18,7 +18,7 @@ use crate::ops::file_of;
 use crate::ops::guest_for;
 use crate::ops::locate::Volume;
 use crate::ops::restore::{list, relabel_released, restore_each};
-use crate::ops::settle::label_settled;
+use crate::ops::settle::Settler;
 use crate::reconcile::{Apply, Outcome, Reconciler, SkipReason};
 use crate::registry::{Attachment, Registry};
 
@@ -140,55 +140,66 @@ enum Staged {
 /// another job of the batch held the same volume, the label that job reported was for
 /// the state before the undo; the volume itself is relabeled for the state after it.
 pub(super) fn run_batch(settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
-    let opened = lock::acquire(&settings.state_dir)
-        .and_then(|lock| Ok((lock, backend::open(settings)?)))
-        .and_then(|(lock, mut store)| store.begin_batch().map(|()| (lock, store)));
+    let opened =
+        lock::acquire(&settings.state_dir).and_then(|lock| Ok((lock, backend::open(settings)?)));
     let (_lock, mut store) = match opened {
         Ok(held) => held,
         Err(e) => return jobs.iter().map(|job| job.failed(&e)).collect(),
     };
     let mut rec = Reconciler::new(settings, Apply::Write);
-    let mut staged: Vec<(Job, Result<Staged>)> = Vec::with_capacity(jobs.len());
-    let mut jobs = jobs.into_iter();
-    while let Some(job) = jobs.next() {
-        let result = match &job {
-            Job::Attach(j) => stage_attach(settings, &mut *store, &mut rec, j)
-                .map(|s| Staged::Attach(Box::new(s))),
-            Job::Detach(j) => stage_detach(settings, &mut *store, j).map(Staged::Detach),
-        };
-        // SQLite rolls the whole transaction back on some errors (a full disk): the
-        // jobs staged before are undone too, and none after may write outside it.
-        if !store.in_batch() {
-            let why = match &result {
-                Err(e) => Error::failed(e.to_string()),
-                Ok(_) => Error::failed("the state transaction was rolled back"),
-            };
-            let all = staged.iter().map(|(job, _)| job).chain([&job]);
-            let answers = all.map(|job| job.failed(&why)).collect::<Vec<_>>();
-            return answers
-                .into_iter()
-                .chain(jobs.map(|job| job.failed(&why)))
-                .collect();
+    let mut jobs = jobs;
+    let mut tries = 0;
+    let staged = loop {
+        tries += 1;
+        match stage_all(settings, &mut *store, &mut rec, jobs) {
+            Staging::Committed(staged) => break staged,
+            Staging::Answered(answers) => return answers,
+            // Another host changed what the batch read (a shared pool's volume):
+            // nothing of it was written; staged again from the start.
+            Staging::Conflict(again, e) => {
+                if tries >= BATCH_TRIES {
+                    return again.iter().map(|job| job.failed(&e)).collect();
+                }
+                tracing::debug!(error = %e, jobs = again.len(), "batch conflicted: trying it again");
+                jobs = again;
+            }
         }
-        staged.push((job, result));
+    };
+    // The labels come from the committed holders, read at once (a failure here only
+    // means each is read when labeled).
+    if let Err(e) = prefetch(
+        settings,
+        &mut *store,
+        staged.iter().map(|(job, _)| job),
+        false,
+    ) {
+        tracing::debug!(error = %e, "cannot read the batch's holders at once");
     }
-    if let Err(e) = store.commit_batch() {
-        return staged.iter().map(|(job, _)| job.failed(&e)).collect();
-    }
-    staged
+    let mut settler = Settler::default();
+    let done = staged
         .into_iter()
         .map(|(job, staged)| match (job, staged) {
             (Job::Attach(j), Ok(Staged::Attach(s))) => {
-                Done::Attached(finish_attach(&mut *store, &mut rec, j, *s))
+                Done::Attached(finish_attach(&mut *store, &mut rec, &mut settler, j, *s))
             }
-            (Job::Detach(j), Ok(Staged::Detach(s))) => {
-                Done::Detached(finish_detach(settings, &*store, &mut rec, j, s))
-            }
+            (Job::Detach(j), Ok(Staged::Detach(s))) => Done::Detached(finish_detach(
+                settings,
+                &*store,
+                &mut rec,
+                &mut settler,
+                j,
+                s,
+            )),
             (Job::Attach(_), Err(e)) => Done::Attached(Err(e)),
             (Job::Detach(_), Err(e)) => Done::Detached(Err(e)),
             _ => unreachable!("a job is staged as what it is"),
         })
-        .collect()
+        .collect();
+    // Shared files other hosts may have labeled meanwhile: checked in one read.
+    if let Err(e) = settler.settle(settings, &mut *store, &mut rec) {
+        tracing::warn!(error = %e, "cannot check the labels of shared files against their holders: the agents' rescans will");
+    }
+    done
 }
 
 /// An attach whose attachment is written.
@@ -269,11 +280,104 @@ fn stage_attach(
     })
 }
 
+/// How many times a batch is staged again after another host changed what it read.
+const BATCH_TRIES: usize = 8;
+
+/// What staging a batch came to.
+enum Staging {
+    /// Committed: each job and what its staging did.
+    Committed(Vec<(Job, Result<Staged>)>),
+    /// Nothing committed, every job answered (the state's transaction failed).
+    Answered(Vec<Done>),
+    /// Nothing committed: another host changed what the batch read; the jobs, to stage
+    /// again.
+    Conflict(Vec<Job>, Error),
+}
+
+/// Reads at once what the jobs will read (a cluster's shared pools: one round trip);
+/// `guests`: their guests too (staging), else only their volumes' holders (labels).
+fn prefetch<'j>(
+    settings: &Settings,
+    store: &mut dyn Registry,
+    jobs: impl IntoIterator<Item = &'j Job>,
+    guests: bool,
+) -> Result<()> {
+    let (uuids, volumes): (Vec<&str>, Vec<(&str, &[u8])>) = jobs
+        .into_iter()
+        .map(|job| {
+            let (uuid, vol) = match job {
+                Job::Attach(j) => (&j.uuid, &j.vol),
+                Job::Detach(j) => (&j.uuid, &j.vol),
+            };
+            let pool = settings.pools[vol.pool()].name.as_str();
+            (uuid.as_str(), (pool, vol.key.as_slice()))
+        })
+        .unzip();
+    store.prefetch(if guests { &uuids } else { &[] }, &volumes)
+}
+
+/// Stages every job in one batch of the registry and commits it.
+fn stage_all(
+    settings: &Settings,
+    store: &mut dyn Registry,
+    rec: &mut Reconciler<'_>,
+    jobs: Vec<Job>,
+) -> Staging {
+    if let Err(e) = store
+        .begin_batch()
+        .and_then(|()| prefetch(settings, store, &jobs, true))
+    {
+        store.rollback_batch();
+        return Staging::Answered(jobs.iter().map(|job| job.failed(&e)).collect());
+    }
+    let mut staged: Vec<(Job, Result<Staged>)> = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        let result = match &job {
+            Job::Attach(j) => {
+                stage_attach(settings, store, rec, j).map(|s| Staged::Attach(Box::new(s)))
+            }
+            Job::Detach(j) => stage_detach(settings, store, j).map(Staged::Detach),
+        };
+        if let Err(Error::Conflict(why)) = &result {
+            let why = Error::Conflict(why.clone());
+            store.rollback_batch();
+            let all = staged.into_iter().map(|(job, _)| job).chain([job]);
+            return Staging::Conflict(all.chain(jobs).collect(), why);
+        }
+        // SQLite rolls the whole transaction back on some errors (a full disk): the
+        // jobs staged before are undone too, and none after may write outside it.
+        if !store.in_batch() {
+            let why = match &result {
+                Err(e) => Error::failed(e.to_string()),
+                Ok(_) => Error::failed("the state transaction was rolled back"),
+            };
+            let all = staged.iter().map(|(job, _)| job).chain([&job]);
+            let answers = all.map(|job| job.failed(&why)).collect::<Vec<_>>();
+            return Staging::Answered(
+                answers
+                    .into_iter()
+                    .chain(jobs.map(|job| job.failed(&why)))
+                    .collect(),
+            );
+        }
+        staged.push((job, result));
+    }
+    match store.commit_batch() {
+        Ok(()) => Staging::Committed(staged),
+        Err(e @ Error::Conflict(_)) => {
+            Staging::Conflict(staged.into_iter().map(|(job, _)| job).collect(), e)
+        }
+        Err(e) => Staging::Answered(staged.iter().map(|(job, _)| job.failed(&e)).collect()),
+    }
+}
+
 /// Labels an attached volume and its backing files (the batch is committed); on a
 /// failure, puts the state back as it was, and the label with it.
 fn finish_attach(
     store: &mut dyn Registry,
     rec: &mut Reconciler<'_>,
+    settler: &mut Settler,
     job: AttachJob,
     staged: StagedAttach,
 ) -> Result<(Labeled, Option<OwnedFd>)> {
@@ -286,7 +390,7 @@ fn finish_attach(
     } = job;
     relabel_released(store, rec, vol.pool(), &vol.key, &staged.released);
     let settings = rec.settings();
-    let ex = label_settled(settings, store, vol.pool(), &vol.key, &mut |holders| {
+    let ex = settler.label(settings, store, vol.pool(), &vol.key, &mut |holders| {
         reconcile_attached(rec, &vol, staged.found.as_ref(), holders)
     })?;
     let result = match (&ex.outcome, vol.file().is_none()) {
@@ -416,11 +520,12 @@ fn finish_detach(
     settings: &Settings,
     store: &dyn Registry,
     rec: &mut Reconciler<'_>,
+    settler: &mut Settler,
     job: DetachJob,
     staged: StagedDetach,
 ) -> Result<Labeled> {
     let DetachJob { uuid, vol, .. } = job;
-    let ex = label_settled(settings, store, vol.pool(), &vol.key, &mut |holders| {
+    let ex = settler.label(settings, store, vol.pool(), &vol.key, &mut |holders| {
         rec.reconcile_volume(vol.pool(), &vol.key, holders)
     })?;
     tracing::info!(guest = %uuid, volume = %vol.shown.escape_debug(), "detached");
