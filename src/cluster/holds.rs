@@ -26,7 +26,7 @@ use super::guests::{self, EtcdGuests};
 use super::kv::{Entry, Kv};
 use crate::decide::labels::{self, FileId, Holder, Mode};
 use crate::error::{Error, Refusal, Result};
-use crate::registry::{Attachment, Guest, HolderIndex, Holds};
+use crate::registry::{self, Attachment, Guest, HolderIndex, Holds};
 
 /// How many times a change is tried against a store that others change meanwhile.
 const TRIES: usize = 32;
@@ -830,19 +830,9 @@ impl Holds for EtcdHolds {
         let me = self.me().to_owned();
         let mut released = Vec::new();
         for (guest, host, held) in pins {
-            let (mode, backing) = self.detach_on(&guest, &host, pool, &held)?;
-            released.extend(backing);
-            if let Some(mode) = mode {
-                released.push(Attachment {
-                    guest,
-                    pool: pool.to_owned(),
-                    volume: held,
-                    mode,
-                    file: None,
-                    via: None,
-                    host: (host != me).then_some(host),
-                });
-            }
+            let detached = self.detach_on(&guest, &host, pool, &held)?;
+            let elsewhere = (host != me).then_some(host);
+            registry::add_released_pin(&mut released, (guest, pool, held, elsewhere), detached);
         }
         Ok(released)
     }

@@ -92,11 +92,12 @@ pub(crate) fn label_settled(
     label: &mut dyn FnMut(&[Holder]) -> Examined,
 ) -> Result<Examined> {
     let pool = &settings.pools[idx];
-    let mut holders = store.holders(&pool.name, key)?;
-    let mut ex = label(&holders);
-    if !(pool.shared && pool.dir().is_some()) {
+    let mut first = Settler::default();
+    let mut ex = first.label(settings, store, idx, key, label)?;
+    // Nothing kept: no other host writes this label.
+    let Some((_, _, mut holders)) = first.written.pop() else {
         return Ok(ex);
-    }
+    };
     for _ in 1..ROUNDS {
         let now = store.holders(&pool.name, key)?;
         if now == holders {

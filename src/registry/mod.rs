@@ -71,6 +71,28 @@ pub struct Attachment {
     pub host: Option<String>,
 }
 
+/// Adds what the release of one pin took to `released`: the backing-file holds of
+/// the guest's `held` volume (an overlay), then its attachment of it when it had one.
+/// `host`: the host that held it, when another ([`Attachment::host`]).
+pub(crate) fn add_released_pin(
+    released: &mut Vec<Attachment>,
+    (guest, pool, held, host): (String, &str, Vec<u8>, Option<String>),
+    (mode, backing): (Option<Mode>, Vec<Attachment>),
+) {
+    released.extend(backing);
+    if let Some(mode) = mode {
+        released.push(Attachment {
+            guest,
+            pool: pool.to_owned(),
+            volume: held,
+            mode,
+            file: None,
+            via: None,
+            host,
+        });
+    }
+}
+
 /// Every attachment: pool name → volume path → holders.
 pub type HolderIndex = HashMap<String, HashMap<Vec<u8>, Vec<Holder>>>;
 

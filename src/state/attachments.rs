@@ -9,7 +9,7 @@ use super::rows::{
 use super::{Attachment, HolderIndex, Store};
 use crate::decide::labels::{self, FileId, Holder, Mode};
 use crate::error::{Error, Refusal, Result};
-use crate::registry::Holds;
+use crate::registry::{self, Holds};
 
 impl Holds for Store {
     fn holders(&self, pool: &str, volume: &[u8]) -> Result<Vec<Holder>> {
@@ -121,19 +121,8 @@ impl Holds for Store {
         pins.dedup();
         let mut released = Vec::new();
         for (guest, held) in pins {
-            let (mode, backing) = detach_in(&tx, &guest, pool, &held)?;
-            released.extend(backing);
-            if let Some(mode) = mode {
-                released.push(Attachment {
-                    guest,
-                    pool: pool.to_owned(),
-                    volume: held,
-                    mode,
-                    file: None,
-                    via: None,
-                    host: None,
-                });
-            }
+            let detached = detach_in(&tx, &guest, pool, &held)?;
+            registry::add_released_pin(&mut released, (guest, pool, held, None), detached);
         }
         tx.commit()?;
         Ok(released)
