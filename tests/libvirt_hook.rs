@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -444,4 +445,63 @@ fn a_member_cannot_take_the_pairs_root_s_domains_need() {
         &domain_xml("web", &uuid, None, &[(&disk, "")]),
     );
     bed.define_guest("by-hand");
+}
+
+#[test]
+fn what_a_domain_boots_from_is_labeled_as_libvirt_labels_it() {
+    // libvirt's own case (tests/securityselinuxlabeldata/kernel.xml and kernel.txt:
+    // kernel and initrd `virt_content_t:s0`), its paths moved into a pool, with the
+    // firmware (read), its variables (written: the guest's image label, as libvirt's
+    // `<nvram>`), a device tree and an ACPI table.
+    let (bed, _status) = libvirt_bed("");
+    let files: Vec<PathBuf> = [
+        "vmlinuz.raw",
+        "initrd.raw",
+        "OVMF_CODE.fd",
+        "vm1_VARS.fd",
+        "board.dtb",
+        "slic.dat",
+    ]
+    .iter()
+    .map(|f| bed.file(f))
+    .collect();
+    let p = |i: usize| files[i].display().to_string();
+    let outside = TempDir::new("/var/lib/libvirt", "svirt-pool-outside");
+    let kernel_outside = outside.join("vmlinuz");
+    std::fs::write(&kernel_outside, b"x").unwrap();
+    set_label(&kernel_outside, "system_u:object_r:boot_t:s0");
+    let xml = |kernel: &str| {
+        format!(
+            "<domain type='kvm'><name>vm1</name><uuid>c7b3edbd-edaf-9455-926a-d65c16db1800</uuid>\
+             <os><type arch='x86_64' machine='pc-1.0'>hvm</type>\
+             <loader readonly='yes' type='pflash'>{}</loader><nvram>{}</nvram>\
+             <kernel>{kernel}</kernel><initrd>{}</initrd><dtb>{}</dtb>\
+             <acpi><table type='slic'>{}</table></acpi></os>\
+             <seclabel model='selinux' type='dynamic' relabel='yes'>\
+             <label>system_u:system_r:svirt_t:s0:c41,c264</label></seclabel></domain>",
+            p(2),
+            p(3),
+            p(1),
+            p(4),
+            p(5)
+        )
+    };
+    let in_pool = xml(&p(0));
+    hook_ok(&bed.config, "vm1", "prepare", "begin", &in_pool);
+    for i in [0, 1, 2, 4, 5] {
+        assert_eq!(label(&files[i]).as_deref(), Some(VIRT_CONTENT), "{}", p(i));
+    }
+    assert_eq!(label(&files[3]), Some(image_label("c41,c264")), "nvram");
+    hook_ok(&bed.config, "vm1", "release", "end", &in_pool);
+    for f in &files {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
+    }
+    // A kernel outside the pools is libvirt's.
+    let elsewhere = xml(&kernel_outside.display().to_string());
+    hook_ok(&bed.config, "vm1", "prepare", "begin", &elsewhere);
+    assert_eq!(
+        label(&kernel_outside).as_deref(),
+        Some("system_u:object_r:boot_t:s0")
+    );
+    hook_ok(&bed.config, "vm1", "release", "end", &elsewhere);
 }

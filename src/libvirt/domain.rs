@@ -18,7 +18,9 @@ pub struct Domain {
     pub name: String,
     /// Its `<seclabel model='selinux'>`, if any.
     pub seclabel: Option<SecLabel>,
-    /// Its disks with a local source (file or block device).
+    /// Its disks with a local source (file or block device), then the files its
+    /// `<os>` boots from (kernel, initrd, device tree, firmware and its variables, ACPI
+    /// table), which QEMU opens as it opens disks.
     pub disks: Vec<Disk>,
 }
 
@@ -45,15 +47,19 @@ impl SecLabel {
     }
 }
 
-/// One disk of a domain.
+/// One disk of a domain, or one file its `<os>` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
-    /// `<target dev>` (`vda`, `hdc`), to name it in messages.
+    /// `disk vda`, `disk hdc` (its `<target dev>`), or the `<os>` element (`kernel`,
+    /// `initrd`, `dtb`, `loader`, `nvram`, `acpi table`): how messages name it.
     pub target: String,
     /// `<source file>` or `<source dev>`.
     pub source: PathBuf,
     /// How the guest uses it: `<readonly/>` (and read-only media) `ro`, `<shareable/>`
-    /// `shared`, else `rw`.
+    /// `shared`, else `rw`. Of `<os>`: what boots it is read (`ro`: libvirt labels
+    /// kernel, initrd, dtb and ACPI tables `virt_content_t`), its firmware variables
+    /// written (`rw`: the guest's image label, as libvirt gives `<nvram>`), and a
+    /// `<loader readonly='no'>` written too.
     pub mode: Mode,
 }
 
@@ -103,7 +109,7 @@ pub fn parse(xml: &str) -> Result<Domain, XmlError> {
             })
         })
         .transpose()?;
-    let disks = child(domain, "devices")
+    let mut disks: Vec<Disk> = child(domain, "devices")
         .map(|devices| {
             devices
                 .children()
@@ -112,6 +118,9 @@ pub fn parse(xml: &str) -> Result<Domain, XmlError> {
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(os) = child(domain, "os") {
+        disks.extend(boot_files(os));
+    }
     Ok(Domain {
         uuid,
         name,
@@ -142,15 +151,70 @@ fn disk(node: roxmltree::Node<'_, '_>) -> Option<Disk> {
     } else {
         Mode::Rw
     };
-    let target = child(node, "target")
-        .and_then(|t| t.attribute("dev"))
-        .unwrap_or(device)
-        .to_owned();
+    let target = format!(
+        "disk {}",
+        child(node, "target")
+            .and_then(|t| t.attribute("dev"))
+            .unwrap_or(device)
+    );
     Some(Disk {
         target,
         source: PathBuf::from(path),
         mode,
     })
+}
+
+/// The local files `<os>` names: `<kernel>`, `<initrd>`, `<dtb>` and the ACPI
+/// `<table>`s are read; `<loader>` is read unless `readonly='no'`; `<nvram>` (a path,
+/// or `<source file>`/`<source dev>` in libvirt's newer form) is written.
+fn boot_files(os: roxmltree::Node<'_, '_>) -> Vec<Disk> {
+    let file = |n: roxmltree::Node<'_, '_>| {
+        n.text()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .or_else(|| {
+                child(n, "source")
+                    .and_then(|s| s.attribute("file").or_else(|| s.attribute("dev")))
+                    .map(str::to_owned)
+            })
+    };
+    let mut files = Vec::new();
+    for n in os.children().filter(roxmltree::Node::is_element) {
+        let (what, mode) = match n.tag_name().name() {
+            "kernel" => ("kernel", Mode::Ro),
+            "initrd" => ("initrd", Mode::Ro),
+            "dtb" => ("dtb", Mode::Ro),
+            "loader" if n.attribute("readonly") == Some("no") => ("loader", Mode::Rw),
+            "loader" => ("loader", Mode::Ro),
+            "nvram" => ("nvram", Mode::Rw),
+            "acpi" => {
+                for table in n.children().filter(|t| t.has_tag_name("table")) {
+                    if let Some(path) = file(table) {
+                        files.push(Disk {
+                            target: "acpi table".into(),
+                            source: PathBuf::from(path),
+                            mode: Mode::Ro,
+                        });
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        // A network nvram has no local file (a loader's type is rom or pflash).
+        if what == "nvram" && n.attribute("type") == Some("network") {
+            continue;
+        }
+        if let Some(path) = file(n) {
+            files.push(Disk {
+                target: what.into(),
+                source: PathBuf::from(path),
+                mode,
+            });
+        }
+    }
+    files
 }
 
 #[cfg(test)]
@@ -205,10 +269,10 @@ mod tests {
         assert_eq!(
             modes,
             [
-                ("vda", Mode::Rw),
-                ("hdc", Mode::Ro),
-                ("vdb", Mode::Shared),
-                ("vdc", Mode::Ro)
+                ("disk vda", Mode::Rw),
+                ("disk hdc", Mode::Ro),
+                ("disk vdb", Mode::Shared),
+                ("disk vdc", Mode::Ro)
             ]
         );
         assert_eq!(d.disks[2].source, PathBuf::from("/dev/vg0/data"));
@@ -227,5 +291,65 @@ mod tests {
         assert!(parse(&bad_label).is_err());
         let no_selinux = XML.replace("model='selinux'", "model='apparmor'");
         assert_eq!(parse(&no_selinux).unwrap().seclabel, None);
+    }
+
+    #[test]
+    fn what_os_boots_from_is_read_and_its_variables_written() {
+        // libvirt's own case (tests/securityselinuxlabeldata/kernel.xml), with the
+        // firmware, its variables, a device tree and an ACPI table added.
+        let xml = r"<domain type='kvm'>
+  <name>vm1</name>
+  <uuid>c7b3edbd-edaf-9455-926a-d65c16db1800</uuid>
+  <os>
+    <type arch='x86_64' machine='pc-1.0'>hvm</type>
+    <loader readonly='yes' type='pflash'>/pool/OVMF_CODE.fd</loader>
+    <nvram>/pool/vm1_VARS.fd</nvram>
+    <kernel>/vmlinuz.raw</kernel>
+    <initrd>/initrd.raw</initrd>
+    <dtb>/pool/board.dtb</dtb>
+    <acpi><table type='slic'>/pool/slic.dat</table></acpi>
+  </os>
+  <seclabel model='selinux' type='dynamic' relabel='yes'>
+    <label>system_u:system_r:svirt_t:s0:c41,c264</label>
+  </seclabel>
+</domain>";
+        let d = parse(xml).unwrap();
+        let files: Vec<(&str, &str, Mode)> = d
+            .disks
+            .iter()
+            .map(|f| (f.target.as_str(), f.source.to_str().unwrap(), f.mode))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("loader", "/pool/OVMF_CODE.fd", Mode::Ro),
+                ("nvram", "/pool/vm1_VARS.fd", Mode::Rw),
+                ("kernel", "/vmlinuz.raw", Mode::Ro),
+                ("initrd", "/initrd.raw", Mode::Ro),
+                ("dtb", "/pool/board.dtb", Mode::Ro),
+                ("acpi table", "/pool/slic.dat", Mode::Ro),
+            ]
+        );
+        // libvirt's newer nvram form, a writable loader, a network nvram.
+        let newer = xml
+            .replace(
+                "<nvram>/pool/vm1_VARS.fd</nvram>",
+                "<nvram type='file'><source file='/pool/new_VARS.fd'/></nvram>",
+            )
+            .replace("readonly='yes'", "readonly='no'");
+        let d = parse(&newer).unwrap();
+        assert_eq!(d.disks[0].mode, Mode::Rw);
+        assert_eq!(d.disks[1].source, PathBuf::from("/pool/new_VARS.fd"));
+        let network = xml.replace(
+            "<nvram>/pool/vm1_VARS.fd</nvram>",
+            "<nvram type='network'><source protocol='iscsi' name='x'/></nvram>",
+        );
+        assert!(
+            parse(&network)
+                .unwrap()
+                .disks
+                .iter()
+                .all(|f| f.target != "nvram")
+        );
     }
 }

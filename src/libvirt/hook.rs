@@ -132,7 +132,7 @@ fn attach(settings: &Settings, d: &Domain) -> Result<String> {
             Err(e) => {
                 let rollback = undo(settings, d, &attached, &held_before, run_before);
                 return Err(Error::refused(format!(
-                    "disk {} ({}): {e}{rollback}",
+                    "{} ({}): {e}{rollback}",
                     disk.target,
                     disk.source.display()
                 )));
