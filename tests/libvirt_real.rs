@@ -260,3 +260,59 @@ fn adopt_shows_the_diff_then_defines_the_domain_with_the_guest_s_label() {
         "adopting again must change nothing"
     );
 }
+
+/// A libvirt storage pool of type `dir` on `path`, undefined when dropped.
+struct LibvirtPool(String);
+
+impl LibvirtPool {
+    fn define(path: &Path) -> LibvirtPool {
+        let name = unique("svirt-test-pool");
+        virsh_ok(&[
+            "pool-define-as",
+            &name,
+            "dir",
+            "--target",
+            path.to_str().unwrap(),
+        ]);
+        let pool = LibvirtPool(name);
+        virsh_ok(&["pool-start", &pool.0]);
+        pool
+    }
+}
+
+impl Drop for LibvirtPool {
+    fn drop(&mut self) {
+        let _ = virsh(&["pool-destroy", &self.0]);
+        let _ = virsh(&["pool-undefine", &self.0]);
+    }
+}
+
+#[test]
+fn a_disk_named_by_libvirt_pool_and_volume_is_labeled_as_the_file_it_is() {
+    let bed = Bed::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut libvirt = Libvirt::new(&bed.config);
+    let disk = image(&bed, "web.img");
+    let pool = LibvirtPool::define(&bed.pool.0);
+    let name = unique("svirt-vol").replace('-', "_");
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+         <disk type='volume' device='disk'><driver name='qemu' type='raw'/>\
+         <source pool='{}' volume='web.img'/><target dev='vda' bus='virtio'/></disk>\
+         </devices></domain>",
+        pool.0
+    );
+    let file = bed.state.join("domain.xml");
+    std::fs::write(&file, xml).unwrap();
+    libvirt.domains.push(name.clone());
+    virsh_ok(&["create", file.to_str().unwrap()]);
+    let uuid = virsh_ok(&["domuuid", &name]).trim().to_owned();
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let cats = shown["categories"].as_str().unwrap();
+    assert_eq!(label(&disk), Some(image_label(cats)), "the volume's file");
+    virsh_ok(&["destroy", &name]);
+    assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+}

@@ -53,8 +53,11 @@ pub struct Disk {
     /// `disk vda`, `disk hdc` (its `<target dev>`), or the `<os>` element (`kernel`,
     /// `initrd`, `dtb`, `loader`, `nvram`, `acpi table`): how messages name it.
     pub target: String,
-    /// `<source file>` or `<source dev>`.
+    /// `<source file>` or `<source dev>`; empty for a volume of a libvirt pool.
     pub source: PathBuf,
+    /// `<disk type='volume'>`: the libvirt pool and volume its `<source>` names (the
+    /// hook finds the path: `libvirt::pools`).
+    pub volume: Option<(String, String)>,
     /// How the guest uses it: `<readonly/>` (and read-only media) `ro`, `<shareable/>`
     /// `shared`, else `rw`. Of `<os>`: what boots it is read (`ro`: libvirt labels
     /// kernel, initrd, dtb and ACPI tables `virt_content_t`), its firmware variables
@@ -137,9 +140,13 @@ fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree:
 /// drives.
 fn disk(node: roxmltree::Node<'_, '_>) -> Option<Disk> {
     let source = child(node, "source")?;
-    let path = match node.attribute("type").unwrap_or("file") {
-        "file" => source.attribute("file")?,
-        "block" => source.attribute("dev")?,
+    let (path, volume) = match node.attribute("type").unwrap_or("file") {
+        "file" => (source.attribute("file")?, None),
+        "block" => (source.attribute("dev")?, None),
+        "volume" => {
+            let pool = source.attribute("pool")?.to_owned();
+            ("", Some((pool, source.attribute("volume")?.to_owned())))
+        }
         _ => return None,
     };
     let device = node.attribute("device").unwrap_or("disk");
@@ -160,6 +167,7 @@ fn disk(node: roxmltree::Node<'_, '_>) -> Option<Disk> {
     Some(Disk {
         target,
         source: PathBuf::from(path),
+        volume,
         mode,
     })
 }
@@ -194,6 +202,7 @@ fn boot_files(os: roxmltree::Node<'_, '_>) -> Vec<Disk> {
                         files.push(Disk {
                             target: "acpi table".into(),
                             source: PathBuf::from(path),
+                            volume: None,
                             mode: Mode::Ro,
                         });
                     }
@@ -210,6 +219,7 @@ fn boot_files(os: roxmltree::Node<'_, '_>) -> Vec<Disk> {
             files.push(Disk {
                 target: what.into(),
                 source: PathBuf::from(path),
+                volume: None,
                 mode,
             });
         }
@@ -247,6 +257,10 @@ mod tests {
       <source protocol='nbd' name='x'/>
       <target dev='vdd'/>
     </disk>
+    <disk type='volume' device='disk'>
+      <source pool='default' volume='db.qcow2'/>
+      <target dev='vde'/>
+    </disk>
     <disk type='file' device='cdrom'><target dev='hdd'/></disk>
   </devices>
   <seclabel type='dynamic' model='dac' relabel='yes'/>
@@ -272,8 +286,13 @@ mod tests {
                 ("disk vda", Mode::Rw),
                 ("disk hdc", Mode::Ro),
                 ("disk vdb", Mode::Shared),
-                ("disk vdc", Mode::Ro)
+                ("disk vdc", Mode::Ro),
+                ("disk vde", Mode::Rw)
             ]
+        );
+        assert_eq!(
+            d.disks[4].volume,
+            Some(("default".to_owned(), "db.qcow2".to_owned()))
         );
         assert_eq!(d.disks[2].source, PathBuf::from("/dev/vg0/data"));
         let sec = d.seclabel.unwrap();

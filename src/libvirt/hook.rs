@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::domain::{self, Domain};
+use super::pools;
 use crate::backend;
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -122,8 +123,9 @@ fn attach(settings: &Settings, d: &Domain) -> Result<String> {
         }
         (held, guest.run_pair)
     };
+    let disks = resolved(d)?;
     let mut attached = Vec::new();
-    for disk in &d.disks {
+    for disk in &disks {
         if !locate::is_managed(settings, &disk.source) {
             continue; // left to libvirt
         }
@@ -145,6 +147,34 @@ fn attach(settings: &Settings, d: &Domain) -> Result<String> {
         d.uuid,
         attached.len()
     ))
+}
+
+/// The domain's disks with the path of each `<disk type='volume'>` found in libvirt's
+/// pool files; a volume of a pool that is not local files (or unknown) is left out, as
+/// a disk outside the pools is (libvirt's).
+fn resolved(d: &Domain) -> Result<Vec<domain::Disk>> {
+    let dirs: Vec<&std::path::Path> = pools::POOL_DIRS.iter().map(std::path::Path::new).collect();
+    let mut disks = Vec::with_capacity(d.disks.len());
+    for disk in &d.disks {
+        let Some((pool, volume)) = &disk.volume else {
+            disks.push(disk.clone());
+            continue;
+        };
+        match pools::volume_path(&dirs, pool, volume) {
+            Ok(Some(path)) => disks.push(domain::Disk {
+                source: path,
+                ..disk.clone()
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::refused(format!(
+                    "{} (volume {volume} of pool {pool}): {e}",
+                    disk.target
+                )));
+            }
+        }
+    }
+    Ok(disks)
 }
 
 /// Takes back what a refused attach did; says what could not be taken back.

@@ -4,5 +4,6 @@
 pub mod adopt;
 pub mod domain;
 pub mod hook;
+pub mod pools;
 pub mod seclabel;
 pub mod virsh;
