@@ -231,8 +231,9 @@ impl Api {
         xml: String,
     ) -> Result<HookReply, ApiError> {
         self.allow("LibvirtHook", Access::Admin)?;
+        let batcher = self.batcher.clone();
         let summary = self
-            .blocking(move |s| crate::libvirt::hook::run(s, &op, &subop, &xml))
+            .blocking(move |s| crate::libvirt::hook::run(&batcher, s, &op, &subop, &xml))
             .await?;
         tracing::info!(uid = self.peer.uid, pid = self.peer.pid, %summary, "api LibvirtHook");
         Ok(HookReply { summary })

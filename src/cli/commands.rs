@@ -98,7 +98,7 @@ fn libvirt_hook(s: &Settings, op: &str, subop: &str) -> Result<String> {
         let result = through_agent(&s.api.socket, async |c| {
             Ok(c.libvirt_hook(&op, &subop, &xml).await?.map(|r| r.summary))
         })
-        .unwrap_or_else(|| hook::run(&s, &op, &subop, &xml));
+        .unwrap_or_else(|| hook::run(&Default::default(), &s, &op, &subop, &xml));
         let _ = tx.send(result);
     });
     rx.recv_timeout(hook::DEADLINE).unwrap_or_else(|_| {

@@ -10,6 +10,7 @@ use crate::backend;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lock;
+use crate::ops::volumes::Batcher;
 use crate::ops::{Caller, guests, locate, volumes};
 use crate::registry::Registry;
 
@@ -50,8 +51,15 @@ pub fn action(op: &str, subop: &str, clustered: bool) -> Action {
     }
 }
 
-/// Runs one hook call on the domain XML `xml`; returns a one-line summary.
-pub fn run(settings: &Settings, op: &str, subop: &str, xml: &str) -> Result<String> {
+/// Runs one hook call on the domain XML `xml`; returns a one-line summary. A domain's
+/// disks are attached in one batch of `batcher` (the agent's, or the caller's own).
+pub fn run(
+    batcher: &Batcher,
+    settings: &Settings,
+    op: &str,
+    subop: &str,
+    xml: &str,
+) -> Result<String> {
     let act = action(op, subop, settings.cluster.is_some());
     if act == Action::Nothing {
         return Ok(format!("{op} {subop}: nothing to do"));
@@ -62,7 +70,7 @@ pub fn run(settings: &Settings, op: &str, subop: &str, xml: &str) -> Result<Stri
         release_dead(settings)?;
     }
     match act {
-        Action::Attach => attach(settings, &domain),
+        Action::Attach => attach(batcher, settings, &domain),
         Action::Release => release(settings, &domain),
         Action::Incoming => {
             backend::open(settings)?.begin_migration(&domain.uuid)?;
@@ -99,7 +107,7 @@ fn end_run_here(store: &mut dyn Registry, uuid: &str) -> Result<()> {
 /// Defines the domain's guest, adopts the pair libvirt runs it with (refused when
 /// another guest holds it), and attaches every disk that is in a managed pool. On any
 /// refusal nothing this call attached stays attached, and the error names the disk.
-fn attach(settings: &Settings, d: &Domain) -> Result<String> {
+fn attach(batcher: &Batcher, settings: &Settings, d: &Domain) -> Result<String> {
     // A member may have defined this UUID first: the domain never runs under its guest.
     guests::take_over_for_domain(settings, &d.uuid)?;
     guests::define(settings, Caller::ROOT, &d.uuid, Some(&d.name))?;
@@ -124,22 +132,32 @@ fn attach(settings: &Settings, d: &Domain) -> Result<String> {
         (held, guest.run_pair)
     };
     let disks = resolved(d)?;
+    // Disks outside the pools are left to libvirt; the others in one batch (one commit).
+    let managed: Vec<&domain::Disk> = disks
+        .iter()
+        .filter(|disk| locate::is_managed(settings, &disk.source))
+        .collect();
+    let asked: Vec<(&std::path::Path, crate::decide::labels::Mode)> = managed
+        .iter()
+        .map(|disk| (disk.source.as_path(), disk.mode))
+        .collect();
+    let answers = volumes::attach_all(batcher, settings, Caller::ROOT, &d.uuid, &asked);
     let mut attached = Vec::new();
-    for disk in &disks {
-        if !locate::is_managed(settings, &disk.source) {
-            continue; // left to libvirt
-        }
-        match volumes::attach(settings, Caller::ROOT, &d.uuid, &disk.source, disk.mode) {
+    let mut refused = None;
+    for (disk, answer) in managed.into_iter().zip(answers) {
+        match answer {
             Ok(_) => attached.push(disk),
-            Err(e) => {
-                let rollback = undo(settings, d, &attached, &held_before, run_before);
-                return Err(Error::refused(format!(
-                    "{} ({}): {e}{rollback}",
-                    disk.target,
-                    disk.source.display()
-                )));
-            }
+            Err(e) if refused.is_none() => refused = Some((disk, e)),
+            Err(_) => {}
         }
+    }
+    if let Some((disk, e)) = refused {
+        let rollback = undo(settings, d, &attached, &held_before, run_before);
+        return Err(Error::refused(format!(
+            "{} ({}): {e}{rollback}",
+            disk.target,
+            disk.source.display()
+        )));
     }
     Ok(format!(
         "domain {} ({}): {} pool disk(s) attached",

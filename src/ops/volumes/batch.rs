@@ -95,23 +95,43 @@ impl Batcher {
 
     /// Runs `job` in the next batch and returns its answer (blocks).
     pub(super) fn run(&self, settings: &Settings, job: Job) -> Done {
+        let mut done = self.run_all(settings, vec![job]);
+        done.pop().expect("one answer per job")
+    }
+
+    /// Runs `jobs` in the next batch (several, past [`MAX_BATCH`]) and returns their
+    /// answers in order (blocks): a domain's disks in one commit.
+    pub(super) fn run_all(&self, settings: &Settings, jobs: Vec<Job>) -> Vec<Done> {
         let mut queue = self.lock();
-        let id = queue.next_id;
-        queue.next_id += 1;
-        queue.waiting.push((id, job, Reply::Thread));
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let id = queue.next_id;
+            queue.next_id += 1;
+            queue.waiting.push((id, job, Reply::Thread));
+            ids.push(id);
+        }
         let wake = Arc::new(Condvar::new());
         loop {
-            if let Some(done) = queue.done.remove(&id) {
-                queue.sleepers.remove(&id);
-                return done;
+            if ids.iter().all(|id| queue.done.contains_key(id)) {
+                return ids
+                    .iter()
+                    .map(|id| {
+                        queue.sleepers.remove(id);
+                        queue.done.remove(id).expect("checked above")
+                    })
+                    .collect();
             }
             if queue.leading {
-                queue.sleepers.insert(id, wake.clone());
+                for id in &ids {
+                    queue.sleepers.insert(*id, wake.clone());
+                }
                 queue = wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            queue.sleepers.remove(&id);
-            // Lead a batch of the oldest jobs: this one among them, unless MAX_BATCH
+            for id in &ids {
+                queue.sleepers.remove(id);
+            }
+            // Lead a batch of the oldest jobs: these among them, unless MAX_BATCH
             // older ones wait (then it leads again).
             queue = self.lead(settings, queue);
         }

@@ -104,6 +104,51 @@ pub fn attach_in(
     attach_and_open(batcher, settings, caller, guest, named, mode, false).map(|(result, _)| result)
 }
 
+/// Attaches several volumes to `guest` in one batch (one commit), as [`attach_in`]
+/// each: a domain's disks, for libvirt's hook. The answers come in order; a volume
+/// refused does not stop the others (the caller undoes them if it must).
+pub fn attach_all(
+    batcher: &Batcher,
+    settings: &Settings,
+    caller: Caller,
+    guest: &str,
+    volumes: &[(&Path, Mode)],
+) -> Vec<Result<Labeled>> {
+    let prepared: Vec<Result<Job>> = volumes
+        .iter()
+        .map(|(volume, mode)| {
+            let named = locate::name(settings, volume)?;
+            attach_job(settings, caller, guest, named, *mode, false)
+        })
+        .collect();
+    let (jobs, mut answers): (Vec<Job>, Vec<Option<Result<Labeled>>>) = {
+        let mut jobs = Vec::new();
+        let answers = prepared
+            .into_iter()
+            .map(|p| match p {
+                Ok(job) => {
+                    jobs.push(job);
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            })
+            .collect();
+        (jobs, answers)
+    };
+    let mut done = batcher.run_all(settings, jobs).into_iter();
+    for answer in answers.iter_mut().filter(|a| a.is_none()) {
+        *answer = Some(match done.next() {
+            Some(Done::Attached(result)) => result.map(|(labeled, _)| labeled),
+            Some(Done::Panicked(e)) => Err(e),
+            Some(Done::Detached(_)) | None => unreachable!("an attach job ends attached"),
+        });
+    }
+    answers
+        .into_iter()
+        .map(|a| a.expect("every answer filled"))
+        .collect()
+}
+
 /// Attaches, and with `want_fd` returns the volume opened as `caller` (with `mode`'s
 /// access). A caller other than root must be able to open the volume itself that way,
 /// and the attachment then holds exactly the file the caller opened.
