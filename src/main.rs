@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use svirt_pool::cli::{Cli, Command};
-use svirt_pool::config::{self, Settings};
+use svirt_pool::config::{self, Checks, Settings};
 use svirt_pool::error::Error;
 
 /// Logs go to stderr (the journal, under systemd). The agent reports at info level;
@@ -48,7 +48,15 @@ fn main() -> ExitCode {
         svirt_pool::hook::main(&config::resolve_path(cli.config));
         return ExitCode::SUCCESS;
     }
-    let result = Settings::load(&config::resolve_path(cli.config.clone()))
+    // libvirt waits for its hook at every domain start: the hook parses the config
+    // and checks its syntax, and leaves the checks against the system (which load the
+    // policy's file_contexts, about 12 ms) to the agent and `scan`, which run them at
+    // start. Labeling loads file_contexts itself when a resting label needs it.
+    let checks = match cli.command {
+        Command::LibvirtHook { .. } => Checks::Syntax,
+        _ => Checks::Full,
+    };
+    let result = Settings::load_with(&config::resolve_path(cli.config.clone()), checks)
         .and_then(|s| svirt_pool::cli::commands::run(cli.command, s));
     match result {
         Ok(()) => ExitCode::SUCCESS,
