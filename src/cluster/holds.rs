@@ -266,10 +266,13 @@ impl EtcdHolds {
 
     /// Reads for a change that a transaction guards: from the member asked alone, and
     /// within a batch as the batch's own writes left it.
-    fn read_view(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
-        let (mut got, revision) = match self.read_snapshot(prefixes, false) {
-            Some(read) => read,
-            None => self.kv.read_guarded(prefixes)?,
+    ///
+    /// `fresh`: the latest state (linearizable), for a refusal's second look.
+    fn read_view(&self, prefixes: &[Vec<u8>], fresh: bool) -> Result<(Vec<Vec<Entry>>, i64)> {
+        let (mut got, revision) = match (fresh, self.read_snapshot(prefixes, false)) {
+            (true, _) => self.kv.read_prefixes(prefixes)?,
+            (false, Some(read)) => read,
+            (false, None) => self.kv.read_guarded(prefixes)?,
         };
         if let Some(pending) = &self.pending {
             for (prefix, entries) in prefixes.iter().zip(got.iter_mut()) {
@@ -282,7 +285,7 @@ impl EtcdHolds {
     /// Reads the latest state (linearizable), within a batch as its writes left it.
     fn read_latest(&self, prefixes: &[Vec<u8>]) -> Result<(Vec<Vec<Entry>>, i64)> {
         if self.pending.is_some() {
-            return self.read_view(prefixes);
+            return self.read_view(prefixes, false);
         }
         if let Some(read) = self.read_snapshot(prefixes, true) {
             return Ok(read);
@@ -569,8 +572,27 @@ impl EtcdHolds {
         att: &Attachment,
         chain: Option<&[(Vec<u8>, Option<FileId>)]>,
     ) -> Result<Option<Mode>> {
-        let me = self.me().to_owned();
+        let mut fresh = false;
         for _ in 0..TRIES {
+            match self.try_attach(att, chain, fresh) {
+                Ok(Some(previous)) => return Ok(previous),
+                Ok(None) => {}
+                Err(e) if !fresh && second_look(&e) => fresh = true,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(contended("attach", &att.guest))
+    }
+
+    /// One try of [`EtcdHolds::attach_with`]: `None` when another change came first.
+    fn try_attach(
+        &mut self,
+        att: &Attachment,
+        chain: Option<&[(Vec<u8>, Option<FileId>)]>,
+        fresh: bool,
+    ) -> Result<Option<Option<Mode>>> {
+        let me = self.me().to_owned();
+        {
             let mut prefixes = vec![
                 self.volume_prefix(&att.pool, &att.volume),
                 self.backing_prefix(&att.guest, &me, &att.pool, &att.volume),
@@ -581,7 +603,7 @@ impl EtcdHolds {
             let mut reads = prefixes.clone();
             reads.push(self.guests.guest_key(&att.guest));
             reads.push(self.migrating_key(&att.guest, &me));
-            let (mut got, revision) = self.read_view(&reads)?;
+            let (mut got, revision) = self.read_view(&reads, fresh)?;
             let migrating_key = self.migrating_key(&att.guest, &me);
             let migrating = got
                 .pop()
@@ -628,19 +650,30 @@ impl EtcdHolds {
                     0,
                 ));
             }
-            if self.commit(when, writes)? {
-                return Ok(previous);
-            }
+            Ok(self.commit(when, writes)?.then_some(previous))
         }
-        Err(contended("attach", &att.guest))
     }
 
     /// A backing hold alone (an attachment `via` an overlay).
     fn hold_backing(&mut self, att: &Attachment, overlay: &[u8]) -> Result<()> {
+        let mut fresh = false;
         for _ in 0..TRIES {
+            match self.try_hold_backing(att, overlay, fresh) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if !fresh && second_look(&e) => fresh = true,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(contended("hold a backing file for", &att.guest))
+    }
+
+    /// One try of [`EtcdHolds::hold_backing`]: whether it was committed.
+    fn try_hold_backing(&mut self, att: &Attachment, overlay: &[u8], fresh: bool) -> Result<bool> {
+        {
             let prefix = self.volume_prefix(&att.pool, &att.volume);
             let (got, revision) =
-                self.read_view(&[prefix.clone(), self.guests.guest_key(&att.guest)])?;
+                self.read_view(&[prefix.clone(), self.guests.guest_key(&att.guest)], fresh)?;
             let guest = self
                 .guests
                 .decode_exact(&att.guest, &got[1])?
@@ -648,11 +681,8 @@ impl EtcdHolds {
             self.check_backing(att, overlay, &self.parse_volume_keys(&got[0])?)?;
             let mut writes = Writes::default();
             self.put(&mut writes, att, Some(overlay))?;
-            if self.commit(self.unchanged(&guest, &[prefix], revision), writes)? {
-                return Ok(());
-            }
+            self.commit(self.unchanged(&guest, &[prefix], revision), writes)
         }
-        Err(contended("hold a backing file for", &att.guest))
     }
 
     /// Removes the holds of `guest` on `host` that `select` picks among all it has
@@ -663,9 +693,10 @@ impl EtcdHolds {
         host: &str,
         select: &dyn Fn(&Hold) -> bool,
     ) -> Result<Vec<Hold>> {
+        let mut fresh = false;
         for _ in 0..TRIES {
             let prefix = self.guest_prefix(guest, Some(host));
-            let (got, revision) = self.read_view(std::slice::from_ref(&prefix))?;
+            let (got, revision) = self.read_view(std::slice::from_ref(&prefix), fresh)?;
             let held: Vec<Hold> = self
                 .parse_guest_keys(&got[0])?
                 .into_iter()
@@ -676,6 +707,12 @@ impl EtcdHolds {
                 self.delete(&mut writes, h);
             }
             if writes.is_empty() {
+                // Nothing, as one member alone saw it: asked again of the latest state
+                // (a hold made a moment ago elsewhere may not have reached that member).
+                if !fresh {
+                    fresh = true;
+                    continue;
+                }
                 return Ok(held);
             }
             let when =
@@ -961,6 +998,13 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
 
 fn corrupt(what: &str) -> Error {
     guests::corrupt(what)
+}
+
+/// Whether an answer read from one member alone deserves a second look at the latest
+/// state before it is given: a refusal (that member may not have seen a detach, or a
+/// migration's mark, made a moment ago elsewhere).
+fn second_look(e: &Error) -> bool {
+    matches!(e, Error::Refused(_) | Error::NoSuchGuest(_))
 }
 
 fn conflict() -> Error {

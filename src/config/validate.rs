@@ -29,14 +29,15 @@ pub(super) fn settings(text: &str, source: &Path, checks: Checks) -> Result<Sett
         selinux.file_contexts.is_some() || raw.pools.iter().any(|p| p.resting_label.is_none());
     let file_contexts = match checks {
         Checks::Full if needs_defaults => Some(
-            FileContexts::open(selinux.file_contexts.as_deref())
+            // The process's shared handle: the scan that follows uses the same one.
+            FileContexts::shared(selinux.file_contexts.as_deref())
                 .map_err(|e| err(&format!("selinux.file_contexts: {e}")))?,
         ),
         Checks::Full | Checks::Syntax => None,
     };
     let mut pools: Vec<Pool> = Vec::new();
     for (i, raw_pool) in raw.pools.into_iter().enumerate() {
-        let pool = validate_pool(raw_pool, checks, file_contexts.as_ref())
+        let pool = validate_pool(raw_pool, checks, file_contexts.as_deref())
             .map_err(|e| err(&format!("pool[{i}]: {e}")))?;
         for other in &pools {
             check_distinct(other, &pool).map_err(|e| err(&format!("pool[{i}]: {e}")))?;

@@ -4,7 +4,7 @@
 use std::cell::OnceCell;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::Apply;
 use super::outcome::{Examined, Failure, Outcome, label_failure};
@@ -54,7 +54,7 @@ pub(super) struct EntryReconciler<'s> {
     settings: &'s Settings,
     apply: Apply,
     /// Loaded on first use: the udev hook labeling an attached LV never needs it.
-    file_contexts: OnceCell<Result<Rc<FileContexts>, PolicyError>>,
+    file_contexts: OnceCell<Result<Arc<FileContexts>, PolicyError>>,
 }
 
 impl<'s> EntryReconciler<'s> {
