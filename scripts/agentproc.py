@@ -36,6 +36,14 @@ class Agent:
                     return int(line.split()[1])
         return 0
 
+    def peak_rss_kib(self):
+        """The most resident memory the agent has had (VmHWM): its first scan's peak."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
     def kill(self):
         """SIGKILL: a crash."""
         self.proc.kill()

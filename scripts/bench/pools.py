@@ -200,6 +200,7 @@ def main():
         wstate = tempfile.mkdtemp(prefix="svirt-bench-state-")
         agent = Agent(binary, write_config(wstate, wtree)).wait_ready()
         rss = agent.rss_kib()
+        peak = agent.peak_rss_kib()
         ready = agent.ready_after
         agent.stop()
         shutil.rmtree(wstate)
@@ -223,8 +224,9 @@ def main():
             "  floors", name, safe, safe / c, s / safe, byname, byname / c))
     print("%-36s %d/%d labeled, p50 %.1f ms, p99 %.1f ms (target: all, p99 <= 50 ms) %s" % (
         "burst, 2 writers", labeled, total, p50, p99, "ok" if labeled == total and p99 <= 50 else "MISSED"))
-    print("%-36s %.1f MiB RSS, ready after %.2f s (target <= 32 MiB) %s" % (
-        "watching %d files / %d dirs" % (wn, a.watch_dirs), rss / 1024, ready, "ok" if rss <= 32 * 1024 else "MISSED"))
+    print("%-36s %.1f MiB RSS after the first scan, peak %.1f MiB during it, ready after %.2f s (target: peak <= 32 MiB) %s" % (
+        "watching %d files / %d dirs" % (wn, a.watch_dirs), rss / 1024, peak / 1024, ready,
+        "ok" if peak <= 32 * 1024 else "MISSED"))
 
 
 if __name__ == "__main__":
