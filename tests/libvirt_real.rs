@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::libvirt::{install_hook, restart_libvirtd, virsh, virsh_ok};
+use common::libvirt::{LibvirtPool, install_hook, restart_libvirtd, virsh, virsh_ok};
 use common::*;
 
 const HOOK: &str = "/etc/libvirt/hooks/qemu.d/svirt-pool-test";
@@ -261,32 +261,6 @@ fn adopt_shows_the_diff_then_defines_the_domain_with_the_guest_s_label() {
     );
 }
 
-/// A libvirt storage pool of type `dir` on `path`, undefined when dropped.
-struct LibvirtPool(String);
-
-impl LibvirtPool {
-    fn define(path: &Path) -> LibvirtPool {
-        let name = unique("svirt-test-pool");
-        virsh_ok(&[
-            "pool-define-as",
-            &name,
-            "dir",
-            "--target",
-            path.to_str().unwrap(),
-        ]);
-        let pool = LibvirtPool(name);
-        virsh_ok(&["pool-start", &pool.0]);
-        pool
-    }
-}
-
-impl Drop for LibvirtPool {
-    fn drop(&mut self) {
-        let _ = virsh(&["pool-destroy", &self.0]);
-        let _ = virsh(&["pool-undefine", &self.0]);
-    }
-}
-
 #[test]
 fn a_disk_named_by_libvirt_pool_and_volume_is_labeled_as_the_file_it_is() {
     let bed = Bed::new();
@@ -294,7 +268,7 @@ fn a_disk_named_by_libvirt_pool_and_volume_is_labeled_as_the_file_it_is() {
     std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut libvirt = Libvirt::new(&bed.config);
     let disk = image(&bed, "web.img");
-    let pool = LibvirtPool::define(&bed.pool.0);
+    let pool = LibvirtPool::new(&bed.pool.0);
     let name = unique("svirt-vol").replace('-', "_");
     let xml = format!(
         "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\

@@ -6,32 +6,12 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::images::{qcow2_sized, qemu_img};
-use common::libvirt::{start_libvirtd, virsh, virsh_ok};
+use common::libvirt::{LibvirtPool, virsh_ok};
 use common::*;
 
 /// A libvirt dir pool on `dir`, destroyed and undefined when dropped.
-struct LibvirtPool(String);
-
 impl LibvirtPool {
-    fn new(dir: &Path) -> LibvirtPool {
-        start_libvirtd();
-        let name = unique("svirt-pool-parity");
-        virsh_ok(&[
-            "pool-define-as",
-            &name,
-            "dir",
-            "--target",
-            dir.to_str().unwrap(),
-        ]);
-        let pool = LibvirtPool(name);
-        virsh_ok(&["pool-start", &pool.0]);
-        virsh_ok(&["pool-refresh", &pool.0]);
-        pool
-    }
-
     /// (capacity, allocation) from `vol-info --bytes`.
     fn info(&self, vol: &str) -> (u64, u64) {
         let text = virsh_ok(&["vol-info", "--bytes", "--pool", &self.0, vol]);
@@ -71,13 +51,6 @@ impl LibvirtPool {
             })
             .collect();
         (format_of(target), backing)
-    }
-}
-
-impl Drop for LibvirtPool {
-    fn drop(&mut self) {
-        let _ = virsh(&["pool-destroy", &self.0]);
-        let _ = virsh(&["pool-undefine", &self.0]);
     }
 }
 

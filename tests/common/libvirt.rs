@@ -151,3 +151,33 @@ pub fn hook_ok(config: &Path, name: &str, op: &str, subop: &str, xml: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A libvirt storage pool of type `dir` on a directory, started (libvirtd too, if
+/// none runs), destroyed and undefined when dropped.
+pub struct LibvirtPool(pub String);
+
+impl LibvirtPool {
+    /// Defines and starts a pool on `dir`.
+    pub fn new(dir: &Path) -> LibvirtPool {
+        start_libvirtd();
+        let name = super::unique("svirt-pool-test");
+        virsh_ok(&[
+            "pool-define-as",
+            &name,
+            "dir",
+            "--target",
+            dir.to_str().unwrap(),
+        ]);
+        let pool = LibvirtPool(name);
+        virsh_ok(&["pool-start", &pool.0]);
+        virsh_ok(&["pool-refresh", &pool.0]);
+        pool
+    }
+}
+
+impl Drop for LibvirtPool {
+    fn drop(&mut self) {
+        let _ = virsh(&["pool-destroy", &self.0]);
+        let _ = virsh(&["pool-undefine", &self.0]);
+    }
+}
