@@ -540,3 +540,40 @@ fn a_shared_volume_group_has_one_rw_guest_across_hosts() {
     );
     assert_eq!(label(&node.devnode()), Some(image_label(&cats2)));
 }
+
+#[test]
+fn a_refused_migration_takes_back_only_what_the_destination_attached() {
+    let bed = ClusterBed::new(2, "");
+    let (disk, busy) = (bed.file("web.img"), bed.file("busy.img"));
+    let uuid = new_uuid();
+    let xml = domain_xml("web", &uuid, None, &[(&disk, "")]);
+    calls(&bed, 0, "web", &xml, &START, &|_| ());
+    let (other, _) = bed.hosts[1].define_guest("other");
+    bed.hosts[1].attach_ok(&other, &busy, "rw");
+    // On b the domain also asks for a disk another guest writes: refused, and b's hold
+    // of web.img (allowed: migrating) is taken back, a's stays.
+    let with_busy = domain_xml("web", &uuid, None, &[(&disk, ""), (&busy, "")]);
+    hook_ok(&bed.hosts[1].config, "web", "migrate", "begin", &with_busy);
+    let out = hook(&bed.hosts[1].config, "web", "prepare", "begin", &with_busy);
+    assert_eq!(out.status.code(), Some(1));
+    let status: serde_json::Value =
+        serde_json::from_str(&bed.hosts[0].ok(&["status", "--json"])).unwrap();
+    let web = status["pools"][0]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volume"] == "web.img")
+        .unwrap();
+    assert_eq!(web["state"], "rw by web", "b still holds web.img: {web:#}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.hosts[0].ok(&["guest", "show", &uuid])).unwrap();
+    assert_eq!(
+        shown["attachments"].as_array().unwrap().len(),
+        1,
+        "{shown:#}"
+    );
+    assert_eq!(
+        label(&disk),
+        Some(image_label(shown["categories"].as_str().unwrap()))
+    );
+}

@@ -108,6 +108,8 @@ fn end_run_here(store: &mut dyn Registry, uuid: &str) -> Result<()> {
 /// another guest holds it), and attaches every disk that is in a managed pool. On any
 /// refusal nothing this call attached stays attached, and the error names the disk.
 fn attach(batcher: &Batcher, settings: &Settings, d: &Domain) -> Result<String> {
+    // Its volumes named by libvirt pool are found before anything changes.
+    let disks = resolved(d)?;
     // A member may have defined this UUID first: the domain never runs under its guest.
     guests::take_over_for_domain(settings, &d.uuid)?;
     guests::define(settings, Caller::ROOT, &d.uuid, Some(&d.name))?;
@@ -118,9 +120,12 @@ fn attach(batcher: &Batcher, settings: &Settings, d: &Domain) -> Result<String> 
         let guest = store
             .guest(&d.uuid)?
             .ok_or_else(|| Error::NoSuchGuest(d.uuid.clone()))?;
+        // What it held here before (not on another host: a migration's source), so a
+        // refused start takes back only what this call attached here.
         let held: Vec<(String, Vec<u8>)> = store
             .attachments(Some(&d.uuid))?
             .into_iter()
+            .filter(|a| a.host.is_none())
             .map(|a| (a.pool, a.volume))
             .collect();
         // The pair libvirt runs it with (a static label, or a dynamic one once chosen).
@@ -131,7 +136,6 @@ fn attach(batcher: &Batcher, settings: &Settings, d: &Domain) -> Result<String> 
         }
         (held, guest.run_pair)
     };
-    let disks = resolved(d)?;
     // Disks outside the pools are left to libvirt; the others in one batch (one commit).
     let managed: Vec<&domain::Disk> = disks
         .iter()
