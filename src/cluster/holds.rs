@@ -422,7 +422,7 @@ impl EtcdHolds {
             .iter()
             .filter_map(|h| guests.get(&h.guest).map(|g| h.holder(g, me)))
             .collect();
-        dedup(&mut holders);
+        registry::dedup_holders(&mut holders);
         Ok(holders)
     }
 
@@ -522,10 +522,7 @@ impl EtcdHolds {
             .into());
         }
         let holders = self.holders_of(&live)?;
-        labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| Refusal::Held {
-            volume: att.volume.escape_ascii().to_string(),
-            why,
-        })?;
+        registry::check_held(&holders, att)?;
         let previous = live
             .iter()
             .find(|h| h.guest == att.guest && h.host == me)
@@ -793,7 +790,7 @@ impl Holds for EtcdHolds {
             }
         }
         for holders in index.values_mut().flat_map(|v| v.values_mut()) {
-            dedup(holders);
+            registry::dedup_holders(holders);
         }
         Ok(index)
     }
@@ -912,26 +909,6 @@ fn hold(
         mode: record.mode.unwrap_or(labels::BACKING_MODE),
         file: record.file.map(|(ino, btime_ns)| FileId { ino, btime_ns }),
     })
-}
-
-/// Each hold once: a guest may hold a file both as an attachment and as a backing
-/// file, or on two hosts while it migrates (the label counts the guest once; the
-/// holder on this host is kept before another host's).
-fn dedup(holders: &mut Vec<Holder>) {
-    holders.sort_by(|a, b| {
-        let key = |h: &Holder| {
-            (
-                h.guest.clone(),
-                h.mode,
-                h.file.map(|f| (f.ino, f.btime_ns)),
-                h.host.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
-    holders.dedup_by(|later, earlier| {
-        later.guest == earlier.guest && later.mode == earlier.mode && later.file == earlier.file
-    });
 }
 
 /// The writes of one transaction, each key once (etcd refuses a transaction that names

@@ -93,6 +93,38 @@ pub(crate) fn add_released_pin(
     }
 }
 
+/// Each hold once: a guest may hold a file both as an attachment and as the backing
+/// file of an overlay in the same mode, or on two hosts while it migrates (the label
+/// counts the guest once; this host's holder is kept before another host's).
+pub(crate) fn dedup_holders(holders: &mut Vec<Holder>) {
+    holders.sort_by(|a, b| {
+        let key = |h: &Holder| {
+            (
+                h.guest.clone(),
+                h.mode,
+                h.file.map(|f| (f.ino, f.btime_ns)),
+                h.host.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    holders.dedup_by(|later, earlier| {
+        later.guest == earlier.guest && later.mode == earlier.mode && later.file == earlier.file
+    });
+}
+
+/// Whether `att.guest` may hold `att.volume` in its mode beside `holders`: the label
+/// decision's rule ([`crate::decide::labels::check_attach`]) as the registry's refusal.
+pub(crate) fn check_held(holders: &[Holder], att: &Attachment) -> Result<()> {
+    crate::decide::labels::check_attach(holders, &att.guest, att.mode).map_err(|why| {
+        Refusal::Held {
+            volume: att.volume.escape_ascii().to_string(),
+            why,
+        }
+        .into()
+    })
+}
+
 /// Every attachment: pool name → volume path → holders.
 pub type HolderIndex = HashMap<String, HashMap<Vec<u8>, Vec<Holder>>>;
 

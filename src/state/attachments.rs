@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::rows::{
-    HOLDS, attachment_row, attachments_of, dedup_holders, file_columns, file_of, guest_in,
-    holder_row, holders_in, mode_of,
+    HOLDS, attachment_row, attachments_of, file_columns, file_of, guest_in, holder_row, holders_in,
+    mode_of,
 };
 use super::{Attachment, HolderIndex, Store};
 use crate::decide::labels::{self, FileId, Holder, Mode};
@@ -29,7 +29,7 @@ impl Holds for Store {
                 .push(holder_row(r)?);
         }
         for holders in index.values_mut().flat_map(|volumes| volumes.values_mut()) {
-            dedup_holders(holders);
+            registry::dedup_holders(holders);
         }
         Ok(index)
     }
@@ -200,10 +200,7 @@ fn attach_in(tx: &Connection, att: &Attachment) -> Result<Option<Mode>> {
         }
         .into());
     }
-    labels::check_attach(&holders, &att.guest, att.mode).map_err(|why| Refusal::Held {
-        volume: att.volume.escape_ascii().to_string(),
-        why,
-    })?;
+    registry::check_held(&holders, att)?;
     let previous = holders
         .iter()
         .find(|h| h.guest == att.guest)

@@ -116,18 +116,8 @@ pub(super) fn holders_in(
     let mut stmt = conn.prepare_cached(&HOLDERS_OF)?;
     let rows = stmt.query_map(params![pool, volume], holder_row)?;
     let mut holders = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    dedup_holders(&mut holders);
+    crate::registry::dedup_holders(&mut holders);
     Ok(holders)
-}
-
-/// Holders by guest, each hold once (a guest may hold a file both as an attachment and
-/// as the backing file of an overlay, in the same mode: one hold for the label).
-pub(super) fn dedup_holders(holders: &mut Vec<Holder>) {
-    holders.sort_by(|a, b| {
-        let key = |h: &Holder| (h.guest.clone(), h.mode, h.file.map(|f| (f.ino, f.btime_ns)));
-        key(a).cmp(&key(b))
-    });
-    holders.dedup();
 }
 
 pub(super) fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachment> {
