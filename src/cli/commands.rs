@@ -163,6 +163,27 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             pools.iter().for_each(|p| super::show::print_pool(p, all));
             Ok(())
         }
+        Command::Verify { pool, json } => {
+            let running: Vec<ops::verify::Running> =
+                crate::libvirt::hook::running(&s.libvirt_status_dir)
+                    .into_iter()
+                    .map(|d| ops::verify::Running {
+                        label: d.seclabel.and_then(|l| l.label),
+                        uuid: d.uuid,
+                        name: d.name,
+                    })
+                    .collect();
+            let v = ops::verify::verify(s, pool.as_deref(), &running)?;
+            if json {
+                show::print_json(&v)?;
+            } else {
+                show::print_verification(&v);
+            }
+            match v.findings.len() {
+                0 => Ok(()),
+                n => Err(Error::refused(format!("verify: {n} finding(s)"))),
+            }
+        }
         Command::Guest(GuestCommand::Define { uuid, name }) => {
             let g = through_agent(&s.api.socket, async |c| {
                 Ok(c.define_guest(&uuid, name.as_deref())

@@ -125,6 +125,17 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Ask the SELinux policy, for every guest and every volume, what the guest may do
+    /// to it: print each access no hold explains, each holder that cannot use its
+    /// volume, each label no state explains (exit 1 on any). Changes nothing.
+    Verify {
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `cluster` subcommands.

@@ -73,6 +73,26 @@ pub fn print_volumes(volumes: &[Volume]) {
     }
 }
 
+/// Prints what `verify` found: one line per finding, then what was checked.
+pub fn print_verification(v: &crate::ops::verify::Verification) {
+    for f in &v.findings {
+        println!("{}", crate::escape_controls(&f.message));
+    }
+    for u in &v.unchecked {
+        println!("not verified: {}", crate::escape_controls(u));
+    }
+    println!(
+        "verified {} volume(s) with {} distinct label(s) against {} guest(s) ({}): \
+         {} finding(s); {} held volume(s) open to every guest by their shared or ro holds",
+        v.volumes,
+        v.labels,
+        v.guests,
+        v.policy,
+        v.findings.len(),
+        v.open_to_all
+    );
+}
+
 /// Prints a path check for people: one line per component, then the verdict.
 pub fn print_check(check: &PathCheck) {
     println!(

@@ -231,6 +231,9 @@ fn parse_sublevel(input: &str, s: &str) -> Result<Sublevel, ParseError> {
     })
 }
 
+/// One half of a level as (sensitivity, categories).
+pub type LevelHalf = (u16, CategorySet);
+
 /// A validated security context `user:role:type:level`.
 ///
 /// The original text is kept as written, so what is compared with a file's label and
@@ -255,6 +258,28 @@ impl Context {
     /// The same user, role and type at another level (validated).
     pub fn with_level(&self, level: &str) -> Result<Context, ParseError> {
         format!("{}{level}", &self.text[..self.level_start]).parse()
+    }
+
+    /// The context without its level (`user:role:type:`), and its level's low and high
+    /// halves as (sensitivity, categories); `None` when the level does not parse here
+    /// (a policy's category aliases).
+    pub fn split_level(&self) -> Option<(&str, LevelHalf, LevelHalf)> {
+        let level = self.level();
+        let (low, high) = match level.split_once('-') {
+            Some((l, h)) => (
+                parse_sublevel(level, l).ok()?,
+                parse_sublevel(level, h).ok()?,
+            ),
+            None => {
+                let l = parse_sublevel(level, level).ok()?;
+                (l.clone(), l)
+            }
+        };
+        Some((
+            &self.text[..self.level_start],
+            (low.sensitivity, low.categories),
+            (high.sensitivity, high.categories),
+        ))
     }
 
     /// The categories of the level's high half (all the categories the level may hold).

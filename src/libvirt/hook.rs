@@ -237,16 +237,29 @@ fn release(settings: &Settings, d: &Domain) -> Result<String> {
     if !known {
         return Ok(format!("domain {}: not a guest of the agent", d.name));
     }
-    let released = volumes::release(settings, Caller::ROOT, &d.uuid)?;
-    let _lock = lock::acquire(&settings.state_dir)?;
-    end_run_here(&mut *backend::open(settings)?, &d.uuid)?;
-    Ok(format!("domain {}: {released} volume(s) released", d.name))
+    // Its run ends even when a label could not be restored (libvirt holds it): the
+    // domain is gone, and the pair libvirt chose for it explains nothing any more.
+    let released = volumes::release(settings, Caller::ROOT, &d.uuid);
+    {
+        let _lock = lock::acquire(&settings.state_dir)?;
+        end_run_here(&mut *backend::open(settings)?, &d.uuid)?;
+    }
+    Ok(format!(
+        "domain {}: {} volume(s) released",
+        d.name, released?
+    ))
 }
 
 /// The UUIDs of the domains libvirt runs: one status XML per running domain in its
 /// status directory (none at all when the directory is missing: libvirtd never ran
 /// since boot).
 pub fn running_domains(status_dir: &std::path::Path) -> Vec<String> {
+    running(status_dir).into_iter().map(|d| d.uuid).collect()
+}
+
+/// The domains libvirt runs, as their status XML describes them (with the label each
+/// runs with, once libvirt chose it).
+pub fn running(status_dir: &std::path::Path) -> Vec<Domain> {
     let Ok(entries) = std::fs::read_dir(status_dir) else {
         return Vec::new();
     };
@@ -255,7 +268,6 @@ pub fn running_domains(status_dir: &std::path::Path) -> Vec<String> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter_map(|xml| domain::parse(&xml).ok())
-        .map(|d| d.uuid)
         .collect()
 }
 

@@ -15,6 +15,7 @@ pub mod quota;
 pub mod report;
 pub mod restore;
 mod settle;
+pub mod verify;
 pub mod volumes;
 
 use std::path::Path;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::shown;
 use crate::backend;
 use crate::config::{LvmPool, PoolKind, Settings};
+use crate::decide::plan::SkipReason;
 use crate::error::Result;
 use crate::fsys::NodeKind;
 use crate::lock;
@@ -92,6 +93,32 @@ pub struct VolumeStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// Why it is skipped, failed or missing.
     pub note: Option<String>,
+    /// How a guest would open it (not shown: for `verify`).
+    #[serde(skip)]
+    pub opened: Opened,
+}
+
+/// How a guest's QEMU would open a volume, and whether libvirt holds its label.
+#[derive(Debug, Clone, Default)]
+pub struct Opened {
+    /// The SELinux class it is opened as: `file`, `blk_file`; `None` for what a guest
+    /// does not open as a disk (symlinks, sockets, FIFOs, missing LV nodes).
+    pub class: Option<&'static str>,
+    /// libvirt labeled it for a running domain (its remember xattrs are set).
+    pub by_libvirt: bool,
+}
+
+impl Opened {
+    fn of(ex: &Examined) -> Opened {
+        Opened {
+            class: match ex.kind {
+                NodeKind::Regular { .. } => Some("file"),
+                NodeKind::BlockDevice => Some("blk_file"),
+                _ => None,
+            },
+            by_libvirt: ex.outcome == Outcome::Skipped(SkipReason::HeldByLibvirt),
+        }
+    }
 }
 
 /// How a volume is shown: its name, its path, and its address.
@@ -199,6 +226,7 @@ impl Holders<'_> {
                     desired: None,
                     drift: false,
                     note: Some("missing: the volume does not exist".into()),
+                    opened: Opened::default(),
                 }
             })
             .collect()
@@ -240,6 +268,7 @@ fn dir_status(rec: &mut Reconciler<'_>, idx: usize, holders: &Holders<'_>) -> Po
             desired: ex.desired.as_ref().map(|c| c.to_string()),
             drift: ex.outcome == Outcome::Relabeled,
             note: note_of(ex),
+            opened: Opened::of(ex),
         });
     });
     let (mut volumes, seen, summary) = found.into_inner().expect("status");
@@ -317,6 +346,7 @@ fn lvm_status(
                 .and_then(|e| e.desired.as_ref().map(|c| c.to_string())),
             drift: ex.as_ref().is_some_and(|e| e.outcome == Outcome::Relabeled),
             note: ex.as_ref().and_then(note_of),
+            opened: ex.as_ref().map(Opened::of).unwrap_or_default(),
         });
     }
     if status.available {
@@ -342,6 +372,18 @@ impl Holders<'_> {
 
 /// Each pool's volumes with their holders and labels; writes nothing.
 pub fn status(settings: &Settings) -> Result<Vec<PoolStatus>> {
+    status_of(settings, None)
+}
+
+/// [`status`] of one pool (`only`), or of all; an unknown pool is a usage error.
+pub fn status_of(settings: &Settings, only: Option<&str>) -> Result<Vec<PoolStatus>> {
+    if let Some(name) = only
+        && !settings.pools.iter().any(|p| p.name == name)
+    {
+        return Err(crate::error::Error::Usage(format!(
+            "--pool: no pool named {name:?}"
+        )));
+    }
     lock::ensure_state_dir(&settings.state_dir)?;
     let store = backend::open(settings)?;
     let index = store.holder_index()?;
@@ -357,6 +399,9 @@ pub fn status(settings: &Settings) -> Result<Vec<PoolStatus>> {
     let mut rec = Reconciler::new(settings, Apply::Inspect);
     let mut report = Vec::new();
     for (idx, pool) in settings.pools.iter().enumerate() {
+        if only.is_some_and(|name| name != pool.name) {
+            continue;
+        }
         let mut status = match pool.kind {
             PoolKind::Dir(_) => dir_status(&mut rec, idx, &holders),
             PoolKind::Lvm(ref lvm) => lvm_status(&mut rec, idx, lvm, &holders),
