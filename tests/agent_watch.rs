@@ -105,6 +105,7 @@ fn a_restart_converges_on_what_changed_while_the_agent_was_down() {
                 file: None,
                 via: None,
                 host: None,
+                label: None,
             })
             .unwrap();
     }

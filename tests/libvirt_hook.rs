@@ -505,3 +505,112 @@ fn what_a_domain_boots_from_is_labeled_as_libvirt_labels_it() {
     );
     hook_ok(&bed.config, "vm1", "release", "end", &elsewhere);
 }
+
+#[test]
+fn libvirts_disks_case_gets_libvirts_labels() {
+    // libvirt's own case (tests/securityselinuxlabeldata/disks.xml and disks.txt), its
+    // paths moved into a pool: plain, shareable, readonly, a disk with relabel='no' and
+    // one with a label of its own. One difference, by design: relabel='no' on a disk
+    // means the agent labels it (libvirt leaves it; disks.txt expects no label).
+    let (bed, _status) = libvirt_bed("");
+    let names = [
+        "plain.raw",
+        "shared.raw",
+        "readonly.raw",
+        "nolabel.raw",
+        "altlabel.raw",
+    ];
+    let files: Vec<PathBuf> = names.iter().map(|f| bed.file(f)).collect();
+    let p = |i: usize| files[i].display().to_string();
+    let custom = "system_u:object_r:svirt_image_custom_t:s0:c41,c264";
+    let xml = |alt: &str| {
+        format!(
+            "<domain type='kvm'><name>vm1</name><uuid>c7b3edbd-edaf-9455-926a-d65c16db1800</uuid>\
+             <memory unit='KiB'>219200</memory>\
+             <os><type arch='x86_64' machine='pc-1.0'>hvm</type><boot dev='cdrom'/></os>\
+             <devices>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+               <source file='{}'/><target dev='vda' bus='virtio'/></disk>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+               <source file='{}'/><shareable/><target dev='vdb' bus='virtio'/></disk>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+               <source file='{}'/><readonly/><target dev='vdc' bus='virtio'/></disk>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+               <source file='{}'><seclabel model='selinux' relabel='no'/></source>\
+               <target dev='vdd' bus='virtio'/></disk>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+               <source file='{}'><seclabel model='selinux' relabel='yes'>\
+               <label>{alt}</label></seclabel></source>\
+               <target dev='vde' bus='virtio'/></disk>\
+             </devices>\
+             <seclabel model='selinux' type='dynamic' relabel='yes'>\
+             <label>system_u:system_r:svirt_t:s0:c41,c264</label>\
+             <imagelabel>system_u:object_r:svirt_image_t:s0:c41,c264</imagelabel>\
+             </seclabel></domain>",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        )
+    };
+    let domain = xml(custom);
+    hook_ok(&bed.config, "vm1", "prepare", "begin", &domain);
+    // disks.txt, line by line.
+    let expected = [
+        image_label("c41,c264"),
+        SVIRT_IMAGE.to_owned(),
+        VIRT_CONTENT.to_owned(),
+        image_label("c41,c264"), // libvirt: left alone
+        custom.to_owned(),
+    ];
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(label(&files[i]).as_ref(), Some(want), "{}", names[i]);
+    }
+    // status shows the disk's own label as the one it must carry: no drift.
+    let status = bed.ok(&["status", "--json"]);
+    assert!(
+        status.contains(custom) && !status.contains("\"drift\":true"),
+        "{status}"
+    );
+    bed.ok(&["scan"]);
+    assert_eq!(
+        label(&files[4]).as_deref(),
+        Some(custom),
+        "a rescan keeps it"
+    );
+    // The refpolicy has no svirt_image_custom_t (libvirt's test policy has): verify
+    // says so, and that the guest could not use that disk; nothing else.
+    let out = bed.cli(&["verify", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<(&str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap(), f["volume"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("holder_denied", "altlabel.raw")], "{v:#}");
+    assert!(
+        v["unchecked"][0]
+            .as_str()
+            .unwrap()
+            .contains("svirt_image_custom_t"),
+        "{v:#}"
+    );
+    hook_ok(&bed.config, "vm1", "release", "end", &domain);
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", names[i]);
+    }
+    // A label that is no context: the domain does not start, the message names the
+    // disk, and nothing is attached.
+    let out = hook(&bed.config, "vm1", "prepare", "begin", &xml("not a label"));
+    assert_eq!(out.status.code(), Some(2), "a domain XML error: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("disk vde") && err.contains("not a label"),
+        "{err}"
+    );
+    for f in &files {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
+    }
+}

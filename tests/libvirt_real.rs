@@ -62,6 +62,23 @@ impl Libvirt {
         }
     }
 
+    /// Starts a transient domain from `xml` (its `<name>` is `name`), asserting that
+    /// libvirtd called the hook.
+    fn create_xml(&mut self, name: &str, xml: &str) -> Output {
+        let file = PathBuf::from(format!("/run/svirt-pool-test/{name}.xml"));
+        std::fs::write(&file, xml).unwrap();
+        self.domains.push(name.to_owned());
+        let out = virsh(&["create", file.to_str().unwrap()]);
+        let calls = std::fs::read_to_string(HOOK_CALLS).unwrap_or_default();
+        assert!(
+            calls.lines().any(|l| l == format!("{name} prepare begin")),
+            "libvirtd did not call the test hook {HOOK} for {name} (it finds hooks only when \
+             it starts; calls seen: {calls:?}); virsh create said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Starts a transient TCG domain with these disks (`(file, readonly)`).
     fn create(&mut self, name: &str, disks: &[(&Path, bool)]) -> Output {
         let mut xml = format!(
@@ -86,18 +103,7 @@ impl Libvirt {
             ));
         }
         xml.push_str("</devices></domain>");
-        let file = PathBuf::from(format!("/run/svirt-pool-test/{name}.xml"));
-        std::fs::write(&file, xml).unwrap();
-        self.domains.push(name.to_owned());
-        let out = virsh(&["create", file.to_str().unwrap()]);
-        let calls = std::fs::read_to_string(HOOK_CALLS).unwrap_or_default();
-        assert!(
-            calls.lines().any(|l| l == format!("{name} prepare begin")),
-            "libvirtd did not call the test hook {HOOK} for {name} (it finds hooks only when \
-             it starts; calls seen: {calls:?}); virsh create said: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        self.create_xml(name, &xml)
     }
 }
 
@@ -289,4 +295,94 @@ fn a_disk_named_by_libvirt_pool_and_volume_is_labeled_as_the_file_it_is() {
     assert_eq!(label(&disk), Some(image_label(cats)), "the volume's file");
     virsh_ok(&["destroy", &name]);
     assert_eq!(label(&disk).as_deref(), Some(VIRT_IMAGE));
+}
+
+/// A multiboot kernel QEMU boots with `-kernel` (the "a.out kludge" header: a flat
+/// image loaded at 1 MiB) whose code halts: enough for a real guest to start from a
+/// kernel and an initrd (its multiboot module) without a Linux kernel on the machine.
+fn halting_kernel() -> Vec<u8> {
+    const MAGIC: u32 = 0x1BAD_B002;
+    const FLAGS: u32 = 0x0001_0000; // the load addresses below are valid
+    const LOAD: u32 = 0x0010_0000;
+    let checksum = 0u32.wrapping_sub(MAGIC.wrapping_add(FLAGS));
+    // magic, flags, checksum, header_addr, load_addr, load_end_addr (0: the whole
+    // file), bss_end_addr (none), entry_addr (right after this 32-byte header).
+    let header = [MAGIC, FLAGS, checksum, LOAD, LOAD, 0, 0, LOAD + 32];
+    let mut image: Vec<u8> = header.iter().flat_map(|w| w.to_le_bytes()).collect();
+    image.extend([0xfa, 0xf4, 0xeb, 0xfd]); // cli; hlt; jmp back to hlt
+    image.resize(64, 0);
+    image
+}
+
+#[test]
+fn a_real_guest_booting_from_a_kernel_or_uefi_in_a_pool_gets_libvirts_labels() {
+    let bed = Bed::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut libvirt = Libvirt::new(&bed.config);
+    let put = |name: &str, bytes: &[u8]| {
+        let path = bed.pool.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    };
+    let kernel = put("vmlinuz.bin", &halting_kernel());
+    let initrd = put("initrd.img", b"a multiboot module");
+    let ovmf = |f: &str| {
+        std::fs::read(format!("/usr/share/OVMF/{f}")).unwrap_or_else(|e| {
+            panic!("/usr/share/OVMF/{f}: {e} (Debian's ovmf: scripts/install-deps --tests)")
+        })
+    };
+    let code = put("OVMF_CODE_4M.fd", &ovmf("OVMF_CODE_4M.fd"));
+    let vars = put("uefi_VARS.fd", &ovmf("OVMF_VARS_4M.fd"));
+    bed.ok(&["scan"]);
+
+    // A kernel and an initrd: read, virt_content_t:s0 (libvirt's kernel.txt).
+    let name = unique("svirt-kernel").replace('-', "_");
+    let out = libvirt.create_xml(
+        &name,
+        &format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel>\
+             <initrd>{}</initrd></os><devices></devices></domain>",
+            kernel.display(),
+            initrd.display()
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(virsh_ok(&["domstate", &name]).trim(), "running");
+    for f in [&kernel, &initrd] {
+        assert_eq!(label(f).as_deref(), Some(VIRT_CONTENT), "{}", f.display());
+    }
+    virsh_ok(&["destroy", &name]);
+    for f in [&kernel, &initrd] {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
+    }
+
+    // UEFI: the firmware read (virt_content_t:s0), its variables written (the
+    // guest's image label, as libvirt labels <nvram>).
+    let name = unique("svirt-uefi").replace('-', "_");
+    let out = libvirt.create_xml(
+        &name,
+        &format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='q35'>hvm</type>\
+             <loader readonly='yes' type='pflash'>{}</loader><nvram>{}</nvram></os>\
+             <features><acpi/></features><devices></devices></domain>",
+            code.display(),
+            vars.display()
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(virsh_ok(&["domstate", &name]).trim(), "running");
+    let uuid = virsh_ok(&["domuuid", &name]).trim().to_owned();
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let cats = shown["categories"].as_str().unwrap();
+    assert_eq!(label(&code).as_deref(), Some(VIRT_CONTENT));
+    assert_eq!(label(&vars), Some(image_label(cats)), "nvram");
+    virsh_ok(&["destroy", &name]);
+    for f in [&code, &vars] {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
+    }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::guests::{self, EtcdGuests};
 use super::kv::{Entry, Kv};
+use crate::decide::context::Context;
 use crate::decide::labels::{self, FileId, Holder, Mode};
 use crate::error::{Error, Refusal, Result};
 use crate::registry::{self, Attachment, Guest, HolderIndex, Holds};
@@ -42,6 +43,9 @@ struct Record {
     mode: Option<Mode>,
     /// The file held (inode, birth time in ns); absent for LVs.
     file: Option<(u64, i64)>,
+    /// The disk's own label from its domain XML; absent for the mode's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
 }
 
 /// One hold as read back.
@@ -55,6 +59,7 @@ pub(super) struct Hold {
     pub(super) via: Option<Vec<u8>>,
     pub(super) mode: Mode,
     pub(super) file: Option<FileId>,
+    pub(super) label: Option<Context>,
 }
 
 impl Hold {
@@ -68,6 +73,7 @@ impl Hold {
             file: self.file,
             via: self.via.clone(),
             host: (self.host != me).then(|| self.host.clone()),
+            label: self.label.clone(),
         }
     }
 
@@ -78,6 +84,7 @@ impl Hold {
             mode: self.mode,
             file: self.file,
             host: (self.host != me).then(|| self.host.clone()),
+            label: self.label.clone(),
         }
     }
 }
@@ -458,6 +465,7 @@ impl EtcdHolds {
                 Record {
                     mode: Some(att.mode),
                     file: att.file.map(|f| (f.ino, f.btime_ns)),
+                    label: att.label.as_ref().map(|l| l.as_str().to_owned()),
                 },
             ),
             Some(overlay) => (
@@ -465,6 +473,7 @@ impl EtcdHolds {
                 Record {
                     mode: None,
                     file: att.file.map(|f| (f.ino, f.btime_ns)),
+                    label: None,
                 },
             ),
         };
@@ -908,6 +917,11 @@ fn hold(
         via: overlay.map(unhex).transpose()?,
         mode: record.mode.unwrap_or(labels::BACKING_MODE),
         file: record.file.map(|(ino, btime_ns)| FileId { ino, btime_ns }),
+        label: record
+            .label
+            .map(|l| l.parse::<Context>())
+            .transpose()
+            .map_err(|e| corrupt(&format!("the hold of {guest} on {host} ({e})")))?,
     })
 }
 

@@ -78,6 +78,9 @@ pub struct Holder {
     /// The host it holds the volume on, when that is another host of the cluster
     /// (`None`: this one). A shared pool's volume may be held on several hosts.
     pub host: Option<String>,
+    /// The label the domain's XML gives this disk itself (`<source><seclabel
+    /// model='selinux' relabel='yes'><label>`), instead of the one its mode decides.
+    pub label: Option<Context>,
 }
 
 impl Holder {
@@ -153,6 +156,8 @@ pub struct Conflict {
 /// The label a volume must carry given everyone who holds it.
 ///
 /// - none → resting label;
+/// - a holder's own label (a disk's `<seclabel>` in its domain XML) → that label
+///   (every holder has the same one: [`check_attach`]);
 /// - exactly one `rw` → that guest's image label;
 /// - any `shared`, no `rw` → the shared image label;
 /// - only `ro` → the content label;
@@ -169,7 +174,14 @@ pub fn desired_label(holders: &[Holder], contexts: &GuestContexts) -> Result<Tar
                 others,
             });
         }
-        return Ok(Target::Label(contexts.image_label(rw.pair)));
+        return Ok(Target::Label(
+            rw.label
+                .clone()
+                .unwrap_or_else(|| contexts.image_label(rw.pair)),
+        ));
+    }
+    if let Some(own) = holders.iter().find_map(|h| h.label.clone()) {
+        return Ok(Target::Label(own));
     }
     if holders.iter().any(|h| h.mode == Mode::Shared) {
         return Ok(Target::Label(contexts.shared_label()));
@@ -205,6 +217,29 @@ pub enum AttachRefusal {
         /// The host it holds it on, when another host of the cluster.
         host: Option<String>,
     },
+    /// Another guest uses it with another label than the one asked (a disk's own
+    /// label is one label for every guest that uses the file).
+    #[error(
+        "is used by guest {guest}{} with {}; one file has one label",
+        on_host(host),
+        label_shown(label)
+    )]
+    OtherLabel {
+        /// The other holder.
+        guest: String,
+        /// Its own label, when it has one.
+        label: Option<String>,
+        /// The host it holds it on, when another host of the cluster.
+        host: Option<String>,
+    },
+}
+
+/// What a label is, in a refusal: the label, or "the label its mode decides".
+fn label_shown(label: &Option<String>) -> String {
+    label.as_ref().map_or_else(
+        || "the label its mode decides".into(),
+        |l| format!("label {l}"),
+    )
 }
 
 /// " on host NAME" for a holder on another host, else nothing.
@@ -217,9 +252,23 @@ fn on_host(host: &Option<String>) -> String {
 /// Whether `guest` may hold a volume in `mode` given the other holders.
 ///
 /// The guest's own previous attachment does not count: attaching again changes its mode.
-pub fn check_attach(existing: &[Holder], guest: &str, mode: Mode) -> Result<(), AttachRefusal> {
+/// `label`: the disk's own label, when its domain XML gives one; every guest of a file
+/// must then ask the same (and none may ask one while others use the file without).
+pub fn check_attach(
+    existing: &[Holder],
+    guest: &str,
+    mode: Mode,
+    label: Option<&Context>,
+) -> Result<(), AttachRefusal> {
     let others = existing.iter().filter(|h| h.guest != guest);
     for other in others {
+        if other.label.as_ref() != label && other.mode != Mode::Rw && mode != Mode::Rw {
+            return Err(AttachRefusal::OtherLabel {
+                guest: other.guest.clone(),
+                label: other.label.as_ref().map(|l| l.as_str().to_owned()),
+                host: other.host.clone(),
+            });
+        }
         if other.mode == Mode::Rw {
             return Err(AttachRefusal::HeldRw {
                 guest: other.guest.clone(),
@@ -262,6 +311,7 @@ mod tests {
             mode,
             file: None,
             host: None,
+            label: None,
         }
     }
 
@@ -317,10 +367,10 @@ mod tests {
     #[test]
     fn attach_rules() {
         let ro = [holder("g1", 1, 2, Mode::Ro)];
-        assert!(check_attach(&ro, "g2", Mode::Ro).is_ok());
-        assert!(check_attach(&ro, "g2", Mode::Shared).is_ok());
+        assert!(check_attach(&ro, "g2", Mode::Ro, None).is_ok());
+        assert!(check_attach(&ro, "g2", Mode::Shared, None).is_ok());
         assert_eq!(
-            check_attach(&ro, "g2", Mode::Rw),
+            check_attach(&ro, "g2", Mode::Rw, None),
             Err(AttachRefusal::NotSole {
                 guest: "g1".into(),
                 mode: Mode::Ro,
@@ -328,22 +378,77 @@ mod tests {
             })
         );
         // The holder itself may change its mode.
-        assert!(check_attach(&ro, "g1", Mode::Rw).is_ok());
+        assert!(check_attach(&ro, "g1", Mode::Rw, None).is_ok());
         let rw = [holder("g1", 1, 2, Mode::Rw)];
         assert_eq!(
-            check_attach(&rw, "g2", Mode::Ro).unwrap_err().to_string(),
+            check_attach(&rw, "g2", Mode::Ro, None)
+                .unwrap_err()
+                .to_string(),
             "is attached rw to guest g1"
         );
         let mut elsewhere = holder("g1", 1, 2, Mode::Rw);
         elsewhere.host = Some("b".into());
         assert_eq!(
-            check_attach(&[elsewhere.clone()], "g2", Mode::Ro)
+            check_attach(&[elsewhere.clone()], "g2", Mode::Ro, None)
                 .unwrap_err()
                 .to_string(),
             "is attached rw to guest g1 on host b"
         );
         // The same guest on another host (a migration) is the guest itself.
-        assert!(check_attach(&[elsewhere], "g1", Mode::Rw).is_ok());
+        assert!(check_attach(&[elsewhere], "g1", Mode::Rw, None).is_ok());
+    }
+
+    #[test]
+    fn a_disks_own_label_is_its_label_in_every_mode() {
+        let c = contexts();
+        let custom: Context = "system_u:object_r:svirt_image_custom_t:s0:c41,c264"
+            .parse()
+            .unwrap();
+        for mode in [Mode::Rw, Mode::Shared, Mode::Ro] {
+            let own = Holder {
+                label: Some(custom.clone()),
+                ..holder("g1", 1, 2, mode)
+            };
+            assert_eq!(
+                desired_label(std::slice::from_ref(&own), &c),
+                Ok(Target::Label(custom.clone()))
+            );
+            // Beside a backing-file hold (which has no label of its own).
+            if mode != Mode::Rw {
+                let backing = holder("g2", 3, 4, Mode::Ro);
+                assert_eq!(
+                    desired_label(&[backing, own], &c),
+                    Ok(Target::Label(custom.clone()))
+                );
+            }
+        }
+        let shared = Holder {
+            label: Some(custom.clone()),
+            ..holder("g1", 1, 2, Mode::Shared)
+        };
+        assert!(
+            check_attach(
+                std::slice::from_ref(&shared),
+                "g2",
+                Mode::Shared,
+                Some(&custom)
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            check_attach(&[shared], "g2", Mode::Shared, None),
+            Err(AttachRefusal::OtherLabel { .. })
+        ));
+        // rw keeps its own refusal.
+        assert!(matches!(
+            check_attach(
+                &[holder("g1", 1, 2, Mode::Rw)],
+                "g2",
+                Mode::Ro,
+                Some(&custom)
+            ),
+            Err(AttachRefusal::HeldRw { .. })
+        ));
     }
 
     #[test]

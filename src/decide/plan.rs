@@ -182,6 +182,7 @@ mod tests {
             mode: Mode::Rw,
             file: None,
             host: None,
+            label: None,
         }];
         let c = contexts();
         let files = VolumeType::Files;

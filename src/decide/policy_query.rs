@@ -293,6 +293,17 @@ impl Asker {
         Ok(sid)
     }
 
+    /// Whether the policy knows `context` (its user, role, type and level are valid).
+    pub fn knows(&mut self, context: &str) -> bool {
+        match self.answerer {
+            Answerer::Kernel => CString::new(context).is_ok_and(|c| {
+                // SAFETY: c is NUL-terminated.
+                unsafe { selinux_sys::security_check_context_raw(c.as_ptr()) == 0 }
+            }),
+            Answerer::Sepol { .. } => self.sid(context).is_ok(),
+        }
+    }
+
     /// How many questions the policy itself answered (the others were the same
     /// [`Shape`] as one it answered).
     pub fn asked(&self) -> usize {

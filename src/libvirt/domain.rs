@@ -64,6 +64,10 @@ pub struct Disk {
     /// written (`rw`: the guest's image label, as libvirt gives `<nvram>`), and a
     /// `<loader readonly='no'>` written too.
     pub mode: Mode,
+    /// The disk's own SELinux label (`<source><seclabel model='selinux'
+    /// relabel='yes'><label>`): libvirt gives the file exactly this label, and so does
+    /// the agent. `relabel='no'` on a disk still leaves the labeling to the agent.
+    pub label: Option<Context>,
 }
 
 /// Why a domain XML was refused.
@@ -117,9 +121,10 @@ pub fn parse(xml: &str) -> Result<Domain, XmlError> {
             devices
                 .children()
                 .filter(|n| n.has_tag_name("disk"))
-                .filter_map(disk)
-                .collect()
+                .filter_map(|n| disk(n).transpose())
+                .collect::<Result<Vec<Disk>, XmlError>>()
         })
+        .transpose()?
         .unwrap_or_default();
     if let Some(os) = child(domain, "os") {
         disks.extend(boot_files(os));
@@ -137,17 +142,22 @@ fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree:
 }
 
 /// A `<disk>` with a local file or block source; `None` for network disks and empty
-/// drives.
-fn disk(node: roxmltree::Node<'_, '_>) -> Option<Disk> {
-    let source = child(node, "source")?;
-    let (path, volume) = match node.attribute("type").unwrap_or("file") {
-        "file" => (source.attribute("file")?, None),
-        "block" => (source.attribute("dev")?, None),
-        "volume" => {
-            let pool = source.attribute("pool")?.to_owned();
-            ("", Some((pool, source.attribute("volume")?.to_owned())))
-        }
-        _ => return None,
+/// drives; an error for a label of its own that is not a valid context.
+fn disk(node: roxmltree::Node<'_, '_>) -> Result<Option<Disk>, XmlError> {
+    let Some(source) = child(node, "source") else {
+        return Ok(None);
+    };
+    let named = match node.attribute("type").unwrap_or("file") {
+        "file" => source.attribute("file").map(|f| (f, None)),
+        "block" => source.attribute("dev").map(|d| (d, None)),
+        "volume" => source
+            .attribute("pool")
+            .zip(source.attribute("volume"))
+            .map(|(p, v)| ("", Some((p.to_owned(), v.to_owned())))),
+        _ => None,
+    };
+    let Some((path, volume)) = named else {
+        return Ok(None);
     };
     let device = node.attribute("device").unwrap_or("disk");
     let readonly = child(node, "readonly").is_some() || device == "cdrom";
@@ -164,12 +174,35 @@ fn disk(node: roxmltree::Node<'_, '_>) -> Option<Disk> {
             .and_then(|t| t.attribute("dev"))
             .unwrap_or(device)
     );
-    Some(Disk {
+    let label = own_label(source).map_err(|e| XmlError(format!("{target}: {e}")))?;
+    Ok(Some(Disk {
         target,
         source: PathBuf::from(path),
         volume,
         mode,
-    })
+        label,
+    }))
+}
+
+/// The label a disk's `<source>` gives it: `<seclabel model='selinux'>` (the model may
+/// be left out) with `relabel` not `no` and a `<label>`.
+fn own_label(source: roxmltree::Node<'_, '_>) -> Result<Option<Context>, String> {
+    let seclabel = source
+        .children()
+        .filter(|n| n.has_tag_name("seclabel"))
+        .find(|n| {
+            n.attribute("model").is_none_or(|m| m == "selinux")
+                && n.attribute("relabel") != Some("no")
+        });
+    seclabel
+        .and_then(|s| child(s, "label"))
+        .and_then(|l| l.text())
+        .map(|t| {
+            t.trim()
+                .parse::<Context>()
+                .map_err(|e| format!("<seclabel><label>: {e}"))
+        })
+        .transpose()
 }
 
 /// The local files `<os>` names: `<kernel>`, `<initrd>`, `<dtb>` and the ACPI
@@ -204,6 +237,7 @@ fn boot_files(os: roxmltree::Node<'_, '_>) -> Vec<Disk> {
                             source: PathBuf::from(path),
                             volume: None,
                             mode: Mode::Ro,
+                            label: None,
                         });
                     }
                 }
@@ -221,6 +255,7 @@ fn boot_files(os: roxmltree::Node<'_, '_>) -> Vec<Disk> {
                 source: PathBuf::from(path),
                 volume: None,
                 mode,
+                label: None,
             });
         }
     }

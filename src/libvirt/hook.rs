@@ -141,9 +141,9 @@ fn attach(batcher: &Batcher, settings: &Settings, d: &Domain) -> Result<String> 
         .iter()
         .filter(|disk| locate::is_managed(settings, &disk.source))
         .collect();
-    let asked: Vec<(&std::path::Path, crate::decide::labels::Mode)> = managed
+    let asked: Vec<_> = managed
         .iter()
-        .map(|disk| (disk.source.as_path(), disk.mode))
+        .map(|disk| (disk.source.as_path(), disk.mode, disk.label.clone()))
         .collect();
     let answers = volumes::attach_all(batcher, settings, Caller::ROOT, &d.uuid, &asked);
     let mut attached = Vec::new();

@@ -259,6 +259,7 @@ pub fn create_save_image(
         file: Some(id),
         via: None,
         host: None,
+        label: None,
     });
     if let Err(e) = recorded {
         // Only while the name still holds our file: never remove someone else's.

@@ -23,7 +23,7 @@ use super::report::{self, PoolStatus, VolumeStatus};
 use crate::backend;
 use crate::config::{PoolKind, Settings};
 use crate::decide::context::{CategorySet, Context};
-use crate::decide::policy_query::{Asker, Source};
+use crate::decide::policy_query::{Asker, QueryError, Source};
 use crate::error::{Error, Result};
 use crate::registry::Guest;
 
@@ -212,6 +212,8 @@ struct Reach<'a> {
     /// the open label does not give them (before what they hold is counted).
     beyond_open: HashMap<BeyondKey, Rc<Vec<(usize, Access)>>>,
     questions: usize,
+    /// Labels the policy does not know.
+    unknown: BTreeSet<String>,
 }
 
 impl Reach<'_> {
@@ -221,10 +223,16 @@ impl Reach<'_> {
         if !self.by_label.contains_key(&key) {
             let mut each = Vec::with_capacity(self.subjects.len());
             for s in self.subjects {
-                let answer = self
-                    .asker
-                    .allowed(&s.process, label, class, &Access::PERMS)
-                    .map_err(|e| Error::failed(format!("verify: {e}")))?;
+                let answer = match self.asker.allowed(&s.process, label, class, &Access::PERMS) {
+                    Ok(answer) => answer,
+                    // A label the policy does not know: no process may use it (the
+                    // kernel refuses to set it on a host that enforces this policy).
+                    Err(QueryError::Unknown(what)) if what.contains(label) => {
+                        self.unknown.insert(label.to_owned());
+                        vec![false, false]
+                    }
+                    Err(e) => return Err(Error::failed(format!("verify: {e}"))),
+                };
                 each.push(Access {
                     read: answer[0],
                     write: answer[1],
@@ -300,7 +308,10 @@ pub fn verify(
     let pools = report::status_of(settings, only)?;
     let guests = backend::open(settings)?.guests()?;
     let subjects = subjects(settings, &guests, running);
-    let asker = Asker::new().map_err(|e| Error::failed(format!("verify: {e}")))?;
+    let mut asker = Asker::new().map_err(|e| Error::failed(format!("verify: {e}")))?;
+    // A process label the policy does not know cannot run on a host that enforces it.
+    let (subjects, unknown): (Vec<Subject>, Vec<Subject>) =
+        subjects.into_iter().partition(|s| asker.knows(&s.process));
     let mut v = Verification {
         policy: match asker.source() {
             Source::Kernel => "kernel",
@@ -313,7 +324,15 @@ pub fn verify(
         questions: 0,
         asked_policy: 0,
         open_to_all: 0,
-        unchecked: Vec::new(),
+        unchecked: unknown
+            .iter()
+            .map(|s| {
+                format!(
+                    "guest {} ({}): the policy does not know its process label {}",
+                    s.name, s.uuid, s.process
+                )
+            })
+            .collect(),
         findings: Vec::new(),
     };
     let mut reach = Reach {
@@ -322,6 +341,7 @@ pub fn verify(
         by_label: HashMap::new(),
         beyond_open: HashMap::new(),
         questions: 0,
+        unknown: BTreeSet::new(),
     };
     let known = Known::of(&guests, &subjects, running);
     for pool in &pools {
@@ -344,6 +364,10 @@ pub fn verify(
         }
     }
     v.labels = reach.by_label.len();
+    v.unchecked.extend(
+        (reach.unknown.iter())
+            .map(|l| format!("label {l}: the policy does not know it (no guest may use it)")),
+    );
     v.questions = reach.questions;
     v.asked_policy = reach.asker.asked();
     v.findings.sort_by(|a, b| {

@@ -27,6 +27,7 @@ pub(crate) fn att(guest: &str, volume: &str, mode: Mode) -> Attachment {
         file: None,
         via: None,
         host: None,
+        label: None,
     }
 }
 
@@ -380,6 +381,67 @@ pub(crate) fn holders_carry_the_run_pair(store: &mut dyn Registry) {
     assert_eq!(store.holders("p", b"x.img").unwrap()[0].pair, a.pair);
 }
 
+/// A disk's own label is kept with its attachment (read back by every listing), the
+/// holders carry it, and another guest may share the file only with the same label.
+pub(crate) fn a_disks_own_label_is_kept_and_shared_only_alike(store: &mut dyn Registry) {
+    let cats = CategorySet::parse("c0.c9").unwrap();
+    for g in ["a", "b", "c"] {
+        store.define_guest(g, None, &cats, 0, u32::MAX).unwrap();
+    }
+    let custom: crate::decide::context::Context =
+        "system_u:object_r:svirt_image_custom_t:s0:c41,c264"
+            .parse()
+            .unwrap();
+    let with = |g: &str, mode| Attachment {
+        label: Some(custom.clone()),
+        ..att(g, "alt.raw", mode)
+    };
+    store.attach(&with("a", Mode::Shared)).unwrap();
+    assert_eq!(
+        store.attachments(Some("a")).unwrap()[0].label,
+        Some(custom.clone())
+    );
+    assert_eq!(
+        store.attachments(None).unwrap()[0].label,
+        Some(custom.clone())
+    );
+    assert_eq!(
+        store.holders("p", b"alt.raw").unwrap()[0].label,
+        Some(custom.clone())
+    );
+    assert_eq!(
+        store.holder_index().unwrap()["p"][&b"alt.raw".to_vec()][0].label,
+        Some(custom.clone())
+    );
+    // Without the label, or with another: refused, naming the label in use.
+    let refused = store
+        .attach(&att("b", "alt.raw", Mode::Shared))
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("svirt_image_custom_t"),
+        "{refused}"
+    );
+    let other = Attachment {
+        label: Some("system_u:object_r:svirt_image_t:s0:c1,c2".parse().unwrap()),
+        ..att("b", "alt.raw", Mode::Shared)
+    };
+    assert!(store.attach(&other).is_err());
+    store.attach(&with("b", Mode::Shared)).unwrap();
+    assert_eq!(store.holders("p", b"alt.raw").unwrap().len(), 2);
+    // A file used without a label of its own refuses one.
+    store.attach(&att("a", "plain.raw", Mode::Ro)).unwrap();
+    assert!(store.attach(&with("c", Mode::Ro)).is_ok(), "another file");
+    let on_plain = Attachment {
+        label: Some(custom.clone()),
+        ..att("b", "plain.raw", Mode::Ro)
+    };
+    let refused = store.attach(&on_plain).unwrap_err();
+    assert!(
+        refused.to_string().contains("the label its mode decides"),
+        "{refused}"
+    );
+}
+
 /// One `#[test]` per contract test of guests and pairs, each on a fresh `Guests` from
 /// `$fresh` (which returns it and whatever must live as long as it).
 macro_rules! guest_contract_tests {
@@ -407,6 +469,7 @@ macro_rules! contract_tests {
             holders_carry_the_run_pair,
             backing_files_are_held_ro_per_overlay_and_block_rw,
             read_access_never_pins,
+            a_disks_own_label_is_kept_and_shared_only_alike,
         );
     };
     (@each $fresh:expr; $($name:ident),* $(,)?) => {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::decide::context::{CategorySet, Pair};
+use crate::decide::context::{CategorySet, Context, Pair};
 use crate::decide::labels::{FileId, Holder, Mode};
 use crate::decide::mcs;
 use crate::error::{Error, Refusal, Result};
@@ -69,6 +69,9 @@ pub struct Attachment {
     /// The host of the cluster it is held on, when not this one (read back from a
     /// shared pool); `None` for this host's. A new attachment is always this host's.
     pub host: Option<String>,
+    /// The disk's own label from its domain XML (`<source><seclabel>`), carried
+    /// instead of the one its mode decides; `None` for the mode's.
+    pub label: Option<Context>,
 }
 
 /// Adds what the release of one pin took to `released`: the backing-file holds of
@@ -89,6 +92,7 @@ pub(crate) fn add_released_pin(
             file: None,
             via: None,
             host,
+            label: None,
         });
     }
 }
@@ -116,13 +120,15 @@ pub(crate) fn dedup_holders(holders: &mut Vec<Holder>) {
 /// Whether `att.guest` may hold `att.volume` in its mode beside `holders`: the label
 /// decision's rule ([`crate::decide::labels::check_attach`]) as the registry's refusal.
 pub(crate) fn check_held(holders: &[Holder], att: &Attachment) -> Result<()> {
-    crate::decide::labels::check_attach(holders, &att.guest, att.mode).map_err(|why| {
-        Refusal::Held {
-            volume: att.volume.escape_ascii().to_string(),
-            why,
-        }
-        .into()
-    })
+    crate::decide::labels::check_attach(holders, &att.guest, att.mode, att.label.as_ref()).map_err(
+        |why| {
+            Refusal::Held {
+                volume: att.volume.escape_ascii().to_string(),
+                why,
+            }
+            .into()
+        },
+    )
 }
 
 /// Every attachment: pool name → volume path → holders.

@@ -39,8 +39,8 @@ impl Holds for Store {
             Some(uuid) => Ok(attachments_of(self.conn(), uuid)?),
             None => {
                 let mut stmt = self.conn().prepare(
-                    "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
-                     ORDER BY pool, volume, guest",
+                    "SELECT guest, pool, volume, mode, file_ino, file_btime, label
+                     FROM attachments ORDER BY pool, volume, guest",
                 )?;
                 let rows = stmt.query_map([], attachment_row)?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -208,17 +208,19 @@ fn attach_in(tx: &Connection, att: &Attachment) -> Result<Option<Mode>> {
     let (ino, btime) = file_columns(att.file);
     exec(
         tx,
-        "INSERT INTO attachments (guest, pool, volume, mode, file_ino, file_btime)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO attachments (guest, pool, volume, mode, file_ino, file_btime, label)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (guest, pool, volume) DO UPDATE SET mode = excluded.mode,
-             file_ino = excluded.file_ino, file_btime = excluded.file_btime",
+             file_ino = excluded.file_ino, file_btime = excluded.file_btime,
+             label = excluded.label",
         params![
             att.guest,
             att.pool,
             att.volume,
             att.mode.as_str(),
             ino,
-            btime
+            btime,
+            att.label.as_ref().map(|l| l.as_str())
         ],
     )?;
     Ok(previous)
@@ -292,6 +294,7 @@ fn backing_of(
             file: file_of(r.get(4)?, r.get(5)?),
             via: Some(r.get(2)?),
             host: None,
+            label: None,
         })
     };
     let columns = "SELECT guest, pool, overlay, volume, file_ino, file_btime FROM backing";
@@ -324,8 +327,8 @@ impl Store {
         let mut held: Vec<Attachment> = self
             .conn()
             .prepare(
-                "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
-                 WHERE pool = ?1 ORDER BY guest, volume",
+                "SELECT guest, pool, volume, mode, file_ino, file_btime, label
+                 FROM attachments WHERE pool = ?1 ORDER BY guest, volume",
             )?
             .query_map([pool], super::rows::attachment_row)?
             .collect::<rusqlite::Result<_>>()?;

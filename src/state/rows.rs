@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Attachment, Guest};
-use crate::decide::context::{self, Pair};
+use crate::decide::context::{self, Context, Pair};
 use crate::decide::labels::{self, FileId, Holder, Mode};
 
 /// The columns [`guest_row`] reads, in order.
@@ -77,11 +77,11 @@ pub(super) fn file_columns(file: Option<FileId>) -> (Option<i64>, Option<i64>) {
 /// columns from column 2 on. An attachment's mode, or NULL for a backing-file hold.
 pub(super) const HOLDS: &str = "
     SELECT a.pool, a.volume, a.guest, g.cat_low, g.cat_high, g.run_low, g.run_high,
-           a.mode, a.file_ino, a.file_btime
+           a.mode, a.file_ino, a.file_btime, a.label
     FROM attachments a JOIN guests g ON g.uuid = a.guest
     UNION ALL
     SELECT b.pool, b.volume, b.guest, g.cat_low, g.cat_high, g.run_low, g.run_high,
-           NULL, b.file_ino, b.file_btime
+           NULL, b.file_ino, b.file_btime, NULL
     FROM backing b JOIN guests g ON g.uuid = b.guest";
 
 /// A holder from a row of [`HOLDS`]: the pair its volumes carry and a backing hold's
@@ -100,6 +100,7 @@ pub(super) fn holder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Holder> {
         mode,
         file: file_of(r.get(8)?, r.get(9)?),
         host: None,
+        label: label_of(r.get(10)?)?,
     })
 }
 
@@ -129,16 +130,27 @@ pub(super) fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachme
         file: file_of(r.get(4)?, r.get(5)?),
         via: None,
         host: None,
+        label: label_of(r.get(6)?)?,
     })
 }
 
 pub(super) fn attachments_of(conn: &Connection, uuid: &str) -> rusqlite::Result<Vec<Attachment>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT guest, pool, volume, mode, file_ino, file_btime FROM attachments
+        "SELECT guest, pool, volume, mode, file_ino, file_btime, label FROM attachments
          WHERE guest = ?1 ORDER BY pool, volume",
     )?;
     let rows = stmt.query_map([uuid], attachment_row)?;
     rows.collect()
+}
+
+/// A disk's own label as stored (validated again: the state file may be edited).
+pub(super) fn label_of(text: Option<String>) -> rusqlite::Result<Option<Context>> {
+    text.map(|t| {
+        t.parse().map_err(|e: context::ParseError| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
 }
 
 pub(super) fn mode_of(text: &str) -> rusqlite::Result<Mode> {

@@ -1,7 +1,7 @@
 //! The schema, one statement list per version (`PRAGMA user_version`).
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE guests (
@@ -55,5 +55,11 @@ CREATE TABLE backing (
 CREATE INDEX backing_by_volume ON backing (pool, volume);
 ";
 
+/// Version 4: an attachment may carry the disk's own label from its domain XML
+/// (`<source><seclabel><label>`) instead of the one its mode decides (NULL: the mode's).
+pub(super) const SCHEMA_V4: &str = "
+ALTER TABLE attachments ADD COLUMN label TEXT;
+";
+
 /// Every version's statements, in order: a database at version N runs `STEPS[N..]`.
-pub(super) const STEPS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+pub(super) const STEPS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];

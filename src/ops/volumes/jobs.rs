@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use crate::apply::filecon;
 use crate::backend;
 use crate::config::Settings;
+use crate::decide::context::Context;
 use crate::decide::labels::{FileId, Mode};
 use crate::decide::plan::{self, VolumeType};
 use crate::error::{Error, Refusal, Result};
@@ -82,6 +83,8 @@ pub(crate) struct AttachJob {
     pub(super) uuid: String,
     pub(super) vol: Volume,
     pub(super) mode: Mode,
+    /// The disk's own label from its domain XML (the libvirt hook's calls only).
+    pub(super) label: Option<Context>,
     /// The volume as the caller opened it, when it was.
     pub(super) own: Option<OwnedFd>,
 }
@@ -253,6 +256,7 @@ fn stage_attach(
         file,
         via: None,
         host: None,
+        label: job.label.clone(),
     };
     // State first, label second: after a crash in between, a rescan converges. The
     // backing files of an overlay are read by the guest whatever its mode: held `ro`.
@@ -387,6 +391,7 @@ fn finish_attach(
         vol,
         mode,
         own,
+        ..
     } = job;
     relabel_released(store, rec, vol.pool(), &vol.key, &staged.released);
     let settings = rec.settings();

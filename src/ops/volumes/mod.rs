@@ -16,6 +16,7 @@ use super::locate::{self, At, Named, Volume};
 use super::{Caller, access, guest_for, parse_uuid};
 use crate::backend;
 use crate::config::{LvmPoolId, Settings};
+use crate::decide::context::Context;
 use crate::decide::labels::Mode;
 use crate::error::{Error, Refusal, Result};
 use crate::lock;
@@ -112,13 +113,20 @@ pub fn attach_all(
     settings: &Settings,
     caller: Caller,
     guest: &str,
-    volumes: &[(&Path, Mode)],
+    volumes: &[(&Path, Mode, Option<Context>)],
 ) -> Vec<Result<Labeled>> {
     let prepared: Vec<Result<Job>> = volumes
         .iter()
-        .map(|(volume, mode)| {
+        .map(|(volume, mode, label)| {
             let named = locate::name(settings, volume)?;
-            attach_job(settings, caller, guest, named, *mode, false)
+            attach_job(
+                settings,
+                caller,
+                guest,
+                named,
+                (*mode, label.clone()),
+                false,
+            )
         })
         .collect();
     let (jobs, mut answers): (Vec<Job>, Vec<Option<Result<Labeled>>>) = {
@@ -161,7 +169,7 @@ pub(super) fn attach_and_open(
     mode: Mode,
     want_fd: bool,
 ) -> Result<(Labeled, Option<OwnedFd>)> {
-    let job = attach_job(settings, caller, guest, volume, mode, want_fd)?;
+    let job = attach_job(settings, caller, guest, volume, (mode, None), want_fd)?;
     match batcher.run(settings, job) {
         Done::Attached(result) => result,
         Done::Panicked(e) => Err(e),
@@ -200,16 +208,17 @@ pub fn prepare_attach(
     volume: Named,
     mode: Mode,
 ) -> Result<Call> {
-    attach_job(settings, caller, guest, volume, mode, false).map(Call)
+    attach_job(settings, caller, guest, volume, (mode, None), false).map(Call)
 }
 
-/// An attach's job; with `want_fd`, it opens the volume as `caller` for the caller.
+/// An attach's job, in a mode and with the disk's own label when its domain XML gives
+/// one; with `want_fd`, it opens the volume as `caller` for the caller.
 fn attach_job(
     settings: &Settings,
     caller: Caller,
     guest: &str,
     volume: Named,
-    mode: Mode,
+    (mode, label): (Mode, Option<Context>),
     want_fd: bool,
 ) -> Result<Job> {
     let uuid = parse_uuid(guest)?;
@@ -224,6 +233,7 @@ fn attach_job(
         uuid,
         vol,
         mode,
+        label,
         own,
     }))
 }
