@@ -386,3 +386,55 @@ fn a_real_guest_booting_from_a_kernel_or_uefi_in_a_pool_gets_libvirts_labels() {
         assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
     }
 }
+
+#[test]
+fn libvirts_disks_case_on_a_real_guest_gets_libvirts_labels() {
+    // libvirt's disks.xml (tests/securityselinuxlabeldata), its plain, shareable and
+    // readonly disks in a pool, started by a real libvirtd. Its two disks with an
+    // SELinux <seclabel> of their own are tested through the hook only: without its
+    // SELinux driver libvirt refuses them ("Security driver model 'selinux' is not
+    // available"), and these machines cannot load it.
+    let bed = Bed::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bed.pool.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut libvirt = Libvirt::new(&bed.config);
+    let (plain, shared, readonly) = (
+        image(&bed, "plain.raw"),
+        image(&bed, "shared.raw"),
+        image(&bed, "readonly.raw"),
+    );
+    let name = unique("svirt-disks").replace('-', "_");
+    let disk = |file: &Path, dev: &str, extra: &str| {
+        format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/>{extra}<target dev='{dev}' bus='virtio'/></disk>",
+            file.display()
+        )
+    };
+    let out = libvirt.create_xml(
+        &name,
+        &format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{}{}{}</devices></domain>",
+            disk(&plain, "vda", ""),
+            disk(&shared, "vdb", "<shareable/>"),
+            disk(&readonly, "vdc", "<readonly/>")
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let uuid = virsh_ok(&["domuuid", &name]).trim().to_owned();
+    let shown: serde_json::Value =
+        serde_json::from_str(&bed.ok(&["guest", "show", &uuid])).unwrap();
+    let cats = shown["categories"].as_str().unwrap();
+    assert_eq!(label(&plain), Some(image_label(cats)), "plain.raw");
+    assert_eq!(label(&shared).as_deref(), Some(SVIRT_IMAGE), "shared.raw");
+    assert_eq!(
+        label(&readonly).as_deref(),
+        Some(VIRT_CONTENT),
+        "readonly.raw"
+    );
+    virsh_ok(&["destroy", &name]);
+    for f in [&plain, &shared, &readonly] {
+        assert_eq!(label(f).as_deref(), Some(VIRT_IMAGE), "{}", f.display());
+    }
+}
