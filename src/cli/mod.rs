@@ -10,9 +10,17 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::decide::labels::Mode;
 
+/// `--version`: the version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SVIRT_POOL_COMMIT"),
+    ")"
+);
+
 /// Keeps the SELinux labels of virtual-machine storage pools right for sVirt.
 #[derive(Parser, Debug)]
-#[command(name = "svirt-pool", version, about)]
+#[command(name = "svirt-pool", version = VERSION, about)]
 pub struct Cli {
     /// Configuration file [default: $SVIRT_POOL_CONFIG, else /etc/svirt-pool/svirt-pool.toml]
     #[arg(long, global = true, value_name = "PATH")]
