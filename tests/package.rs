@@ -134,6 +134,11 @@ fn the_package_installs_works_upgrades_and_goes_leaving_labels_alone() {
         );
     }
     ok("getent", &["group", "svirt-pool"]);
+    let modules = ok("semodule", &["-l"]);
+    assert!(
+        modules.lines().any(|m| m == "svirt_pool"),
+        "the SELinux module: {modules}"
+    );
     ok(
         "bash",
         &[
@@ -185,6 +190,11 @@ fn the_package_installs_works_upgrades_and_goes_leaving_labels_alone() {
     // Removed: no binary, config and state kept, the label as it was.
     ok("apt-get", &["remove", "-y", "-q", "svirt-pool"]);
     assert!(!exists("/usr/bin/svirt-pool"));
+    let modules = ok("semodule", &["-l"]);
+    assert!(
+        !modules.lines().any(|m| m == "svirt_pool"),
+        "module left: {modules}"
+    );
     assert!(exists("/etc/svirt-pool/svirt-pool.toml") && exists("/var/lib/svirt-pool/state.db"));
     assert_eq!(label(&disk).as_ref(), Some(&held));
 
