@@ -56,8 +56,14 @@ fn main() -> ExitCode {
         Command::LibvirtHook { .. } => Checks::Syntax,
         _ => Checks::Full,
     };
-    let result = Settings::load_with(&config::resolve_path(cli.config.clone()), checks)
-        .and_then(|s| svirt_pool::cli::commands::run(cli.command, s));
+    let result =
+        Settings::load_with(&config::resolve_path(cli.config.clone()), checks).and_then(|s| {
+            let out = svirt_pool::cli::commands::Output {
+                json: cli.json,
+                quiet: cli.quiet,
+            };
+            svirt_pool::cli::commands::run(cli.command, out, s)
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -109,13 +109,36 @@ fn libvirt_hook(s: &Settings, op: &str, subop: &str) -> Result<String> {
     })
 }
 
+/// How results are printed: `--json`, `--quiet`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Output {
+    /// Print the result as JSON.
+    pub json: bool,
+    /// No progress line.
+    pub quiet: bool,
+}
+
+impl Output {
+    /// Prints `value` as JSON with `--json`, else the line `text`.
+    fn say(self, value: serde_json::Value, text: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            return show::print_json(&value);
+        }
+        println!("{}", text());
+        Ok(())
+    }
+}
+
 /// Runs one subcommand with validated settings.
-pub fn run(command: Command, settings: Settings) -> Result<()> {
+pub fn run(command: Command, out: Output, settings: Settings) -> Result<()> {
     let s = &settings;
+    let json = out.json;
     match command {
         Command::Agent => crate::agent::run(settings),
-        Command::Scan { json } => {
-            let r = report::scan(s)?;
+        Command::Scan => {
+            let progress = show::Progress::new(out.quiet || json);
+            let r = report::scan_with(s, &|pool, entries| progress.update(pool, entries))?;
+            progress.finish();
             if json {
                 show::print_json(&r)?;
             } else {
@@ -129,7 +152,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                 false => Err(Error::failed(r.errors.join("\n"))),
             }
         }
-        Command::Cluster(ClusterCommand::Status { json }) => {
+        Command::Cluster(ClusterCommand::Status) => {
             let status = crate::ops::cluster::status(s)?;
             if json {
                 return show::print_json(&status);
@@ -139,23 +162,29 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Cluster(ClusterCommand::Evict { host }) => {
             let e = crate::ops::cluster::evict(s, &host)?;
-            println!(
-                "evicted host {}: {} hold(s) removed, {} shared file(s) relabeled",
-                e.host,
-                e.holds,
-                e.relabeled.len()
-            );
-            Ok(())
+            let value = serde_json::json!({
+                "host": e.host, "holds": e.holds, "relabeled": e.relabeled,
+            });
+            out.say(value, || {
+                format!(
+                    "evicted host {}: {} hold(s) removed, {} shared file(s) relabeled",
+                    e.host,
+                    e.holds,
+                    e.relabeled.len()
+                )
+            })
         }
         Command::Cluster(ClusterCommand::Import) => {
             let i = crate::ops::cluster::import(s)?;
-            println!(
-                "imported {} guest(s) and {} hold(s) of shared pools into the cluster",
-                i.guests, i.holds
-            );
-            Ok(())
+            let value = serde_json::json!({ "guests": i.guests, "holds": i.holds });
+            out.say(value, || {
+                format!(
+                    "imported {} guest(s) and {} hold(s) of shared pools into the cluster",
+                    i.guests, i.holds
+                )
+            })
         }
-        Command::Status { json, all } => {
+        Command::Status { all } => {
             let pools = report::status(s)?;
             if json {
                 return show::print_json(&serde_json::json!({ "pools": pools }));
@@ -163,7 +192,7 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             pools.iter().for_each(|p| super::show::print_pool(p, all));
             Ok(())
         }
-        Command::Verify { pool, json } => {
+        Command::Verify { pool } => {
             let running: Vec<ops::verify::Running> =
                 crate::libvirt::hook::running(&s.libvirt_status_dir)
                     .into_iter()
@@ -206,8 +235,10 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             })
             .unwrap_or_else(|| guests::undefine(s, &uuid, force))?;
             let uuid = ops::parse_uuid(&uuid)?;
-            println!("undefined guest {uuid}; released {released} volume(s)");
-            Ok(())
+            let value = serde_json::json!({ "guest": uuid, "released": released });
+            out.say(value, || {
+                format!("undefined guest {uuid}; released {released} volume(s)")
+            })
         }
         Command::Attach {
             guest,
@@ -217,16 +248,20 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             let mode = mode.into();
             let r = attach(s, &guest, &volume, mode)?;
             let uuid = ops::parse_uuid(&guest)?;
-            let what = r.label.or(r.note).unwrap_or_default();
-            println!("attached {} to guest {uuid} ({mode}): {what}", r.volume);
-            Ok(())
+            let value = serde_json::json!({ "guest": uuid, "mode": mode.as_str(), "result": r });
+            out.say(value, || {
+                let what = r.label.clone().or(r.note.clone()).unwrap_or_default();
+                format!("attached {} to guest {uuid} ({mode}): {what}", r.volume)
+            })
         }
         Command::Detach { guest, volume } => {
             let r = detach(s, &guest, &volume)?;
             let uuid = ops::parse_uuid(&guest)?;
-            let what = r.label.or(r.note).unwrap_or_default();
-            println!("detached {} from guest {uuid}: {what}", r.volume);
-            Ok(())
+            let value = serde_json::json!({ "guest": uuid, "result": r });
+            out.say(value, || {
+                let what = r.label.clone().or(r.note.clone()).unwrap_or_default();
+                format!("detached {} from guest {uuid}: {what}", r.volume)
+            })
         }
         Command::Release { guest } => {
             let released = through_agent(&s.api.socket, async |c| {
@@ -236,19 +271,20 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             })
             .unwrap_or_else(|| volumes::release(s, Caller::current(), &guest))?;
             let uuid = ops::parse_uuid(&guest)?;
-            println!("released {released} volume(s) of guest {uuid}");
-            Ok(())
+            let value = serde_json::json!({ "guest": uuid, "released": released });
+            out.say(value, || {
+                format!("released {released} volume(s) of guest {uuid}")
+            })
         }
         Command::Import { file, pool, name } => {
             let r = import(s, &file, &pool, name.as_deref())?;
-            println!(
-                "imported {} into pool {pool}: {}",
-                r.volume,
-                r.label.unwrap_or_default()
-            );
-            Ok(())
+            let value = serde_json::json!({ "pool": pool, "result": r });
+            out.say(value, || {
+                let label = r.label.clone().unwrap_or_default();
+                format!("imported {} into pool {pool}: {label}", r.volume)
+            })
         }
-        Command::CheckPath { path, guest, json } => {
+        Command::CheckPath { path, guest } => {
             let cwd = std::env::current_dir().map_err(Error::failed)?;
             let check =
                 ops::check_path::check(s, Caller::current(), &cwd.join(&path), guest.as_deref())?;
@@ -273,7 +309,6 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             prefix,
             format,
             state,
-            json,
         }) => {
             let filter = listing::Filter::new(prefix, format, state)
                 .map_err(|e| Error::Usage(format!("--{e}")))?;
@@ -322,18 +357,17 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
                 };
                 lifecycle::create(s, Caller::current(), &pool, &new)
             })?;
-            println!(
-                "created {} in pool {pool}: {}",
-                r.volume,
-                r.label.unwrap_or_default()
-            );
-            Ok(())
+            let value = serde_json::json!({ "pool": pool, "result": r });
+            out.say(value, || {
+                let label = r.label.clone().unwrap_or_default();
+                format!("created {} in pool {pool}: {label}", r.volume)
+            })
         }
         Command::Volume(VolumeCommand::Delete { pool, name }) => {
             through_agent(&s.api.socket, async |c| c.delete_volume(&pool, &name).await)
                 .unwrap_or_else(|| lifecycle::delete(s, Caller::current(), &pool, &name))?;
-            println!("deleted {name} from pool {pool}");
-            Ok(())
+            let value = serde_json::json!({ "pool": pool, "deleted": name });
+            out.say(value, || format!("deleted {name} from pool {pool}"))
         }
         Command::UdevHook => unreachable!("the udev hook runs without full settings"),
         Command::LibvirtHook {
@@ -349,6 +383,13 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Libvirt(LibvirtCommand::Adopt { name, apply, xml }) => {
             use crate::libvirt::adopt;
             let a = adopt::adopt(s, &name, apply)?;
+            if json {
+                let value = serde_json::json!({
+                    "domain": name, "changed": a.after != a.before, "applied": a.applied,
+                    "before": a.before, "after": a.after,
+                });
+                return show::print_json(&value);
+            }
             if xml {
                 print!("{}", a.after);
             } else if a.after == a.before {
@@ -366,7 +407,11 @@ pub fn run(command: Command, settings: Settings) -> Result<()> {
             let (g, _) = guests::show(s, &uuid)?;
             let process: crate::decide::context::Context =
                 g.process_label.parse().map_err(Error::failed)?;
-            print!("{}", crate::libvirt::seclabel::snippet(&process));
+            let snippet = crate::libvirt::seclabel::snippet(&process);
+            if json {
+                return show::print_json(&serde_json::json!({ "seclabel": snippet }));
+            }
+            print!("{snippet}");
             Ok(())
         }
     }

@@ -30,6 +30,14 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Print the result as JSON (every command that prints one).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress line (one is drawn on a terminal while a scan takes long).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -41,11 +49,7 @@ pub enum Command {
     /// Scan every pool, then keep labels right from inotify events until SIGTERM.
     Agent,
     /// Reconcile every pool once and print what was done.
-    Scan {
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Scan,
     /// Define, show, list or undefine guests and their MCS pairs.
     #[command(subcommand)]
     Guest(GuestCommand),
@@ -57,9 +61,6 @@ pub enum Command {
         /// Check for this guest (its label, and write access if it holds the file rw).
         #[arg(long)]
         guest: Option<String>,
-        /// Print the check as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Create or delete volumes of dir pools.
     #[command(subcommand)]
@@ -126,9 +127,6 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Show each pool's volumes, attachments, current and desired labels, and drift.
     Status {
-        /// Print JSON (every volume).
-        #[arg(long)]
-        json: bool,
         /// List every volume, not only attached or drifting ones.
         #[arg(long)]
         all: bool,
@@ -140,9 +138,6 @@ pub enum Command {
         /// Only this pool.
         #[arg(long)]
         pool: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -150,11 +145,7 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
     /// Hosts with their liveness and holds, guests and pairs in use.
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Remove every hold of HOST, whose agent is not alive, once you have fenced it
     /// (powered off, or cut from the shared storage); relabels the shared files it held.
     Evict {
@@ -208,9 +199,6 @@ pub enum VolumeCommand {
         /// Only this state (free, attached, rw, ro, shared, drift).
         #[arg(long)]
         state: Option<String>,
-        /// Print the page as JSON (`volumes` and `next`).
-        #[arg(long)]
-        json: bool,
     },
     /// Create a volume at the root of a dir pool, owned by you, with its resting label.
     Create {

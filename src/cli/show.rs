@@ -73,6 +73,55 @@ pub fn print_volumes(volumes: &[Volume]) {
     }
 }
 
+/// The progress line of a long scan: drawn on stderr when it is a terminal, once the
+/// scan has taken a second (a short scan draws nothing), never with `--quiet` or
+/// `--json`.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    /// A progress line, hidden if `quiet` or stderr is not a terminal.
+    pub fn new(quiet: bool) -> Progress {
+        let shown = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = shown.then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::hidden(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .expect("a valid template"),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// `entries` of `pool` examined so far.
+    pub fn update(&self, pool: &str, entries: u64) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        if bar.is_hidden() && self.started.elapsed() >= std::time::Duration::from_secs(1) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        bar.set_message(format!("pool {pool}: {entries} entries"));
+    }
+
+    /// Clears the line.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Prints what `verify` found: one line per finding, then what was checked.
 pub fn print_verification(v: &crate::ops::verify::Verification) {
     for f in &v.findings {

@@ -33,6 +33,12 @@ pub struct ScanReport {
 
 /// Reconciles every pool once, under the lock.
 pub fn scan(settings: &Settings) -> Result<ScanReport> {
+    scan_with(settings, &|_, _| {})
+}
+
+/// [`scan`], telling `progress` (pool, entries examined so far) every few thousand
+/// entries and once at the end of each pool.
+pub fn scan_with(settings: &Settings, progress: &(dyn Fn(&str, u64) + Sync)) -> Result<ScanReport> {
     let _lock = lock::acquire(&settings.state_dir)?;
     let store = backend::open(settings)?;
     let index = store.holder_index()?;
@@ -45,13 +51,19 @@ pub fn scan(settings: &Settings) -> Result<ScanReport> {
     for (idx, pool) in settings.pools.iter().enumerate() {
         let summary = Mutex::new(Summary::default());
         let errors = Mutex::new(&mut report.errors);
+        let seen = std::sync::atomic::AtomicU64::new(0);
         let result = rec.scan(idx, Path::new(""), &index, &|_, _| {}, &|path, ex| {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n % 4096 == 0 {
+                progress(&pool.name, n);
+            }
             summary.lock().expect("summary").add(ex);
             if let Outcome::Failed(e) = &ex.outcome {
                 let e = format!("{}: {e}", shown(&pool.entry_path(path)));
                 errors.lock().expect("errors").push(e);
             }
         });
+        progress(&pool.name, seen.into_inner());
         let mut summary = summary.into_inner().expect("summary");
         if let Err(e) = result {
             report
