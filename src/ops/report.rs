@@ -54,7 +54,7 @@ pub fn scan_with(settings: &Settings, progress: &(dyn Fn(&str, u64) + Sync)) -> 
         let seen = std::sync::atomic::AtomicU64::new(0);
         let result = rec.scan(idx, Path::new(""), &index, &|_, _| {}, &|path, ex| {
             let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 progress(&pool.name, n);
             }
             summary.lock().expect("summary").add(ex);
