@@ -209,18 +209,7 @@ fn volumes_libvirt_holds_are_never_relabeled_under_a_running_vm() {
     let (held, other) = (bed.file("held.img"), bed.file("other.img"));
     let _agent = bed.agent();
     // What libvirt's SELinux driver does at VM start: remember, then label.
-    for (name, value) in [
-        ("trusted.libvirt.security.selinux", VIRT_IMAGE),
-        ("trusted.libvirt.security.ref_selinux", "1"),
-    ] {
-        rustix::fs::setxattr(
-            &held,
-            name,
-            value.as_bytes(),
-            rustix::fs::XattrFlags::empty(),
-        )
-        .unwrap();
-    }
+    libvirt_remembers(&held, VIRT_IMAGE);
     let running = "system_u:object_r:svirt_image_t:s0:c123,c456";
     set_label(&held, running);
     set_label(&other, "system_u:object_r:etc_t:s0");
@@ -235,12 +224,7 @@ fn volumes_libvirt_holds_are_never_relabeled_under_a_running_vm() {
     assert!(status.contains("held by libvirt"), "{status}");
     // libvirt restores at stop and removes its xattrs: the agent's own labels apply again.
     set_label(&held, "system_u:object_r:svirt_image_t:s0:c1,c2");
-    for name in [
-        "trusted.libvirt.security.selinux",
-        "trusted.libvirt.security.ref_selinux",
-    ] {
-        rustix::fs::removexattr(&held, name).unwrap();
-    }
+    libvirt_forgets(&held);
     assert_label_within_1s(&held, VIRT_IMAGE);
 }
 

@@ -201,18 +201,7 @@ fn each_planted_fault_is_found_and_a_sound_host_reports_nothing() {
     set_label(&disk1, VIRT_IMAGE); // one's disk back at rest while one holds it
     let stale_pair = unused_pair(&[&c1, &c2, &c3, &pair]);
     set_label(&stale, &image_label(&stale_pair));
-    for (name, value) in [
-        ("trusted.libvirt.security.selinux", VIRT_IMAGE),
-        ("trusted.libvirt.security.ref_selinux", "1"),
-    ] {
-        rustix::fs::setxattr(
-            &stale,
-            name,
-            value.as_bytes(),
-            rustix::fs::XattrFlags::empty(),
-        )
-        .unwrap();
-    }
+    libvirt_remembers(&stale, VIRT_IMAGE);
 
     let (code, json) = verify_json(&bed);
     assert_eq!(code, Some(1), "{json:#}");
@@ -261,12 +250,7 @@ fn each_planted_fault_is_found_and_a_sound_host_reports_nothing() {
 
     // Put right: scan restores what the agent owns; libvirt's stale hold is removed by
     // hand (the agent never rewrites a label libvirt holds), then scan rests it too.
-    for name in [
-        "trusted.libvirt.security.selinux",
-        "trusted.libvirt.security.ref_selinux",
-    ] {
-        rustix::fs::removexattr(&stale, name).unwrap();
-    }
+    libvirt_forgets(&stale);
     bed.ok(&["scan"]);
     let (code, json) = verify_json(&bed);
     assert_eq!((code, seen(&json)), (Some(0), Seen::new()), "{json:#}");
@@ -334,18 +318,7 @@ fn a_label_libvirt_keeps_is_stale_once_its_domain_is_gone() {
     .unwrap();
     assert_eq!(label(&disk), Some(image_label("c41,c264")));
     // libvirt's own driver labeled it too (what relabel='yes' does with SELinux on).
-    for (name, value) in [
-        ("trusted.libvirt.security.selinux", VIRT_IMAGE),
-        ("trusted.libvirt.security.ref_selinux", "1"),
-    ] {
-        rustix::fs::setxattr(
-            &disk,
-            name,
-            value.as_bytes(),
-            rustix::fs::XattrFlags::empty(),
-        )
-        .unwrap();
-    }
+    libvirt_remembers(&disk, VIRT_IMAGE);
     // Also a domain libvirt runs that the agent never heard of: checked as a guest.
     let stranger = bed.file("stranger.img");
     let stranger_uuid = new_uuid();

@@ -439,6 +439,15 @@ fn verify_volume(
         access: access.names(),
         message,
     };
+    // A finding about one guest, in one line naming the volume, the guest, what it may
+    // or may not do, and the label.
+    let about = |kind, guest: &Subject, access: Access, what: &str| {
+        let message = format!(
+            "{}: guest {} ({}) {what} (label {label})",
+            volume.path, guest.name, guest.uuid
+        );
+        finding(kind, Some(guest), access, message)
+    };
     // What each holder's mode gives it. An LV node is this host's: another host's
     // holders use their own node of the shared VG.
     let mut granted: HashMap<&str, Access> = HashMap::new();
@@ -467,15 +476,9 @@ fn verify_volume(
             .unwrap_or_default();
         let excess = access.minus(held);
         if excess.any() {
-            let message = format!(
-                "{}: guest {} ({}) may {} it without holding it (label {label})",
-                volume.path,
-                guest.name,
-                guest.uuid,
-                excess.names().join(" and ")
-            );
+            let what = format!("may {} it without holding it", excess.names().join(" and "));
             v.findings
-                .push(finding(Kind::UnheldAccess, Some(guest), excess, message));
+                .push(about(Kind::UnheldAccess, guest, excess, &what));
         }
     }
     let mut holders: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -491,15 +494,12 @@ fn verify_volume(
         let missing = Access::needed(mode).minus(reach.of(label, class)?.each[i]);
         let guest = &reach.subjects[i];
         if missing.any() {
-            let message = format!(
-                "{}: guest {} ({}) holds it {mode} but may not {} it (label {label})",
-                volume.path,
-                guest.name,
-                guest.uuid,
+            let what = format!(
+                "holds it {mode} but may not {} it",
                 missing.names().join(" or ")
             );
             v.findings
-                .push(finding(Kind::HolderDenied, Some(guest), missing, message));
+                .push(about(Kind::HolderDenied, guest, missing, &what));
         }
     }
     let Some(cats) = categories(label).filter(|c| !c.is_empty()) else {

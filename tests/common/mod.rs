@@ -252,6 +252,35 @@ pub fn label(path: &Path) -> Option<String> {
     }
 }
 
+/// The xattrs libvirt's SELinux driver sets on a file it labels for a running domain:
+/// the label it remembered (and will restore) and its reference count.
+const LIBVIRT_REMEMBER: [&str; 2] = [
+    "trusted.libvirt.security.selinux",
+    "trusted.libvirt.security.ref_selinux",
+];
+
+/// Marks `path` as libvirt does when it labels it for a running domain, remembering
+/// `remembered` to restore at stop.
+pub fn libvirt_remembers(path: &Path, remembered: &str) {
+    for (name, value) in LIBVIRT_REMEMBER.iter().zip([remembered, "1"]) {
+        rustix::fs::setxattr(
+            path,
+            *name,
+            value.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap_or_else(|e| panic!("setxattr {name} on {}: {e}", path.display()));
+    }
+}
+
+/// Removes libvirt's remember xattrs from `path`, as libvirt does when it restores.
+pub fn libvirt_forgets(path: &Path) {
+    for name in LIBVIRT_REMEMBER {
+        rustix::fs::removexattr(path, name)
+            .unwrap_or_else(|e| panic!("removexattr {name} on {}: {e}", path.display()));
+    }
+}
+
 /// Sets a label on `path` itself, as `chcon -h` would.
 pub fn set_label(path: &Path, label: &str) {
     let mut value = label.as_bytes().to_vec();
