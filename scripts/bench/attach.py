@@ -76,17 +76,24 @@ def floor_loop(db, i, sock, secs, out):
     out.put((n, 0.0))
 
 
-def run_parallel(target, args_of, clients, secs):
+def run_processes(target, args_list, secs):
+    """One process per args (each called target(*args, secs, queue), putting one
+    result); returns the results and the seconds from the first start to the last."""
     out = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=target, args=args_of(i) + (secs, out)) for i in range(clients)]
+    procs = [multiprocessing.Process(target=target, args=args + (secs, out)) for args in args_list]
     t = time.perf_counter()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
+    return results, time.perf_counter() - t
+
+
+def run_parallel(target, args_of, clients, secs):
+    results, elapsed = run_processes(target, [args_of(i) for i in range(clients)], secs)
     total = sum(n for n, _ in results)
-    return total / (time.perf_counter() - t), total, sum(cpu for _, cpu in results)
+    return total / elapsed, total, sum(cpu for _, cpu in results)
 
 
 def agent_cpu_secs(pid):

@@ -14,7 +14,6 @@ Needs root, etcd and etcdctl (etcd-server, etcd-client) and a release build.
     scripts/bench/cluster.py [--secs 5] [--clients 4] [--attach-clients 1,8] [--no-check-perf]
 """
 import argparse
-import multiprocessing
 import os
 import shutil
 import socket
@@ -32,6 +31,7 @@ from agentproc import Agent  # noqa: E402
 
 sys.path.insert(0, HERE)
 from pools import IMAGES  # noqa: E402
+from attach import run_processes as run  # noqa: E402
 
 
 def free_port():
@@ -108,18 +108,6 @@ def attach_loop(sock, disk, guest, secs, out):
         n += 1
     c.close()
     out.put((n, latencies))
-
-
-def run(target, args_list, secs):
-    out = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=target, args=args + (secs, out)) for args in args_list]
-    t = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    return results, time.perf_counter() - t
 
 
 def p99(values):

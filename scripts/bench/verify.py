@@ -37,10 +37,7 @@ from agentproc import Agent  # noqa: E402
 
 sys.path.insert(0, HERE)
 from pools import IMAGES, make_tree, write_config  # noqa: E402
-
-
-def guest_uuid(i):
-    return "7b2e1d3f-0000-4000-8000-%012d" % i
+from attach import guest_uuid  # noqa: E402
 
 
 def run(binary, config, *args):

@@ -204,6 +204,16 @@ def deputy(sock, pool_dir, root_guest):
     assert not os.path.exists(os.path.join(pool_dir, "mine.qcow2"))
     expect_error(denied, c.attach, UUID1, os.path.join(pool_dir, "on-secret.qcow2"), "ro")
     expect_error(denied, c.delete_volume, "test", "root-only.img")
+    # Nor through libvirt's hook (root's alone): a domain whose disk names a label of
+    # its own would have the agent write any label on any pool file.
+    domain = (
+        "<domain type='kvm'><name>member</name><uuid>%s</uuid><devices>"
+        "<disk type='file' device='disk'><source file='%s'><seclabel model='selinux' "
+        "relabel='yes'><label>system_u:object_r:shadow_t:s0</label></seclabel></source>"
+        "<target dev='vda'/></disk></devices></domain>" % (UUID1, disk))
+    e = expect_error(denied, c.call, "LibvirtHook",
+                     {"op": "prepare", "subop": "begin", "xml": domain})
+    assert e.parameters["method"] == "LibvirtHook", e
     # What it may: read a world-readable file through its own guest.
     r, fd = c.open_volume(UUID1, os.path.join(pool_dir, "public.iso"), "ro")
     assert os.read(fd, 6) == b"public"
